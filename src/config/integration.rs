@@ -1,0 +1,459 @@
+//! One `[[integrations]]` entry: a customer's bucket, how to reach it, and how to read it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{Problem, Schema, SecretCheck, SecretRef};
+use crate::validate::DatePattern;
+
+/// Which records an integration imports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Entity {
+    User,
+    Account,
+}
+
+impl Entity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::User => "user",
+            Entity::Account => "account",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationConfig {
+    /// Unique; used in logs, metrics, the ledger and the STS session name.
+    pub name: String,
+    pub entity: Entity,
+    /// A key of `[schemas]`.
+    pub schema: String,
+    /// `bucket[/prefix]`, `s3://bucket[/prefix]`, or a local folder `file:///srv/drop/acme`
+    /// (`file://drop/acme` is relative to the config file).
+    pub bucket: String,
+    /// S3 API endpoint override (LocalStack, MinIO); path-style addressing is used with it.
+    pub endpoint: Option<String>,
+    /// The bucket's region; discovered with GetBucketLocation when absent.
+    pub region: Option<String>,
+    pub role_arn: Option<String>,
+    /// Written in the file (it is an identifier, not a password) or named by env var; never logged.
+    pub external_id: Option<String>,
+    pub external_id_env: Option<String>,
+    pub access_key_id_env: Option<String>,
+    pub secret_access_key_env: Option<String>,
+    pub session_token_env: Option<String>,
+    /// Java-style pattern, `UnixTimestamp` or `UnixTimestampInMills`.
+    #[serde(default = "default_date_format")]
+    pub date_format: String,
+    /// One product key for every record of this integration.
+    pub product_key: Option<String>,
+    /// Or a column carrying the full product key on each row (then required in every file).
+    pub product_key_column: Option<String>,
+    /// Data rows allowed per file, header excluded. Default 350,000.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: u64,
+    #[serde(default)]
+    pub limits: Limits,
+    pub callback: Option<CallbackConfig>,
+    #[serde(default)]
+    pub csv: CsvConfig,
+}
+
+/// `yyyy-MM-dd'T'HH:mm:ssX`: ISO 8601 in UTC or with an offset, the source document's example.
+fn default_date_format() -> String {
+    "yyyy-MM-dd'T'HH:mm:ssX".to_string()
+}
+
+/// The source document's per-file cap.
+const fn default_max_rows() -> u64 {
+    350_000
+}
+
+/// Caps that keep one hostile file from taking unbounded time, memory or report size.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Bytes of one field. Default 65,536 (64 KiB).
+    pub max_field_bytes: usize,
+    /// Bytes of one record, quoted newlines included; also bounds reader memory.
+    /// Default 1,048,576 (1 MiB).
+    pub max_record_bytes: usize,
+    /// Decompressed bytes of one file (the decompression-bomb cap). Default 2 GiB.
+    pub max_decompressed_bytes: u64,
+    /// Errors listed in `status.txt` before "... and N more". Default 100.
+    pub max_status_errors: usize,
+    /// Errors listed in `errors.csv`. Default 100,000.
+    pub max_listed_errors: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_field_bytes: 64 * 1024,
+            max_record_bytes: 1024 * 1024,
+            max_decompressed_bytes: 2 * 1024 * 1024 * 1024,
+            max_status_errors: 100,
+            max_listed_errors: 100_000,
+        }
+    }
+}
+
+/// The CSV dialect. The default is RFC 4180 with a header row.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CsvConfig {
+    /// Default `,`.
+    pub delimiter: char,
+    /// Default `"`.
+    pub quote: char,
+    /// Escape character inside quoted fields. Default: none, quotes are doubled (RFC 4180).
+    pub escape: Option<char>,
+    /// Whether the first row names the columns. Default true.
+    pub header: bool,
+    /// The column apiNames, in order, for files without a header row.
+    pub columns: Vec<String>,
+}
+
+impl Default for CsvConfig {
+    fn default() -> Self {
+        CsvConfig {
+            delimiter: ',',
+            quote: '"',
+            escape: None,
+            header: true,
+            columns: Vec::new(),
+        }
+    }
+}
+
+/// Where the result is POSTed when a folder is finished.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackConfig {
+    pub url: String,
+    /// Sent as the `x-api-key` header.
+    pub api_key_env: Option<String>,
+    pub api_key_file: Option<String>,
+    /// Attempts per delivery, 1..=6. Default 3.
+    #[serde(default = "default_retry_count")]
+    pub retry_count: u32,
+    /// Per attempt, 1..=180 seconds. Default 20.
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+pub(super) const fn default_retry_count() -> u32 {
+    3
+}
+
+pub(super) const fn default_timeout_seconds() -> u64 {
+    20
+}
+
+/// Where an integration's files live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Local(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl IntegrationConfig {
+    /// Parses `bucket` into a location; `base` resolves relative local folders.
+    pub fn location(&self, base: &Path) -> Result<StoreLocation, String> {
+        if let Some(path) = self.bucket.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err("a local folder needs a path: file:///srv/drop/acme".into());
+            }
+            let path = Path::new(path);
+            return Ok(StoreLocation::Local(if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                base.join(path)
+            }));
+        }
+        let rest = self.bucket.strip_prefix("s3://").unwrap_or(&self.bucket);
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+        if !valid {
+            return Err(format!(
+                "'{bucket}' is not an S3 bucket name (3 to 63 letters, digits, '.', '-')"
+            ));
+        }
+        let prefix = prefix.trim_matches('/');
+        if prefix.split('/').any(|part| part == ".." || part == ".") {
+            return Err("the prefix cannot contain '.' or '..' segments".into());
+        }
+        Ok(StoreLocation::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// The callback key's reference, when a callback is configured.
+    pub fn callback_key(&self, base: &Path) -> Option<SecretRef> {
+        let cb = self.callback.as_ref()?;
+        SecretRef::from_keys(cb.api_key_env.as_ref(), cb.api_key_file.as_ref(), base)
+    }
+
+    pub(super) fn check(
+        &self,
+        schemas: &BTreeMap<String, Schema>,
+        secrets: SecretCheck,
+        problems: &mut Vec<Problem>,
+    ) {
+        let mut report = |key: &str, message: String| {
+            problems.push(Problem::integration(&self.name, key, message));
+        };
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 48
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !name_ok {
+            report(
+                "name",
+                "use 1 to 48 letters, digits, '-', '_' or '.'".into(),
+            );
+        }
+        let schema = schemas.get(&self.schema);
+        if schema.is_none() {
+            let known: Vec<_> = schemas.keys().map(String::as_str).collect();
+            report(
+                "schema",
+                format!(
+                    "no [schemas.{}] (defined: {})",
+                    self.schema,
+                    known.join(", ")
+                ),
+            );
+        }
+        let local = match self.location(Path::new("")) {
+            Ok(location) => matches!(location, StoreLocation::Local(_)),
+            Err(message) => {
+                report("bucket", message);
+                false
+            }
+        };
+        self.check_access(local, secrets, &mut report);
+        if let Err(e) = DatePattern::compile(&self.date_format) {
+            report("date_format", e.to_string());
+        }
+        match (&self.product_key, &self.product_key_column) {
+            (Some(_), Some(_)) => report(
+                "product_key",
+                "set product_key or product_key_column, not both".into(),
+            ),
+            (Some(key), None) if key.trim().is_empty() => {
+                report("product_key", "cannot be empty".into())
+            }
+            (None, Some(column)) if schema.is_some_and(|s| s.get(column).is_some()) => report(
+                "product_key_column",
+                format!("'{column}' is also an attribute of the schema; use another column"),
+            ),
+            _ => {}
+        }
+        if self.max_rows == 0 {
+            report("max_rows", "must be at least 1".into());
+        }
+        self.limits.check(&mut report);
+        self.csv.check(schema, &mut report);
+        if let Some(cb) = &self.callback {
+            check_http_url(&cb.url).unwrap_or_else(|m| report("callback.url", m));
+            check_attempts(cb.retry_count, cb.timeout_seconds, "callback", &mut report);
+            match (&cb.api_key_env, &cb.api_key_file) {
+                (Some(_), Some(_)) => report(
+                    "callback.api_key_env",
+                    "set api_key_env or api_key_file, not both".into(),
+                ),
+                (None, None) => report(
+                    "callback.api_key_env",
+                    "the callback needs its x-api-key: api_key_env or api_key_file".into(),
+                ),
+                _ => {}
+            }
+            if secrets == SecretCheck::Require
+                && let Some(Err(e)) = self.callback_key(Path::new("")).map(|r| r.read())
+            {
+                report("callback.api_key_env", e.to_string());
+            }
+        }
+    }
+
+    fn check_access(
+        &self,
+        local: bool,
+        secrets: SecretCheck,
+        report: &mut impl FnMut(&str, String),
+    ) {
+        let static_keys = self.access_key_id_env.is_some() || self.secret_access_key_env.is_some();
+        let external = self.external_id.is_some() || self.external_id_env.is_some();
+        if local && (self.role_arn.is_some() || static_keys || self.endpoint.is_some()) {
+            report(
+                "bucket",
+                "a local folder takes no role_arn, access keys or endpoint".into(),
+            );
+        }
+        if let Some(arn) = &self.role_arn
+            && !is_role_arn(arn)
+        {
+            report(
+                "role_arn",
+                format!("'{arn}' is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"),
+            );
+        }
+        if self.role_arn.is_some() && static_keys {
+            report(
+                "role_arn",
+                "use role_arn or static access keys, not both".into(),
+            );
+        }
+        if external && self.role_arn.is_none() {
+            report("external_id", "an external ID needs a role_arn".into());
+        }
+        if self.external_id.is_some() && self.external_id_env.is_some() {
+            report(
+                "external_id",
+                "set external_id or external_id_env, not both".into(),
+            );
+        }
+        if static_keys && (self.access_key_id_env.is_none() || self.secret_access_key_env.is_none())
+        {
+            report(
+                "access_key_id_env",
+                "static keys need both access_key_id_env and secret_access_key_env".into(),
+            );
+        }
+        if let Some(endpoint) = &self.endpoint {
+            check_http_url(endpoint).unwrap_or_else(|m| report("endpoint", m));
+        }
+        if secrets == SecretCheck::Require {
+            let named = [
+                ("access_key_id_env", &self.access_key_id_env),
+                ("secret_access_key_env", &self.secret_access_key_env),
+                ("session_token_env", &self.session_token_env),
+                ("external_id_env", &self.external_id_env),
+            ];
+            for (key, var) in named {
+                if let Some(var) = var
+                    && let Err(e) = SecretRef::Env(var.clone()).read()
+                {
+                    report(key, e.to_string());
+                }
+            }
+        }
+    }
+}
+
+impl Limits {
+    fn check(&self, report: &mut impl FnMut(&str, String)) {
+        if self.max_field_bytes == 0 || self.max_record_bytes < self.max_field_bytes {
+            report(
+                "limits.max_record_bytes",
+                "must be at least max_field_bytes, which must be at least 1".into(),
+            );
+        }
+        if self.max_decompressed_bytes == 0 || self.max_status_errors == 0 {
+            report(
+                "limits",
+                "max_decompressed_bytes and max_status_errors must be at least 1".into(),
+            );
+        }
+    }
+}
+
+impl CsvConfig {
+    fn check(&self, schema: Option<&Schema>, report: &mut impl FnMut(&str, String)) {
+        for (key, c) in [
+            ("csv.delimiter", Some(self.delimiter)),
+            ("csv.quote", Some(self.quote)),
+        ]
+        .into_iter()
+        .chain([("csv.escape", self.escape)])
+        {
+            if let Some(c) = c
+                && (!c.is_ascii() || c == '\n' || c == '\r')
+            {
+                report(
+                    key,
+                    format!("{c:?} must be one ASCII character, not a newline"),
+                );
+            }
+        }
+        if self.delimiter == self.quote {
+            report("csv.quote", "the quote cannot be the delimiter".into());
+        }
+        if self.header && !self.columns.is_empty() {
+            report(
+                "csv.columns",
+                "columns name the fields of files without a header; set header = false".into(),
+            );
+        }
+        if !self.header {
+            if !self.columns.iter().any(|c| c == "id") {
+                report(
+                    "csv.columns",
+                    "files without a header need columns = [...] naming every field, `id` included"
+                        .into(),
+                );
+            }
+            if let Some(schema) = schema {
+                for column in &self.columns {
+                    if column != "id" && schema.get(column).is_none() {
+                        report(
+                            "csv.columns",
+                            format!("'{column}' is not an attribute of the schema"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+        if partition.starts_with("aws")
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && resource.strip_prefix("role/").is_some_and(|r| !r.is_empty()))
+}
+
+/// An absolute http(s) URL with a host.
+pub(super) fn check_http_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
+        _ => Err(format!("'{url}' is not an http(s) URL")),
+    }
+}
+
+/// The outbound request bounds of source documents 001/002; keys under `prefix` (or none).
+pub(super) fn check_attempts(
+    retry_count: u32,
+    timeout_seconds: u64,
+    prefix: &str,
+    report: &mut impl FnMut(&str, String),
+) {
+    let key = |name: &str| match prefix {
+        "" => name.to_string(),
+        _ => format!("{prefix}.{name}"),
+    };
+    if !(1..=6).contains(&retry_count) {
+        report(&key("retry_count"), "must be 1 to 6".into());
+    }
+    if !(1..=180).contains(&timeout_seconds) {
+        report(&key("timeout_seconds"), "must be 1 to 180".into());
+    }
+}

@@ -1,0 +1,161 @@
+//! The one TOML file, read strictly and checked as a whole before anything runs.
+//!
+//! Parsing rejects unknown keys, so a typo never falls back to a default silently.
+//! [`Config::check`] then reports every remaining problem at once, each with the integration
+//! and key it belongs to, so an operator fixes the file in one pass. Secrets are never in the
+//! file: keys ending in `_env` or `_file` name where they are ([`SecretRef`]).
+
+mod integration;
+mod problem;
+mod schema;
+mod secret;
+mod service;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use integration::{
+    CallbackConfig, CsvConfig, Entity, IntegrationConfig, Limits, StoreLocation,
+};
+pub use problem::{ConfigError, Problem, Scope};
+pub use schema::{AttributeType, Schema};
+pub use secret::{Secret, SecretError, SecretRef};
+pub use service::{
+    AuthConfig, EventsConfig, HttpBodyFormat, HttpPreset, ScheduleConfig, ServerConfig, SinkConfig,
+    SinkKind, StateConfig,
+};
+
+/// The default config file name, looked up in the working directory.
+pub const DEFAULT_PATH: &str = "dropfolder.toml";
+
+/// The whole configuration, as written in the TOML file (see SPEC.md "Configuration").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Ledger, leases, integration status. Default: `sqlite://dropfolder.db`.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// Where records go. Default: the state database.
+    #[serde(default)]
+    pub sink: Option<SinkConfig>,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub events: Option<EventsConfig>,
+    /// Attribute schemas by name: `apiName = type`.
+    #[serde(default)]
+    pub schemas: BTreeMap<String, Schema>,
+    #[serde(default)]
+    pub integrations: Vec<IntegrationConfig>,
+    /// The directory relative paths in the file are resolved against (the file's own).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// Whether [`Config::check`] also requires every named secret to be readable now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretCheck {
+    /// Offline validation of files needs no secret.
+    Skip,
+    /// `check`, `run` and `watch` need them all.
+    Require,
+}
+
+impl Config {
+    /// Reads and parses `path`; does not [`check`](Config::check) it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::parse(&text, base_dir).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text; relative paths in it will resolve against `base_dir`.
+    pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, String> {
+        let mut config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.base_dir = base_dir;
+        Ok(config)
+    }
+
+    /// Loads and checks in one step: the form every command uses.
+    pub fn load_checked(path: &Path, secrets: SecretCheck) -> Result<Config, ConfigError> {
+        let config = Config::load(path)?;
+        let problems = config.check(secrets);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    /// Every problem in the file, in file order; empty when the config can run.
+    pub fn check(&self, secrets: SecretCheck) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        self.state.check(&mut problems);
+        if let Some(sink) = &self.sink {
+            sink.check(secrets, &mut problems);
+        }
+        self.schedule.check(&mut problems);
+        self.server.check(&mut problems);
+        if let Some(events) = &self.events {
+            events.check(&mut problems);
+        }
+        for (name, schema) in &self.schemas {
+            schema.check(name, &mut problems);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for integration in &self.integrations {
+            if !seen.insert(integration.name.as_str()) {
+                problems.push(Problem::integration(
+                    &integration.name,
+                    "name",
+                    "two integrations have this name; names must be unique",
+                ));
+            }
+            integration.check(&self.schemas, secrets, &mut problems);
+        }
+        problems
+    }
+
+    /// The integration called `name`.
+    pub fn integration(&self, name: &str) -> Option<&IntegrationConfig> {
+        self.integrations.iter().find(|i| i.name == name)
+    }
+
+    /// The schema an integration refers to; present once [`check`](Config::check) passed.
+    pub fn schema_of(&self, integration: &IntegrationConfig) -> Option<&Schema> {
+        self.schemas.get(&integration.schema)
+    }
+
+    /// The sink in effect: the configured one, or the state database.
+    pub fn effective_sink(&self) -> SinkConfig {
+        self.sink
+            .clone()
+            .unwrap_or_else(|| SinkConfig::database(&self.state.url))
+    }
+
+    /// Resolves a path written in the file against the file's directory.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

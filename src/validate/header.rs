@@ -1,0 +1,171 @@
+//! The header row against the schema: every column an apiName (or the product-key column),
+//! `id` present, nothing twice. All header problems are found together, because a customer
+//! fixes them in one edit.
+
+use std::fmt;
+
+use csv_async::StringRecord;
+
+use super::escape::quoted;
+use super::rules::{FileRules, ProductKey};
+use crate::config::AttributeType;
+
+/// What a column is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Id(AttributeType),
+    ProductKey,
+    Attribute(AttributeType),
+}
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub role: Role,
+}
+
+/// The columns of one file, in file order.
+#[derive(Debug, Clone)]
+pub struct ColumnPlan {
+    pub columns: Vec<Column>,
+    pub id_index: usize,
+    pub product_key_index: Option<usize>,
+}
+
+/// One header problem, worded as the source document words them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderProblem {
+    Unknown {
+        name: String,
+        suggestion: Option<String>,
+    },
+    Missing(String),
+    Duplicate(String),
+    EmptyName {
+        position: usize,
+    },
+}
+
+impl fmt::Display for HeaderProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderProblem::Unknown { name, suggestion } => {
+                write!(f, "Unknown Column: {}", quoted(name))?;
+                match suggestion {
+                    Some(s) => write!(f, " (did you mean {}?)", quoted(s)),
+                    None => Ok(()),
+                }
+            }
+            HeaderProblem::Missing(name) => write!(f, "Missing required Column: {}", quoted(name)),
+            HeaderProblem::Duplicate(name) => write!(f, "Duplicate Column: {}", quoted(name)),
+            HeaderProblem::EmptyName { position } => {
+                write!(f, "Empty Column name at position {position}")
+            }
+        }
+    }
+}
+
+impl ColumnPlan {
+    /// Plans the columns named by `names` (the header row, or `csv.columns`).
+    pub fn new<'n>(
+        names: impl IntoIterator<Item = &'n str>,
+        rules: &FileRules,
+    ) -> Result<ColumnPlan, Vec<HeaderProblem>> {
+        let key_column = match &rules.product_key {
+            ProductKey::Column(name) => Some(name.as_str()),
+            _ => None,
+        };
+        let mut problems = Vec::new();
+        let mut columns: Vec<Column> = Vec::new();
+        for (position, name) in names.into_iter().enumerate() {
+            let role = if name == "id" {
+                Some(Role::Id(
+                    rules.schema.get("id").unwrap_or(AttributeType::String),
+                ))
+            } else if Some(name) == key_column {
+                Some(Role::ProductKey)
+            } else {
+                rules.schema.get(name).map(Role::Attribute)
+            };
+            if columns.iter().any(|c| c.name == name) {
+                problems.push(HeaderProblem::Duplicate(name.to_string()));
+            } else if name.is_empty() {
+                problems.push(HeaderProblem::EmptyName {
+                    position: position + 1,
+                });
+            } else if role.is_none() {
+                problems.push(HeaderProblem::Unknown {
+                    name: name.to_string(),
+                    suggestion: suggest(name, rules),
+                });
+            }
+            columns.push(Column {
+                name: name.to_string(),
+                role: role.unwrap_or(Role::Attribute(AttributeType::String)),
+            });
+        }
+        let find = |role: fn(&Role) -> bool| columns.iter().position(|c| role(&c.role));
+        let id_index = find(|r| matches!(r, Role::Id(_)));
+        let product_key_index = find(|r| *r == Role::ProductKey);
+        if id_index.is_none() {
+            problems.push(HeaderProblem::Missing("id".into()));
+        }
+        if let (Some(name), None) = (key_column, product_key_index) {
+            problems.push(HeaderProblem::Missing(name.to_string()));
+        }
+        match id_index {
+            Some(id_index) if problems.is_empty() => Ok(ColumnPlan {
+                columns,
+                id_index,
+                product_key_index,
+            }),
+            _ => Err(problems),
+        }
+    }
+
+    /// Plans from a header record. Names are matched exactly: `' email'` is unknown, and
+    /// the suggestion shows the customer the stray space.
+    pub fn from_header(
+        header: &StringRecord,
+        rules: &FileRules,
+    ) -> Result<ColumnPlan, Vec<HeaderProblem>> {
+        ColumnPlan::new(header.iter(), rules)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.columns.len()
+    }
+}
+
+/// The known name an unknown column most likely meant: same letters in another case, or a
+/// small edit away. Header drift (a renamed or mistyped apiName) is the commonest mistake.
+fn suggest(name: &str, rules: &FileRules) -> Option<String> {
+    let known = rules
+        .schema
+        .names()
+        .chain(std::iter::once("id"))
+        .chain(match &rules.product_key {
+            ProductKey::Column(c) => Some(c.as_str()),
+            _ => None,
+        });
+    let lower = name.to_lowercase();
+    let mut best: Option<(usize, &str)> = None;
+    for candidate in known {
+        let distance = if candidate.to_lowercase() == lower {
+            0
+        } else {
+            strsim::levenshtein(&lower, &candidate.to_lowercase())
+        };
+        let close_enough = distance <= 2.max(candidate.chars().count() / 4);
+        if close_enough && best.is_none_or(|(d, _)| distance < d) {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, c)| c.to_string())
+}
+
+/// `Parsing Errors:[ a, b ]`, the source document's form.
+pub fn parsing_errors(problems: &[HeaderProblem]) -> String {
+    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    format!("Parsing Errors:[ {} ]", list.join(", "))
+}

@@ -1,0 +1,29 @@
+//! The hot path: one gzipped CSV file judged against an integration's schema, streaming.
+//!
+//! ```text
+//! source ─▶ decode (own task: gzip, byte cap) ─▶ input (record cap, quote pairs)
+//!        ─▶ csv-async records ─▶ header plan ─▶ typed cells ─▶ Row ─▶ RowConsumer
+//! ```
+//! Memory is bounded whatever the file: chunks in flight, one record buffer (at most
+//! `max_record_bytes`), one cell buffer, and the first `max_status_errors` messages. A file
+//! with any error is rejected whole, so the consumer gets rows only while there is none.
+
+mod cell;
+mod date;
+mod decode;
+mod escape;
+mod header;
+mod input;
+mod pipeline;
+mod report;
+mod row;
+mod rules;
+
+pub use date::{DatePattern, PatternError};
+pub use decode::DecodeError;
+pub use escape::{escape, quoted};
+pub use header::HeaderProblem;
+pub use pipeline::{FileFailure, validate};
+pub use report::{ErrorList, ErrorListener, FileError, FileReport};
+pub use row::{CountRows, Row, RowConsumer, Value, rfc3339, write_json_str, write_json_value};
+pub use rules::{FileRules, ProductKey, RulesError};

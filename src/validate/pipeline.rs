@@ -1,0 +1,308 @@
+//! The loop of the hot path: decoded bytes → CSV records → header plan → typed cells → rows
+//! for the consumer. One record buffer and one cell buffer are reused for the whole file.
+
+use std::io;
+use std::time::Instant;
+
+use csv_async::{AsyncReader, AsyncReaderBuilder, ErrorKind, StringRecord};
+use tokio::io::AsyncRead;
+
+use super::cell::{self, Cell};
+use super::decode::{self, DecodedReader};
+use super::header::{ColumnPlan, Role, parsing_errors};
+use super::input::{MeteredInput, RecordTooLong};
+use super::report::{ErrorList, ErrorListener, FileError, FileReport, expected_message};
+use super::row::{Row, RowConsumer};
+use super::rules::FileRules;
+
+/// The CSV parser's read buffer.
+const PARSER_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Why a file has no verdict: nothing about its content, so it is retried later.
+#[derive(Debug, thiserror::Error)]
+pub enum FileFailure<E: std::error::Error + 'static> {
+    #[error("reading the file failed: {0}")]
+    Source(#[source] io::Error),
+    #[error("the sink refused a row: {0}")]
+    Consumer(#[source] E),
+}
+
+type Csv = AsyncReader<MeteredInput<DecodedReader>>;
+
+/// What reading the next record gave.
+enum Next {
+    Record,
+    End,
+    /// A bad record; reading goes on.
+    Invalid(FileError),
+    /// The stream cannot be read further.
+    Fatal(FileError),
+}
+
+/// Validates one file, handing its rows to `consumer` while it has no error.
+pub async fn validate<R, C>(
+    rules: &FileRules,
+    name: &str,
+    source: R,
+    consumer: &mut C,
+    listener: Option<Box<dyn ErrorListener>>,
+) -> Result<FileReport, FileFailure<C::Error>>
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    C: RowConsumer,
+{
+    let started = Instant::now();
+    let limits = &rules.limits;
+    let (decoded, progress) = decode::spawn(source, limits.max_decompressed_bytes);
+    let paired_quotes = rules.csv.escape.is_none().then_some(rules.csv.quote as u8);
+    let input = MeteredInput::new(
+        decoded,
+        limits.max_record_bytes,
+        PARSER_BUFFER_BYTES,
+        paired_quotes,
+    );
+    let mut csv = AsyncReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(rules.csv.delimiter as u8)
+        .quote(rules.csv.quote as u8)
+        .escape(rules.csv.escape.map(|c| c as u8))
+        .double_quote(rules.csv.escape.is_none())
+        .buffer_capacity(PARSER_BUFFER_BYTES)
+        .create_reader(input);
+    let mut errors = ErrorList::new(limits.max_status_errors, listener);
+    let mut rows = 0;
+    let result = read_file(rules, &mut csv, consumer, &mut errors, &mut rows).await;
+    let report = FileReport {
+        name: name.to_string(),
+        rows,
+        compressed_bytes: progress.compressed(),
+        decompressed_bytes: progress.decompressed(),
+        elapsed: started.elapsed(),
+        errors,
+    };
+    result.map(|()| report)
+}
+
+async fn read_file<C: RowConsumer>(
+    rules: &FileRules,
+    csv: &mut Csv,
+    consumer: &mut C,
+    errors: &mut ErrorList,
+    rows: &mut u64,
+) -> Result<(), FileFailure<C::Error>> {
+    let mut record = StringRecord::new();
+    let plan = if rules.csv.header {
+        match next(csv, &mut record, None)
+            .await
+            .map_err(FileFailure::Source)?
+        {
+            Next::Record => ColumnPlan::from_header(&record, rules),
+            Next::End => {
+                errors.push(FileError::file("the file has no header row: it is empty"));
+                return Ok(());
+            }
+            Next::Invalid(e) | Next::Fatal(e) => {
+                errors.push(e);
+                return Ok(());
+            }
+        }
+    } else {
+        ColumnPlan::new(rules.csv.columns.iter().map(String::as_str), rules)
+    };
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(problems) => {
+            errors.push(FileError::file(parsing_errors(&problems)));
+            return Ok(());
+        }
+    };
+    let mut cells = vec![Cell::Absent; plan.len()];
+    let mut last_line = 1;
+    loop {
+        let line = match next(csv, &mut record, Some(&plan))
+            .await
+            .map_err(FileFailure::Source)?
+        {
+            Next::End => break,
+            Next::Fatal(e) => {
+                errors.push(e);
+                return Ok(());
+            }
+            Next::Invalid(e) => {
+                *rows += 1;
+                errors.push(e);
+                continue;
+            }
+            Next::Record => {
+                let start = record.position().map_or(0, |p| p.byte());
+                csv.get_mut().line_at(start)
+            }
+        };
+        last_line = line;
+        *rows += 1;
+        if *rows > rules.max_rows {
+            errors.push(FileError::line(
+                line,
+                format!(
+                    "more than {} data rows, the limit per file (max_rows); the file was not read further",
+                    rules.max_rows
+                ),
+            ));
+            return Ok(());
+        }
+        let row_ok = check_row(rules, &plan, &record, line, &mut cells, errors);
+        if row_ok && errors.is_empty() {
+            let row = Row {
+                line,
+                record: &record,
+                plan: &plan,
+                cells: &cells,
+                fixed_product_key: rules.fixed_product_key(),
+            };
+            consumer.accept(&row).await.map_err(FileFailure::Consumer)?;
+        }
+    }
+    if !csv.get_ref().quotes_balanced() {
+        // An unclosed quote runs to the end, so it opened in the last record read.
+        errors.push(FileError::line(
+            last_line,
+            format!(
+                "a quoted field is not closed: the file has an odd number of {} characters \
+             (a quote inside a field must be doubled, and such a field quoted)",
+                rules.csv.quote
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks every cell of a record, filling `cells`; false if any was wrong.
+fn check_row(
+    rules: &FileRules,
+    plan: &ColumnPlan,
+    record: &StringRecord,
+    line: u64,
+    cells: &mut [Cell],
+    errors: &mut ErrorList,
+) -> bool {
+    if record.len() != plan.len() {
+        let source = if rules.csv.header {
+            "the header"
+        } else {
+            "csv.columns"
+        };
+        errors.push(FileError::line(
+            line,
+            format!("{} fields, but {source} has {}", record.len(), plan.len()),
+        ));
+        return false;
+    }
+    let mut ok = true;
+    for (i, (column, field)) in plan.columns.iter().zip(record.iter()).enumerate() {
+        if field.len() > rules.limits.max_field_bytes {
+            errors.push(FileError::cell(
+                line,
+                &column.name,
+                None,
+                format!(
+                    "field longer than {} bytes (limits.max_field_bytes)",
+                    rules.limits.max_field_bytes
+                ),
+            ));
+            ok = false;
+            continue;
+        }
+        let parsed = match column.role {
+            Role::Attribute(ty) => cell::parse(field, ty, &rules.dates),
+            Role::Id(_) | Role::ProductKey if field.is_empty() => {
+                let what = if column.role == Role::ProductKey {
+                    "a product key"
+                } else {
+                    "an id"
+                };
+                errors.push(FileError::cell(
+                    line,
+                    &column.name,
+                    None,
+                    format!("is empty; every row needs {what}"),
+                ));
+                ok = false;
+                continue;
+            }
+            // An id is kept as text; a numeric id must still be a number.
+            Role::Id(ty) => cell::parse(field, ty, &rules.dates).map(|_| Cell::Text),
+            Role::ProductKey => Ok(Cell::Text),
+        };
+        match parsed {
+            Ok(cell) => cells[i] = cell,
+            Err(expected) => {
+                errors.push(FileError::cell(
+                    line,
+                    &column.name,
+                    Some(field),
+                    expected_message(expected, &rules.dates),
+                ));
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
+/// Reads the next record and says what it was. `Err` only for a source that failed to read.
+async fn next(
+    csv: &mut Csv,
+    record: &mut StringRecord,
+    plan: Option<&ColumnPlan>,
+) -> Result<Next, io::Error> {
+    let start = csv.position().byte();
+    let start_line = csv.get_mut().line_at(start);
+    let result = csv.read_record(record).await;
+    csv.get_mut().record_done();
+    let error = match result {
+        Ok(true) => return Ok(Next::Record),
+        Ok(false) => return Ok(Next::End),
+        Err(error) => error,
+    };
+    Ok(match error.kind() {
+        ErrorKind::Utf8 { pos, err } => {
+            let line = match pos {
+                Some(pos) => csv.get_mut().line_at(pos.byte()),
+                None => start_line,
+            };
+            let message = format!(
+                "is not valid UTF-8 (at byte {} of the value)",
+                err.valid_up_to() + 1
+            );
+            match plan.and_then(|p| p.columns.get(err.field())) {
+                Some(column) => Next::Invalid(FileError::cell(line, &column.name, None, message)),
+                None => Next::Fatal(FileError::line(
+                    line,
+                    format!("the header, field {}, {message}", err.field() + 1),
+                )),
+            }
+        }
+        ErrorKind::Io(io_error) => {
+            if let Some(too_long) = io_error
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<RecordTooLong>())
+            {
+                Next::Fatal(FileError::line(
+                    start_line,
+                    format!(
+                        "a record longer than {} bytes (limits.max_record_bytes); the file was not read further",
+                        too_long.limit
+                    ),
+                ))
+            } else if let Some(decode_error) = decode::decode_error(io_error)
+                && decode_error.is_content()
+            {
+                Next::Fatal(FileError::file(decode_error.to_string()))
+            } else {
+                return Err(io::Error::new(io_error.kind(), io_error.to_string()));
+            }
+        }
+        _ => Next::Fatal(FileError::line(start_line, error.to_string())),
+    })
+}

@@ -1,0 +1,413 @@
+//! The validator against a corpus of valid and hostile files: every case asserts the verdict
+//! and the message a customer would read, and none may panic or run away with memory.
+
+mod common;
+
+use common::{check_bytes, check_csv, gzip, messages, rules, rules_with};
+use dropfolder::status::status_text;
+
+const HEADER: &str = "id,email,signUpDate,score,isTrial\n";
+
+fn csv(rows: &[&str]) -> String {
+    let mut text = HEADER.to_string();
+    for row in rows {
+        text.push_str(row);
+        text.push('\n');
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_valid_file_hands_over_typed_rows() {
+    let (report, rows) = check_csv(
+        &rules(),
+        &csv(&[
+            "u1,a@example.com,2021-02-28,12345.60,TRUE",
+            "u2,,2021-03-01,-7,false",
+            "u3,\"Smith, \"\"Jo\"\"\",,,",
+        ]),
+    )
+    .await;
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    assert_eq!(report.rows, 3);
+    assert_eq!(
+        rows,
+        [
+            r#"u1||{"email":"a@example.com","signUpDate":"2021-02-28T00:00:00Z","score":12345.6,"isTrial":true}"#,
+            r#"u2||{"signUpDate":"2021-03-01T00:00:00Z","score":-7,"isTrial":false}"#,
+            r#"u3||{"email":"Smith, \"Jo\""}"#,
+        ]
+    );
+    assert_eq!(
+        status_text(&[report], &[]),
+        "SUCCESS\n3 records were uploaded\n"
+    );
+}
+
+#[tokio::test]
+async fn crlf_bom_and_quoted_newlines_are_fine_and_lines_are_physical() {
+    let text =
+        "\u{feff}id,email,signUpDate\r\nu1,\"two\r\nlines\",2021-01-01\r\nu2,x,2021-13-01\r\n";
+    let (report, _) = check_csv(&rules(), text).await;
+    // The record of u2 starts on physical line 4, after the quoted line break.
+    assert_eq!(
+        messages(&report),
+        ["line 4, column 'signUpDate': '2021-13-01' is not a date in format yyyy-MM-dd"]
+    );
+    let (report, rows) = check_csv(&rules(), &text.replace("2021-13-01", "2021-12-01")).await;
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    assert_eq!(
+        rows[0],
+        r#"u1||{"email":"two\r\nlines","signUpDate":"2021-01-01T00:00:00Z"}"#
+    );
+}
+
+#[tokio::test]
+async fn multi_member_gzip_is_read_to_the_end() {
+    let mut bytes = gzip(csv(&["u1,a@x.com,,,"]).as_bytes());
+    bytes.extend(gzip(b"u2,b@x.com,,,\n"));
+    bytes.extend(gzip(b"u3,c@x.com,,,\n"));
+    let (report, rows) = check_bytes(&rules(), bytes).await;
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    assert_eq!(rows.len(), 3);
+}
+
+#[tokio::test]
+async fn broken_gzip_is_named_precisely() {
+    let good = gzip(csv(&["u1,a@x.com,,,"; 50]).as_bytes());
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "empty",
+            Vec::new(),
+            "the file is empty (0 bytes); expected gzip-compressed CSV",
+        ),
+        (
+            "plain csv",
+            csv(&["u1,a@x.com,,,"]).into_bytes(),
+            "not gzip data (it starts with 'id,email,signUpD'): compress the CSV with gzip and name it .csv.gz",
+        ),
+        (
+            "truncated",
+            good[..good.len() / 2].to_vec(),
+            "the gzip data ends early",
+        ),
+        (
+            "no footer",
+            good[..good.len() - 4].to_vec(),
+            "the gzip data ends early",
+        ),
+        (
+            "trailing garbage",
+            [good.clone(), b"garbage after the end".to_vec()].concat(),
+            "data after the end of the gzip stream",
+        ),
+        (
+            "corrupt crc",
+            {
+                let mut b = good.clone();
+                let n = b.len();
+                b[n - 6] ^= 0xff;
+                b
+            },
+            "the gzip data is corrupt",
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        let (report, rows) = check_bytes(&rules(), bytes).await;
+        let found = messages(&report);
+        assert!(!report.is_valid(), "{name} must be rejected");
+        assert!(
+            found.len() == 1 && found[0].starts_with(expected),
+            "{name}: {found:?}"
+        );
+        assert!(rows.len() <= 50, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn empty_and_header_only_files() {
+    let (report, _) = check_bytes(&rules(), gzip(b"")).await;
+    assert_eq!(
+        messages(&report),
+        ["the file has no header row: it is empty"]
+    );
+    let (report, rows) = check_csv(&rules(), HEADER).await;
+    assert!(report.is_valid() && rows.is_empty());
+    assert_eq!(
+        status_text(&[report], &[]),
+        "SUCCESS\n0 records were uploaded\n"
+    );
+}
+
+#[tokio::test]
+async fn header_problems_are_listed_together_in_the_source_documents_form() {
+    let (report, rows) = check_csv(&rules(), "emial,flantana_carteret,Score\nx,y,1\n").await;
+    assert!(rows.is_empty());
+    assert_eq!(
+        messages(&report),
+        [
+            "Parsing Errors:[ Unknown Column: 'emial' (did you mean 'email'?), Unknown Column: 'flantana_carteret', Unknown Column: 'Score' (did you mean 'score'?), Missing required Column: 'id' ]"
+        ]
+    );
+    let (report, _) = check_csv(&rules(), "id,email,email\n1,a,b\n").await;
+    assert_eq!(
+        messages(&report),
+        ["Parsing Errors:[ Duplicate Column: 'email' ]"]
+    );
+    let (report, _) = check_csv(&rules(), "id,,email\n1,a,b\n").await;
+    assert_eq!(
+        messages(&report),
+        ["Parsing Errors:[ Empty Column name at position 2 ]"]
+    );
+    let (report, _) = check_csv(&rules(), "id, email\n1,a\n").await;
+    assert_eq!(
+        messages(&report),
+        ["Parsing Errors:[ Unknown Column: ' email' (did you mean 'email'?) ]"]
+    );
+}
+
+#[tokio::test]
+async fn cell_errors_name_line_column_and_value() {
+    let (report, rows) = check_csv(
+        &rules(),
+        &csv(&[
+            "u1,a@x.com,2021-02-28,1,true",
+            ",b@x.com,,,",
+            "u3,,2021-02-30,,",
+            "u4,,,\"12,345.60\",",
+            "u5,,,NaN,",
+            "u6,,,Infinity,",
+            "u7,,,,yes",
+            "u8,,,,1",
+            "u9,,,1 000,",
+        ]),
+    )
+    .await;
+    assert!(
+        rows.len() <= 1,
+        "rows after the first error are not handed over: {rows:?}"
+    );
+    assert_eq!(
+        messages(&report),
+        [
+            "line 3, column 'id': is empty; every row needs an id",
+            "line 4, column 'signUpDate': '2021-02-30' is not a date in format yyyy-MM-dd",
+            "line 5, column 'score': '12,345.60' is not a number (digits with '.' for decimals, no thousands separators)",
+            "line 6, column 'score': 'NaN' is not a number (digits with '.' for decimals, no thousands separators)",
+            "line 7, column 'score': 'Infinity' is not a number (digits with '.' for decimals, no thousands separators)",
+            "line 8, column 'isTrial': 'yes' is not a boolean (true or false)",
+            "line 9, column 'isTrial': '1' is not a boolean (true or false)",
+            "line 10, column 'score': '1 000' is not a number (digits with '.' for decimals, no thousands separators)",
+        ]
+    );
+    assert_eq!(report.rows, 9);
+}
+
+#[tokio::test]
+async fn ragged_rows_and_invalid_utf8_do_not_stop_the_reading() {
+    let mut text = csv(&["u1,a,,,", "u2,b", "u3,c,,,,,"]).into_bytes();
+    text.extend(b"u4,caf\xe9,,,\n");
+    text.extend(b"u5,ok,,,\n");
+    let (report, _) = check_bytes(&rules(), gzip(&text)).await;
+    assert_eq!(
+        messages(&report),
+        [
+            "line 3: 2 fields, but the header has 5",
+            "line 4: 7 fields, but the header has 5",
+            "line 5, column 'email': is not valid UTF-8 (at byte 4 of the value)",
+        ]
+    );
+    assert_eq!(report.rows, 5);
+}
+
+#[tokio::test]
+async fn an_unterminated_quote_is_an_error() {
+    let (report, _) = check_csv(
+        &rules(),
+        &csv(&["u1,a,,,", "u2,\"never closed,,,", "u3,c,,,"]),
+    )
+    .await;
+    // The unclosed quote swallows the rest of the file into line 3's record, so that record
+    // is also short of fields; both messages point at the line to fix.
+    assert_eq!(
+        messages(&report),
+        [
+            "line 3: 2 fields, but the header has 5",
+            "line 3: a quoted field is not closed: the file has an odd number of \" characters (a quote inside a field must be doubled, and such a field quoted)",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn hostile_values_cannot_forge_status_lines() {
+    let (report, _) = check_csv(
+        &rules(),
+        &csv(&["u1,,\"2021-01-01\nSUCCESS\n4155 records were uploaded\",,"]),
+    )
+    .await;
+    let text = status_text(&[report], &[]);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.starts_with(
+            "ERROR\nusers.csv.gz: line 2, column 'signUpDate': '2021-01-01\\nSUCCESS\\n4155 records"
+        ),
+        "{text}"
+    );
+    let long = "9".repeat(10_000);
+    let (report, _) = check_csv(&rules(), &csv(&[&format!("u1,,,{long}x,")])).await;
+    let shown = &messages(&report)[0];
+    assert!(shown.len() < 250, "{shown}");
+}
+
+#[tokio::test]
+async fn errors_are_capped_in_the_status_and_counted_in_full() {
+    let bad: Vec<String> = (0..150).map(|i| format!("u{i},,,x,")).collect();
+    let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+    let (report, _) = check_csv(&rules(), &csv(&bad)).await;
+    assert_eq!(report.errors.total, 150);
+    assert_eq!(report.errors.first.len(), 100);
+    let text = status_text(&[report], &[]);
+    assert!(text.ends_with("users.csv.gz: ... and 50 more\n"), "{text}");
+    assert_eq!(text.lines().count(), 102);
+}
+
+#[tokio::test]
+async fn the_row_cap_is_exact() {
+    let mut text = String::from("id\n");
+    for i in 0..350_000 {
+        text.push_str(&format!("{i}\n"));
+    }
+    let (report, rows) = check_csv(&rules(), &text).await;
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    assert_eq!((report.rows, rows.len()), (350_000, 350_000));
+    text.push_str("350000\n");
+    let (report, _) = check_csv(&rules(), &text).await;
+    assert_eq!(
+        messages(&report),
+        [
+            "line 350002: more than 350000 data rows, the limit per file (max_rows); the file was not read further"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_64_mib_field_is_refused_without_holding_it() {
+    let mut text = b"id,email\nu1,\"".to_vec();
+    text.extend(std::iter::repeat_n(b'a', 64 * 1024 * 1024));
+    text.extend(b"\"\n");
+    let (report, rows) = check_bytes(&rules(), gzip(&text)).await;
+    assert!(rows.is_empty());
+    assert_eq!(
+        messages(&report),
+        [
+            "line 2: a record longer than 1048576 bytes (limits.max_record_bytes); the file was not read further"
+        ]
+    );
+    // It stopped soon after the cap instead of decompressing everything.
+    assert!(
+        report.decompressed_bytes < 8 * 1024 * 1024,
+        "{}",
+        report.decompressed_bytes
+    );
+}
+
+#[tokio::test]
+async fn a_field_over_the_field_cap_is_a_cell_error() {
+    let rules = rules_with("limits = { max_field_bytes = 10 }");
+    let (report, _) = check_csv(&rules, &csv(&["u1,0123456789a,,,", "u2,0123456789,,,"])).await;
+    assert_eq!(
+        messages(&report),
+        ["line 2, column 'email': field longer than 10 bytes (limits.max_field_bytes)"]
+    );
+}
+
+/// Gigabytes of zeros in 1,000 gzip members of 4 MiB each: a few MB on disk.
+fn zero_bomb() -> Vec<u8> {
+    let member = gzip(&vec![0u8; 4 * 1024 * 1024]);
+    let mut bomb = gzip(b"id,email\n");
+    for _ in 0..1000 {
+        bomb.extend_from_slice(&member);
+    }
+    bomb
+}
+
+#[tokio::test]
+async fn a_decompression_bomb_ends_in_an_error_not_gigabytes() {
+    let (report, _) = check_bytes(&rules(), zero_bomb()).await;
+    assert_eq!(
+        messages(&report),
+        [
+            "line 2: a record longer than 1048576 bytes (limits.max_record_bytes); the file was not read further"
+        ]
+    );
+    assert!(
+        report.decompressed_bytes < 16 * 1024 * 1024,
+        "{}",
+        report.decompressed_bytes
+    );
+
+    // Rows that are each fine still meet the decompressed-bytes cap.
+    let rules = rules_with("limits = { max_decompressed_bytes = 1000000 }");
+    let row = format!("u,{}\n", "a".repeat(1000));
+    let member = gzip(row.repeat(1000).as_bytes());
+    let mut bomb = gzip(b"id,email\n");
+    for _ in 0..100 {
+        bomb.extend_from_slice(&member);
+    }
+    let (report, _) = check_bytes(&rules, bomb).await;
+    assert_eq!(
+        messages(&report),
+        [
+            "more than 1000000 bytes when decompressed (limits.max_decompressed_bytes); not read further"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn product_keys_from_a_column_or_fixed() {
+    let rules = rules_with("product_key_column = \"productKey\"");
+    let (report, rows) = check_csv(
+        &rules,
+        "id,productKey,email\nu1,AP-XXXXXXXXXX-2-1,a\nu2,,b\n",
+    )
+    .await;
+    assert_eq!(
+        messages(&report),
+        ["line 3, column 'productKey': is empty; every row needs a product key"]
+    );
+    assert_eq!(rows, [r#"u1|AP-XXXXXXXXXX-2-1|{"email":"a"}"#]);
+    let (report, _) = check_csv(&rules, "id,email\nu1,a\n").await;
+    assert_eq!(
+        messages(&report),
+        ["Parsing Errors:[ Missing required Column: 'productKey' ]"]
+    );
+
+    let rules = rules_with("product_key = \"AP-FIXED-1-1\"");
+    let (_, rows) = check_csv(&rules, "id\nu1\n").await;
+    assert_eq!(rows, ["u1|AP-FIXED-1-1|{}"]);
+}
+
+#[tokio::test]
+async fn other_dialects_and_date_formats() {
+    let rules = rules_with(
+        "csv = { delimiter = \";\", header = false, columns = [\"id\", \"signUpDate\"] }\ndate_format = \"UnixTimestamp\"",
+    );
+    let (report, rows) = check_csv(&rules, "u1;1624629342\nu2;\n").await;
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    assert_eq!(
+        rows,
+        [r#"u1||{"signUpDate":"2021-06-25T13:55:42Z"}"#, "u2||{}"]
+    );
+
+    let rules = rules_with("csv = { escape = \"\\\\\" }\ndate_format = \"YYYYMMDD\"");
+    let (report, rows) = check_csv(
+        &rules,
+        "id,email,signUpDate\nu1,\"say \\\"hi\\\"\",20211225\n",
+    )
+    .await;
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    assert_eq!(
+        rows,
+        [r#"u1||{"email":"say \"hi\"","signUpDate":"2021-12-25T00:00:00Z"}"#]
+    );
+}
