@@ -1,0 +1,62 @@
+//! The commands, one module each. They may use anyhow; the library does not.
+
+pub mod check;
+pub mod validate;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use dropfolder::config::{Config, ConfigError, IntegrationConfig, SecretCheck};
+
+/// Config problems and usage errors exit 2; everything else that fails exits 1.
+pub fn exit_code_of(error: &anyhow::Error) -> ExitCode {
+    let usage = error
+        .chain()
+        .any(|e| e.is::<ConfigError>() || e.is::<UsageError>());
+    ExitCode::from(if usage { 2 } else { 1 })
+}
+
+/// A command line that cannot be acted on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Loads and checks the config.
+pub fn load_config(path: &Path, secrets: SecretCheck) -> anyhow::Result<Config> {
+    Config::load_checked(path, secrets).context("the config cannot be used")
+}
+
+/// The integration named on the command line, or the only one there is.
+pub fn pick_integration<'c>(
+    config: &'c Config,
+    path: &Path,
+    name: Option<&str>,
+) -> anyhow::Result<&'c IntegrationConfig> {
+    let known = || {
+        let names: Vec<&str> = config
+            .integrations
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        names.join(", ")
+    };
+    match name {
+        Some(name) => config.integration(name).ok_or_else(|| {
+            ConfigError::UnknownIntegration {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+                known: known(),
+            }
+            .into()
+        }),
+        None => match config.integrations.as_slice() {
+            [only] => Ok(only),
+            _ => Err(UsageError(format!(
+                "name the integration with --integration (one of: {})",
+                known()
+            ))
+            .into()),
+        },
+    }
+}

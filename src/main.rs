@@ -1,0 +1,94 @@
+//! The `dropfolder` command: parse the command line, set up tracing, and hand over to a
+//! command. Exit codes: 0 ran (customer file errors are results), 1 something could not be
+//! done, 2 bad config or usage.
+
+mod cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dropfolder",
+    version,
+    about = "Imports the CSV files customers drop into S3"
+)]
+struct Cli {
+    /// The config file.
+    #[arg(long, short, global = true, env = "DROPFOLDER_CONFIG", default_value = dropfolder::config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Log lines as human-readable text or as JSON objects (on stderr).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check local files offline and print the status.txt each would get.
+    Validate {
+        /// The integration whose rules apply (optional when there is only one).
+        #[arg(long, short)]
+        integration: Option<String>,
+        /// Files to check; `-` reads standard input.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Check the config (schemas, date patterns, secrets present).
+    Check {
+        /// Do not contact any bucket.
+        #[arg(long)]
+        offline: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Validate { integration, files } => {
+                cmd::validate::run(&cli.config, integration.as_deref(), &files).await
+            }
+            Command::Check { offline } => cmd::check::run(&cli.config, offline).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            cmd::exit_code_of(&e)
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
