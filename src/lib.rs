@@ -5,15 +5,33 @@
 //! The modules follow the pipeline, in the order a file meets them:
 //!
 //! - [`config`]: the one TOML file, parsed strictly and checked as a whole up front.
+//! - [`store`]: a bucket as one small trait with S3's semantics; [`store::LocalStore`] for a
+//!   local folder.
+//! - [`scan`]: the ready `current/dt=YYYYMMDD/` folders of an integration, oldest first.
 //! - [`validate`]: the hot path. A gzipped CSV stream judged against the integration's
 //!   schema, row by row, with bounded memory; valid rows go to a consumer.
-//! - [`status`]: the result a customer reads in `status.txt`.
-//! - [`schedule`]: when `watch` scans (an interval or a cron expression in a time zone).
+//! - [`load`]: one file through the validator into a sink, ledger-checked.
+//! - [`sink`]: where records go ([`sink::SqliteSink`] by default), one transaction per file.
+//! - [`finish`]: copy to `processed/`, write `status.txt`, delete the originals, `_SUCCESS`
+//!   last; [`finish::status`] is the text the customer reads.
+//! - [`state`]: the journal of drops and each integration's last result.
+//! - [`worker`]: one run over every integration, concurrently, one drop at a time each.
 //!
-//! The binary (`src/main.rs`) is thin: it parses the command line, sets up tracing, loads and
-//! checks the config, and calls into these modules.
+//! Around them: [`telemetry`] (events that log and count), [`schedule`] (when `watch`
+//! scans), [`sqlite`] (opening SQLite the same way everywhere), [`crash`] (crash points for
+//! the crash-safety tests). The binary (`src/main.rs`, `src/cmd/`) is thin: it parses the
+//! command line, sets up tracing, loads and checks the config, and calls into these modules.
 
 pub mod config;
+pub mod crash;
+pub mod finish;
+pub mod load;
+pub mod scan;
 pub mod schedule;
-pub mod status;
+pub mod sink;
+pub mod sqlite;
+pub mod state;
+pub mod store;
+pub mod telemetry;
 pub mod validate;
+pub mod worker;

@@ -49,11 +49,27 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Scan every integration once, import what is ready, then exit.
+    Run,
+    /// Load a local file (or `-` for stdin) straight into the sink.
+    Import {
+        /// The integration whose rules and records apply (optional when there is only one).
+        #[arg(long, short)]
+        integration: Option<String>,
+        /// The gzipped CSV file, or `-`.
+        file: PathBuf,
+        /// Also write every error of a rejected file to this CSV file.
+        #[arg(long)]
+        errors_csv: Option<PathBuf>,
+    },
+    /// Each integration's last scan and result.
+    Status,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
+    let _crash_points = dropfolder::crash::setup();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,6 +86,21 @@ fn main() -> ExitCode {
                 cmd::validate::run(&cli.config, integration.as_deref(), &files).await
             }
             Command::Check { offline } => cmd::check::run(&cli.config, offline).await,
+            Command::Run => cmd::run::run(&cli.config).await,
+            Command::Import {
+                integration,
+                file,
+                errors_csv,
+            } => {
+                cmd::import::run(
+                    &cli.config,
+                    integration.as_deref(),
+                    &file,
+                    errors_csv.as_ref(),
+                )
+                .await
+            }
+            Command::Status => cmd::status::run(&cli.config).await,
         }
     });
     match result {
@@ -86,6 +117,7 @@ fn init_tracing(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -4,7 +4,11 @@
 mod common;
 
 use common::{check_bytes, check_csv, gzip, messages, rules, rules_with};
-use dropfolder::status::status_text;
+use dropfolder::finish::status::{FileResult, status_text};
+
+fn status(report: dropfolder::validate::FileReport) -> String {
+    status_text(&[FileResult::from_report(&report)])
+}
 
 const HEADER: &str = "id,email,signUpDate,score,isTrial\n";
 
@@ -38,10 +42,7 @@ async fn a_valid_file_hands_over_typed_rows() {
             r#"u3||{"email":"Smith, \"Jo\""}"#,
         ]
     );
-    assert_eq!(
-        status_text(&[report], &[]),
-        "SUCCESS\n3 records were uploaded\n"
-    );
+    assert_eq!(status(report), "SUCCESS\n3 records were uploaded\n");
 }
 
 #[tokio::test]
@@ -133,10 +134,7 @@ async fn empty_and_header_only_files() {
     );
     let (report, rows) = check_csv(&rules(), HEADER).await;
     assert!(report.is_valid() && rows.is_empty());
-    assert_eq!(
-        status_text(&[report], &[]),
-        "SUCCESS\n0 records were uploaded\n"
-    );
+    assert_eq!(status(report), "SUCCESS\n0 records were uploaded\n");
 }
 
 #[tokio::test]
@@ -245,7 +243,7 @@ async fn hostile_values_cannot_forge_status_lines() {
         &csv(&["u1,,\"2021-01-01\nSUCCESS\n4155 records were uploaded\",,"]),
     )
     .await;
-    let text = status_text(&[report], &[]);
+    let text = status(report);
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(
         text.starts_with(
@@ -266,7 +264,7 @@ async fn errors_are_capped_in_the_status_and_counted_in_full() {
     let (report, _) = check_csv(&rules(), &csv(&bad)).await;
     assert_eq!(report.errors.total, 150);
     assert_eq!(report.errors.first.len(), 100);
-    let text = status_text(&[report], &[]);
+    let text = status(report);
     assert!(text.ends_with("users.csv.gz: ... and 50 more\n"), "{text}");
     assert_eq!(text.lines().count(), 102);
 }

@@ -1,6 +1,9 @@
 //! The commands, one module each. They may use anyhow; the library does not.
 
 pub mod check;
+pub mod import;
+pub mod run;
+pub mod status;
 pub mod validate;
 
 use std::path::Path;

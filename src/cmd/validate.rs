@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use dropfolder::config::SecretCheck;
-use dropfolder::status::status_text;
+use dropfolder::finish::status::{FileResult, status_text};
 use dropfolder::validate::{CountRows, FileReport, FileRules, validate};
 use tokio::io::AsyncRead;
 
@@ -56,17 +56,18 @@ pub async fn run(
 
 /// One file: its status text. Several: each file's, then all of them as one folder.
 fn print_reports(reports: &[FileReport]) {
-    if let [only] = reports {
-        print!("{}", status_text(std::slice::from_ref(only), &[]));
+    let results: Vec<FileResult> = reports.iter().map(FileResult::from_report).collect();
+    if let [only] = results.as_slice() {
+        print!("{}", status_text(std::slice::from_ref(only)));
         return;
     }
-    for report in reports {
-        println!("==> {} <==", report.name);
-        print!("{}", status_text(std::slice::from_ref(report), &[]));
+    for result in &results {
+        println!("==> {} <==", result.name);
+        print!("{}", status_text(std::slice::from_ref(result)));
         println!();
     }
-    println!("==> all {} files, as one folder <==", reports.len());
-    print!("{}", status_text(reports, &[]));
+    println!("==> all {} files, as one folder <==", results.len());
+    print!("{}", status_text(&results));
 }
 
 async fn open(file: &Path) -> anyhow::Result<(String, Box<dyn AsyncRead + Send + Unpin>)> {

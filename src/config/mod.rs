@@ -24,7 +24,7 @@ pub use schema::{AttributeType, Schema};
 pub use secret::{Secret, SecretError, SecretRef};
 pub use service::{
     AuthConfig, EventsConfig, HttpBodyFormat, HttpPreset, ScheduleConfig, ServerConfig, SinkConfig,
-    SinkKind, StateConfig,
+    SinkKind, StateConfig, redact_url,
 };
 
 /// The default config file name, looked up in the working directory.

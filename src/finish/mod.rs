@@ -1,0 +1,154 @@
+//! The move from `current/dt=DATE/` to `processed/DATE[-N]/`: copy everything, write the
+//! result files, delete the originals with `_SUCCESS` last. Copy-then-delete, each step safe to
+//! repeat, so a run that dies anywhere is finished by the next one. Copies and deletes are
+//! conditional on the version listed, so a file the customer replaced meanwhile is neither
+//! archived as the wrong version nor deleted unread.
+
+pub mod errors_csv;
+pub mod report;
+pub mod status;
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use tempfile::NamedTempFile;
+
+use crate::scan::MARKER;
+use crate::state::{Drop, ManifestEntry};
+use crate::store::{ObjectStore, PutBody, PutMode, StoreError, list_all};
+
+pub const PROCESSED: &str = "processed/";
+
+/// The first `processed/DATE/`, `processed/DATE-2/`, ... that does not exist: an earlier
+/// result is never overwritten.
+pub async fn choose_target(store: &dyn ObjectStore, date: &str) -> Result<String, StoreError> {
+    let listing = list_all(store, &format!("{PROCESSED}{date}")).await?;
+    let taken: HashSet<&str> = listing.prefixes.iter().map(String::as_str).collect();
+    let mut n = 1u32;
+    loop {
+        let candidate = match n {
+            1 => format!("{PROCESSED}{date}/"),
+            _ => format!("{PROCESSED}{date}-{n}/"),
+        };
+        if !taken.contains(candidate.as_str()) {
+            return Ok(candidate);
+        }
+        n += 1;
+    }
+}
+
+/// The part of a key below its drop folder (`users.csv.gz`).
+pub fn relative<'k>(drop: &Drop, key: &'k str) -> &'k str {
+    key.strip_prefix(drop.folder.as_str()).unwrap_or(key)
+}
+
+/// A data file: `*.csv.gz` directly in the folder.
+pub fn is_data_file(name: &str) -> bool {
+    name.ends_with(".csv.gz") && !name.contains('/')
+}
+
+/// A "folder" placeholder object some consoles create (`current/dt=20210228/`): deleted with
+/// the folder, not reported or copied.
+pub fn is_folder_marker(name: &str) -> bool {
+    name.is_empty() || name.ends_with('/')
+}
+
+/// The manifest in the order files are copied and deleted: `_SUCCESS` last.
+fn marker_last(drop: &Drop) -> Vec<&ManifestEntry> {
+    let mut entries: Vec<&ManifestEntry> = drop.manifest.iter().collect();
+    entries.sort_by_key(|e| relative(drop, &e.key) == MARKER);
+    entries
+}
+
+/// Copies every object of the drop into its target; returns the keys that changed since they
+/// were listed (not copied).
+pub async fn copy_all(store: &dyn ObjectStore, drop: &Drop) -> Result<Vec<String>, StoreError> {
+    let mut changed = Vec::new();
+    for entry in marker_last(drop) {
+        let name = relative(drop, &entry.key);
+        if is_folder_marker(name) {
+            continue;
+        }
+        let to = format!("{}{name}", drop.target);
+        match store.copy(&entry.key, &to, &entry.version).await {
+            Ok(_) => {}
+            Err(StoreError::Changed { .. } | StoreError::NotFound { .. }) => {
+                changed.push(entry.key.clone())
+            }
+            Err(e) => return Err(e),
+        }
+        crate::crash_point!("after-copy");
+    }
+    Ok(changed)
+}
+
+/// A result file to write into the target.
+pub enum ResultFile {
+    Text { name: &'static str, body: String },
+    Spooled { name: String, file: NamedTempFile },
+}
+
+/// Writes the result files, `status.txt` last: its presence marks the target as finished.
+/// Each is created only if absent; one that exists was written by an earlier attempt at this
+/// same drop, and is kept.
+pub async fn write_results(
+    store: &dyn ObjectStore,
+    target: &str,
+    files: Vec<ResultFile>,
+) -> Result<(), StoreError> {
+    for file in files {
+        let (key, body) = match file {
+            ResultFile::Text { name, body } => {
+                (format!("{target}{name}"), PutBody::Bytes(Bytes::from(body)))
+            }
+            ResultFile::Spooled { name, file } => {
+                let key = format!("{target}{name}");
+                let result = store
+                    .put(
+                        &key,
+                        PutBody::File(file.path().to_path_buf()),
+                        PutMode::Create,
+                    )
+                    .await;
+                keep_existing(result)?;
+                continue;
+            }
+        };
+        keep_existing(store.put(&key, body, PutMode::Create).await)?;
+        crate::crash_point!("after-result-file");
+    }
+    Ok(())
+}
+
+fn keep_existing<T>(result: Result<T, StoreError>) -> Result<(), StoreError> {
+    match result {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes the originals at the versions listed. A file that changed stays, and then so does
+/// `_SUCCESS`, so the next run imports the new version as a new drop. Returns what was left.
+pub async fn delete_originals(
+    store: &dyn ObjectStore,
+    drop: &Drop,
+    changed: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let mut left: Vec<String> = changed.to_vec();
+    for entry in marker_last(drop) {
+        if left.contains(&entry.key) {
+            continue;
+        }
+        if relative(drop, &entry.key) == MARKER && !left.is_empty() {
+            left.push(entry.key.clone());
+            continue;
+        }
+        match store.delete(&entry.key, &entry.version).await {
+            Ok(()) => {}
+            Err(StoreError::Changed { .. }) => left.push(entry.key.clone()),
+            Err(e) => return Err(e),
+        }
+        crate::crash_point!("after-delete");
+    }
+    Ok(left)
+}

@@ -1,0 +1,190 @@
+//! One data file through the validator into the sink: the rows go to a file load while the
+//! file is read, and the load commits (rows and ledger entry together) only if the file had
+//! no error. Shared by the folder flow and `dropfolder import`.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+use tokio::io::{AsyncRead, ReadBuf};
+
+use crate::finish::errors_csv::ErrorSpool;
+use crate::finish::status::{FileResult, Outcome};
+use crate::sink::{Applied, Committed, FileLoad, FileRef, Sink, SinkError};
+use crate::telemetry::FileProcessed;
+use crate::validate::{FileFailure, FileRules, validate};
+
+/// Why a file could not be judged or loaded; the folder is retried later.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{key}: {source}")]
+    Read { key: String, source: io::Error },
+    #[error("{key}: {source}")]
+    Sink { key: String, source: SinkError },
+    #[error("{key}: cannot write the error list: {source}")]
+    Spool { key: String, source: io::Error },
+}
+
+/// A loaded (or rejected) file: its result, and its `errors.csv` when it has errors.
+pub struct Loaded {
+    pub result: FileResult,
+    pub errors_csv: Option<NamedTempFile>,
+}
+
+/// Validates `source` as `file` and loads it into `sink` when valid. `version` confirms the
+/// ledger key at commit; `None` means "the content hash of what was read" (local imports).
+/// `drop_started` tells a ledger hit from this drop (a re-run after a crash: it counts as
+/// imported now) from an earlier drop's.
+pub async fn load_file<S, R>(
+    sink: &S,
+    rules: &FileRules,
+    file: &FileRef,
+    name: &str,
+    source: R,
+    drop_started: DateTime<Utc>,
+) -> Result<Loaded, LoadError>
+where
+    S: Sink,
+    R: AsyncRead + Send + Unpin + 'static,
+{
+    let sink_error = |source| LoadError::Sink {
+        key: file.key.clone(),
+        source,
+    };
+    let (spool, listener) =
+        ErrorSpool::new(name, rules.limits.max_listed_errors).map_err(|source| {
+            LoadError::Spool {
+                key: file.key.clone(),
+                source,
+            }
+        })?;
+    // Bucket files have a version (the ETag); only a local import needs the content hash.
+    let (source, hash) = Hashing::new(source, file.version.is_empty());
+    let mut load = sink.begin(file, Utc::now()).await.map_err(sink_error)?;
+    let report = match validate(rules, name, source, &mut load, Some(listener)).await {
+        Ok(report) => report,
+        Err(failure) => {
+            // Best effort: the load is abandoned either way.
+            let _ = load.rollback().await;
+            return Err(match failure {
+                FileFailure::Source(source) => LoadError::Read {
+                    key: file.key.clone(),
+                    source,
+                },
+                FileFailure::Consumer(source) => sink_error(source),
+            });
+        }
+    };
+    let mut result = FileResult::from_report(&report);
+    if report.is_valid() {
+        let version = if file.version.is_empty() {
+            hash.hex()
+        } else {
+            file.version.clone()
+        };
+        crate::crash_point!("before-file-commit");
+        match load
+            .commit(report.rows, &version)
+            .await
+            .map_err(sink_error)?
+        {
+            Committed::Applied => {}
+            Committed::AlreadyApplied(prior) => result.outcome = already(prior, drop_started),
+        }
+    } else {
+        load.rollback().await.map_err(sink_error)?;
+    }
+    FileProcessed {
+        integration: &file.integration,
+        key: &file.key,
+        verdict: verdict(&result.outcome),
+        rows: report.rows,
+        compressed_bytes: report.compressed_bytes,
+        decompressed_bytes: report.decompressed_bytes,
+        elapsed: report.elapsed,
+    }
+    .emit();
+    drop(report); // Releases the spool's listener.
+    let errors_csv = spool.finish().map_err(|source| LoadError::Spool {
+        key: file.key.clone(),
+        source,
+    })?;
+    Ok(Loaded { result, errors_csv })
+}
+
+/// A ledger hit: applied by this drop before a crash counts as imported now.
+pub fn already(prior: Applied, drop_started: DateTime<Utc>) -> Outcome {
+    if prior.applied_at >= drop_started {
+        Outcome::Imported {
+            records: prior.rows,
+        }
+    } else {
+        Outcome::AlreadyImported {
+            records: prior.rows,
+            imported_at: prior.applied_at,
+        }
+    }
+}
+
+pub fn verdict(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Imported { .. } => "imported",
+        Outcome::AlreadyImported { .. } => "already_imported",
+        Outcome::Rejected { .. } => "rejected",
+        Outcome::Changed => "changed",
+        Outcome::NotImported => "not_imported",
+    }
+}
+
+/// Hashes what is read through it (when enabled): the version of a stream that has no ETag.
+pub struct Hashing<R> {
+    inner: R,
+    hash: Option<Arc<Mutex<Sha256>>>,
+}
+
+/// The other end of a [`Hashing`] reader.
+pub struct HashHandle(Arc<Mutex<Sha256>>);
+
+impl<R> Hashing<R> {
+    pub fn new(inner: R, enabled: bool) -> (Hashing<R>, HashHandle) {
+        let hash = Arc::new(Mutex::new(Sha256::new()));
+        let reader = Hashing {
+            inner,
+            hash: enabled.then(|| hash.clone()),
+        };
+        (reader, HashHandle(hash))
+    }
+}
+
+impl HashHandle {
+    /// `sha256:<hex>` of everything read so far.
+    pub fn hex(&self) -> String {
+        let digest = match self.0.lock() {
+            Ok(hash) => hash.clone().finalize(),
+            Err(poisoned) => poisoned.into_inner().clone().finalize(),
+        };
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Hashing<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = result
+            && let Some(Ok(mut hash)) = self.hash.as_ref().map(|h| h.lock())
+        {
+            hash.update(&buf.filled()[before..]);
+        }
+        result
+    }
+}

@@ -1,0 +1,178 @@
+//! Where valid rows go. A sink loads one file at a time: [`Sink::begin`] gives a
+//! [`FileLoad`], the validator hands it rows, and the load commits (rows and ledger entry
+//! together) or rolls back. The ledger makes loading idempotent: the same file version is
+//! never applied twice, even across a crash.
+//!
+//! Implementations: [`sqlite`] (the embedded default). `tests/sink.rs` runs one suite
+//! against every implementation.
+
+pub mod sqlite;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Entity;
+use crate::validate::RowConsumer;
+
+pub use sqlite::{SqliteLoad, SqliteSink};
+
+/// One version of one file, as the ledger knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    pub integration: String,
+    pub entity: Entity,
+    /// The object key (relative to the integration's root), or `import/NAME` for a local import.
+    pub key: String,
+    /// The object's version (ETag); for local imports a content hash.
+    pub version: String,
+}
+
+/// A ledger entry: the file was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub rows: u64,
+    pub applied_at: DateTime<Utc>,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    Applied,
+    /// The ledger already had this file: nothing was changed.
+    AlreadyApplied(Applied),
+}
+
+/// Why a sink could not do its part. Never a customer error: the file is retried later.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("database {database}: {message}")]
+    Database { database: String, message: String },
+    #[error("sink task failed: {0}")]
+    Task(String),
+}
+
+/// A sink: SQLite, PostgreSQL or an HTTP API.
+pub trait Sink: Send + Sync {
+    type Load: FileLoad;
+
+    /// The ledger entry for `file`, if it was applied before.
+    fn applied(
+        &self,
+        file: &FileRef,
+    ) -> impl Future<Output = Result<Option<Applied>, SinkError>> + Send;
+
+    /// Starts loading `file`. `updated_at` stamps every record it writes.
+    fn begin(
+        &self,
+        file: &FileRef,
+        updated_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Self::Load, SinkError>> + Send;
+}
+
+/// One file being loaded: receives rows, then commits or rolls back.
+pub trait FileLoad: RowConsumer<Error = SinkError> + Sized {
+    /// Makes the rows and the ledger entry durable together, unless the ledger already had
+    /// the file at `version` (then nothing changes). The version is given here because a
+    /// stream's content hash is known only once it has been read.
+    fn commit(
+        self,
+        rows: u64,
+        version: &str,
+    ) -> impl Future<Output = Result<Committed, SinkError>> + Send;
+
+    /// Discards every row received.
+    fn rollback(self) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// A row in owned form, for the trip to a sink's writer thread.
+#[derive(Debug, Clone)]
+pub struct OwnedRow {
+    pub id: String,
+    pub product_key: String,
+    /// The attributes as a JSON object.
+    pub attributes: String,
+}
+
+impl OwnedRow {
+    /// `size_hint`: the previous row's JSON length, so one allocation usually fits.
+    pub fn from_row(row: &crate::validate::Row<'_>, size_hint: usize) -> OwnedRow {
+        let mut json = Vec::with_capacity(size_hint + 16);
+        row.write_attributes_json(&mut json);
+        OwnedRow {
+            id: row.id().to_string(),
+            product_key: row.product_key().to_string(),
+            // The writer emits only str contents and ASCII, so this never loses anything.
+            attributes: String::from_utf8(json)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        }
+    }
+}
+
+/// The configured sink, whichever it is.
+#[derive(Debug, Clone)]
+pub enum AnySink {
+    Sqlite(SqliteSink),
+}
+
+/// A file load of [`AnySink`].
+pub enum AnyLoad {
+    Sqlite(SqliteLoad),
+}
+
+impl AnySink {
+    /// Opens the sink of a checked config.
+    pub async fn open(config: &crate::config::Config) -> Result<AnySink, SinkError> {
+        let sink = config.effective_sink();
+        let url = sink.url.as_deref().unwrap_or_default();
+        match sink.kind() {
+            Some(crate::config::SinkKind::Sqlite) => {
+                let path = crate::sqlite::path_of_url(url, &config.base_dir).unwrap_or_default();
+                Ok(AnySink::Sqlite(SqliteSink::open(&path).await?))
+            }
+            other => Err(SinkError::Task(format!(
+                "sink {other:?} is not available in this build"
+            ))),
+        }
+    }
+}
+
+impl Sink for AnySink {
+    type Load = AnyLoad;
+
+    async fn applied(&self, file: &FileRef) -> Result<Option<Applied>, SinkError> {
+        match self {
+            AnySink::Sqlite(sink) => sink.applied(file).await,
+        }
+    }
+
+    async fn begin(&self, file: &FileRef, updated_at: DateTime<Utc>) -> Result<AnyLoad, SinkError> {
+        match self {
+            AnySink::Sqlite(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Sqlite),
+        }
+    }
+}
+
+impl RowConsumer for AnyLoad {
+    type Error = SinkError;
+
+    async fn accept(&mut self, row: &crate::validate::Row<'_>) -> Result<(), SinkError> {
+        match self {
+            AnyLoad::Sqlite(load) => load.accept(row).await,
+        }
+    }
+}
+
+impl FileLoad for AnyLoad {
+    async fn commit(self, rows: u64, version: &str) -> Result<Committed, SinkError> {
+        match self {
+            AnyLoad::Sqlite(load) => load.commit(rows, version).await,
+        }
+    }
+
+    async fn rollback(self) -> Result<(), SinkError> {
+        match self {
+            AnyLoad::Sqlite(load) => load.rollback().await,
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! What dropfolder remembers between runs, apart from the records: the journal of drops
+//! (which folder goes to which `processed/` target, and how far it got), and each
+//! integration's last scan and result. The journal is what lets a run that died half-way be
+//! finished by the next one without choosing a second target or applying anything twice.
+//!
+//! Implementations: [`sqlite`] (the embedded default).
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use sqlite::SqliteState;
+
+/// One object of a drop, as listed when the drop began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub key: String,
+    pub version: String,
+    pub size: u64,
+}
+
+/// How far a drop got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Files are being loaded and copied; `status.txt` may not exist yet.
+    Loading,
+    /// `status.txt` is written and the result recorded; originals are being deleted.
+    Reported,
+    /// Originals deleted.
+    Done,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::Loading => "loading",
+            Stage::Reported => "reported",
+            Stage::Done => "done",
+        }
+    }
+
+    fn parse(s: &str) -> Stage {
+        match s {
+            "reported" => Stage::Reported,
+            "done" => Stage::Done,
+            _ => Stage::Loading,
+        }
+    }
+}
+
+/// A folder of `current/` on its way to `processed/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drop {
+    pub integration: String,
+    /// `current/dt=20210228/`
+    pub folder: String,
+    /// `processed/20210228/` or `processed/20210228-2/`
+    pub target: String,
+    /// Every object of the folder when the drop began, in key order.
+    pub manifest: Vec<ManifestEntry>,
+    pub stage: Stage,
+    pub started_at: DateTime<Utc>,
+}
+
+/// A drop's result, as the customer was told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropResult {
+    pub success: bool,
+    pub records: u64,
+    /// The `status.txt` text.
+    pub message: String,
+}
+
+/// One integration's scan: when, and what was wrong, if anything.
+#[derive(Debug, Clone, Default)]
+pub struct ScanRecord {
+    pub integration: String,
+    pub at: DateTime<Utc>,
+    /// Why the integration could not be scanned or a folder not finished.
+    pub error: Option<String>,
+    /// Things the customer should know that are not errors (a non-date folder).
+    pub notices: Vec<String>,
+}
+
+/// What is remembered of an integration, for `dropfolder status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntegrationState {
+    pub integration: String,
+    pub last_scan_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub notices: Vec<String>,
+    /// When a folder was last finished, and its result.
+    pub last_data_at: Option<DateTime<Utc>>,
+    pub last_target: Option<String>,
+    pub last_success: Option<bool>,
+    pub last_message: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database {database}: {message}")]
+    Database { database: String, message: String },
+    #[error("state task failed: {0}")]
+    Task(String),
+}
+
+/// The state database.
+#[async_trait]
+pub trait StateStore: Send + Sync + std::fmt::Debug {
+    /// Drops of `integration` not yet done, oldest first.
+    async fn open_drops(&self, integration: &str) -> Result<Vec<Drop>, StateError>;
+
+    /// Records a new drop (stage `Loading`).
+    async fn begin_drop(&self, drop: &Drop) -> Result<(), StateError>;
+
+    /// Records the drop's result and moves it to `Reported`.
+    async fn report_drop(&self, drop: &Drop, result: &DropResult) -> Result<(), StateError>;
+
+    /// Moves the drop to `Done`.
+    async fn finish_drop(&self, drop: &Drop) -> Result<(), StateError>;
+
+    /// Records a scan of an integration.
+    async fn record_scan(&self, scan: &ScanRecord) -> Result<(), StateError>;
+
+    /// Every integration the state has seen, by name.
+    async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError>;
+}

@@ -1,0 +1,314 @@
+//! A local folder as a bucket (`bucket = "file:///srv/drop/acme"`): the embedded default, and
+//! the store every pipeline test can run without a server.
+//!
+//! It keeps S3's semantics rather than the file system's: a listing is sorted by key and paged;
+//! "folders" exist only while they hold objects (empty directories are removed after a
+//! delete); writes are atomic (a temporary file renamed into place, `Create` by hard link so it
+//! fails if the key exists); and a version is `inode-mtime-size`, which changes whenever a
+//! file is replaced. Keys that would leave the root (`..`, absolute, symlinks pointing out)
+//! are refused.
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    ListPage, ObjectMeta, ObjectReader, ObjectStore, PutBody, PutMode, StoreError, check_key,
+};
+
+/// Names of in-flight writes; never listed.
+const TEMP_PREFIX: &str = ".dropfolder-tmp-";
+
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+    /// Keys plus prefixes per listing page; 1,000 as on S3.
+    page_size: usize,
+}
+
+impl LocalStore {
+    pub fn new(root: impl Into<PathBuf>) -> LocalStore {
+        LocalStore {
+            root: root.into(),
+            page_size: 1000,
+        }
+    }
+
+    /// Smaller pages, so tests exercise paging without thousands of files.
+    pub fn with_page_size(mut self, page_size: usize) -> LocalStore {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The path of `key`, refused if it is not a plain key or resolves outside the root.
+    fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
+        check_key(key)?;
+        let path = self.root.join(key);
+        let root = canonical(&self.root, key)?;
+        // The deepest existing ancestor decides where the path really goes.
+        let mut existing = path.as_path();
+        while !existing.exists() {
+            match existing.parent() {
+                Some(parent) => existing = parent,
+                None => break,
+            }
+        }
+        if !canonical(existing, key)?.starts_with(&root) {
+            return Err(StoreError::BadKey {
+                key: key.to_string(),
+                reason: "resolves outside the root",
+            });
+        }
+        Ok(path)
+    }
+}
+
+fn canonical(path: &Path, key: &str) -> Result<PathBuf, StoreError> {
+    path.canonicalize().map_err(|e| io_error(key, e))
+}
+
+fn io_error(key: &str, error: io::Error) -> StoreError {
+    let key = key.to_string();
+    match error.kind() {
+        io::ErrorKind::NotFound => StoreError::NotFound { key },
+        io::ErrorKind::AlreadyExists => StoreError::AlreadyExists { key },
+        io::ErrorKind::PermissionDenied => StoreError::AccessDenied {
+            key,
+            message: error.to_string(),
+        },
+        _ => StoreError::Other {
+            key,
+            message: error.to_string(),
+        },
+    }
+}
+
+fn meta(key: &str, m: &std::fs::Metadata) -> ObjectMeta {
+    let mtime_nanos = m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128;
+    ObjectMeta {
+        key: key.to_string(),
+        size: m.len(),
+        version: format!("{:x}-{:x}-{:x}", m.ino(), mtime_nanos, m.len()),
+        last_modified: m.modified().ok().map(DateTime::<Utc>::from),
+    }
+}
+
+/// Runs blocking file-system work off the async workers.
+async fn blocking<T: Send + 'static>(
+    key: &str,
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(StoreError::Other {
+            key: key.to_string(),
+            message: format!("file-system task failed: {e}"),
+        })
+    })
+}
+
+/// A temporary file next to `dest`, filled by `fill`, synced; the caller renames or links it.
+fn write_temp(
+    key: &str,
+    dest: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> io::Result<()>,
+) -> Result<tempfile::TempPath, StoreError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| io_error(key, e))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)
+        .map_err(|e| io_error(key, e))?;
+    fill(temp.as_file_mut())
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(|e| io_error(key, e))?;
+    Ok(temp.into_temp_path())
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    fn describe(&self) -> String {
+        let root = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
+        format!("file://{}", root.display())
+    }
+
+    async fn list_page(&self, prefix: &str, token: Option<String>) -> Result<ListPage, StoreError> {
+        // `processed/2021` lists the names in `processed/` that start with `2021`, as on S3.
+        let (dir_key, name_prefix) = match prefix.rfind('/') {
+            Some(slash) => prefix.split_at(slash + 1),
+            None => ("", prefix),
+        };
+        let dir = if dir_key.is_empty() {
+            self.root.clone()
+        } else {
+            self.path_of(dir_key.trim_end_matches('/'))?
+        };
+        let (prefix, page_size, root) = (dir_key.to_string(), self.page_size, self.root.clone());
+        let name_prefix = name_prefix.to_string();
+        blocking(&prefix.clone(), move || {
+            if !root.is_dir() {
+                return Err(StoreError::NotFound {
+                    key: root.display().to_string(),
+                });
+            }
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                // S3 has no empty prefixes: a missing folder is an empty listing.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ListPage::default()),
+                Err(e) => return Err(io_error(&prefix, e)),
+            };
+            let mut keys: Vec<(String, Option<ObjectMeta>)> = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(|e| io_error(&prefix, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(TEMP_PREFIX) || !name.starts_with(&name_prefix) {
+                    continue;
+                }
+                let key = format!("{prefix}{name}");
+                let m = std::fs::metadata(entry.path()).map_err(|e| io_error(&key, e))?;
+                if m.is_dir() {
+                    keys.push((format!("{key}/"), None));
+                } else {
+                    keys.push((key.clone(), Some(meta(&key, &m))));
+                }
+            }
+            keys.sort_by(|a, b| a.0.cmp(&b.0));
+            let start = match &token {
+                Some(after) => keys.partition_point(|(k, _)| k <= after),
+                None => 0,
+            };
+            let end = (start + page_size).min(keys.len());
+            let mut page = ListPage {
+                next: (end < keys.len()).then(|| keys[end - 1].0.clone()),
+                ..ListPage::default()
+            };
+            for (key, object) in keys.drain(start..end) {
+                match object {
+                    Some(object) => page.objects.push(object),
+                    None => page.prefixes.push(key),
+                }
+            }
+            Ok(page)
+        })
+        .await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        let path = self.path_of(key)?;
+        let key = key.to_string();
+        blocking(&key.clone(), move || match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Some(meta(&key, &m))),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(&key, e)),
+        })
+        .await
+    }
+
+    async fn get(&self, key: &str) -> Result<(ObjectMeta, ObjectReader), StoreError> {
+        let path = self.path_of(key)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| io_error(key, e))?;
+        // The metadata of the open handle: the version actually being read.
+        let m = file.metadata().await.map_err(|e| io_error(key, e))?;
+        if !m.is_file() {
+            return Err(StoreError::NotFound {
+                key: key.to_string(),
+            });
+        }
+        Ok((meta(key, &m), Box::new(file)))
+    }
+
+    async fn put(&self, key: &str, body: PutBody, mode: PutMode) -> Result<ObjectMeta, StoreError> {
+        let dest = self.path_of(key)?;
+        let key = key.to_string();
+        blocking(&key.clone(), move || {
+            let temp = write_temp(&key, &dest, |file| match &body {
+                PutBody::Bytes(bytes) => io::Write::write_all(file, bytes),
+                PutBody::File(source) => {
+                    io::copy(&mut std::fs::File::open(source)?, file).map(|_| ())
+                }
+            })?;
+            match mode {
+                PutMode::Overwrite => temp.persist(&dest).map_err(|e| io_error(&key, e.error))?,
+                // A hard link fails if the name exists: create-only, atomically.
+                PutMode::Create => {
+                    std::fs::hard_link(&temp, &dest).map_err(|e| io_error(&key, e))?
+                }
+            }
+            let m = std::fs::metadata(&dest).map_err(|e| io_error(&key, e))?;
+            Ok(meta(&key, &m))
+        })
+        .await
+    }
+
+    async fn copy(&self, from: &str, to: &str, version: &str) -> Result<ObjectMeta, StoreError> {
+        let (source, dest) = (self.path_of(from)?, self.path_of(to)?);
+        let (from, to, version) = (from.to_string(), to.to_string(), version.to_string());
+        blocking(&from.clone(), move || {
+            let current = |path: &Path| {
+                std::fs::metadata(path)
+                    .map(|m| meta(&from, &m).version)
+                    .map_err(|e| io_error(&from, e))
+            };
+            let changed = || StoreError::Changed {
+                key: from.clone(),
+                expected: version.clone(),
+            };
+            if current(&source)? != version {
+                return Err(changed());
+            }
+            let temp = write_temp(&to, &dest, |file| {
+                io::copy(&mut std::fs::File::open(&source)?, file).map(|_| ())
+            })?;
+            // Replaced while we copied: the copy may mix two versions, so it is dropped.
+            if current(&source)? != version {
+                return Err(changed());
+            }
+            temp.persist(&dest).map_err(|e| io_error(&to, e.error))?;
+            let m = std::fs::metadata(&dest).map_err(|e| io_error(&to, e))?;
+            Ok(meta(&to, &m))
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str, version: &str) -> Result<(), StoreError> {
+        let path = self.path_of(key)?;
+        let (key, version, root) = (key.to_string(), version.to_string(), self.root.clone());
+        blocking(&key.clone(), move || {
+            match std::fs::metadata(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_error(&key, e)),
+                Ok(m) if meta(&key, &m).version != version => {
+                    return Err(StoreError::Changed {
+                        key,
+                        expected: version,
+                    });
+                }
+                Ok(_) => {}
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(&key, e)),
+            }
+            // Prefixes exist only while they hold objects, as on S3.
+            let mut dir = path.parent();
+            while let Some(d) = dir.filter(|d| *d != root && d.starts_with(&root)) {
+                if std::fs::remove_dir(d).is_err() {
+                    break; // Not empty (or already gone): stop climbing.
+                }
+                dir = d.parent();
+            }
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,153 @@
+//! What the pipeline needs of a bucket, as one small trait with S3's semantics: keys (not
+//! paths), delimiter listings page by page, an opaque version per object (the ETag), and
+//! conditional writes and deletes. [`local`] implements it on a folder for the embedded
+//! default; the S3 implementation follows the same contract, and `tests/store.rs` runs one
+//! suite against both.
+
+pub mod local;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::io::AsyncRead;
+
+pub use local::LocalStore;
+
+/// One object: its key relative to the integration's root, size, and version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    /// Changes whenever the object is replaced: the ETag on S3, mtime and size locally.
+    pub version: String,
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// One page of a delimiter listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    /// Objects directly under the prefix, in key order.
+    pub objects: Vec<ObjectMeta>,
+    /// "Folders": the next level of keys, each ending in `/`, in key order.
+    pub prefixes: Vec<String>,
+    /// Pass back to get the next page; `None` on the last one.
+    pub next: Option<String>,
+}
+
+/// An object's bytes, streamed.
+pub type ObjectReader = Box<dyn AsyncRead + Send + Unpin>;
+
+/// What to write.
+#[derive(Debug, Clone)]
+pub enum PutBody {
+    Bytes(Bytes),
+    /// A local file, streamed (e.g. a spooled `errors.csv`).
+    File(PathBuf),
+}
+
+/// Whether a write may replace an existing object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutMode {
+    Overwrite,
+    /// Fail with [`StoreError::AlreadyExists`] if the key exists (S3 `If-None-Match: *`).
+    Create,
+}
+
+/// Why a store operation failed. Every variant names the key it was about.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{key}: not found")]
+    NotFound { key: String },
+    #[error("{key}: already exists")]
+    AlreadyExists { key: String },
+    /// The object is not the version we read: the customer replaced it meanwhile.
+    #[error("{key}: changed since it was read (expected version {expected})")]
+    Changed { key: String, expected: String },
+    #[error("{key}: the key is not allowed ({reason})")]
+    BadKey { key: String, reason: &'static str },
+    #[error("{key}: access denied: {message}")]
+    AccessDenied { key: String, message: String },
+    #[error("{key}: {message}")]
+    Other { key: String, message: String },
+}
+
+impl StoreError {
+    pub fn key(&self) -> &str {
+        match self {
+            StoreError::NotFound { key }
+            | StoreError::AlreadyExists { key }
+            | StoreError::Changed { key, .. }
+            | StoreError::BadKey { key, .. }
+            | StoreError::AccessDenied { key, .. }
+            | StoreError::Other { key, .. } => key,
+        }
+    }
+}
+
+/// A bucket (or folder) as the pipeline sees it. Keys are relative to the integration's root
+/// and use `/`. A listing prefix is a plain string prefix, as on S3: `current/` lists a
+/// "folder", `processed/20210228` every name in `processed/` that starts with `20210228`.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + fmt::Debug {
+    /// Where the root is, for messages and `status.json` (`s3://bucket/prefix`, a path).
+    fn describe(&self) -> String;
+
+    /// One page of the objects and sub-prefixes that start with `prefix`, grouped at the
+    /// next `/` (a delimiter listing).
+    async fn list_page(&self, prefix: &str, token: Option<String>) -> Result<ListPage, StoreError>;
+
+    /// The object's metadata, or `None` if there is none.
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError>;
+
+    /// Opens the object for streaming, with the metadata of the version being read.
+    async fn get(&self, key: &str) -> Result<(ObjectMeta, ObjectReader), StoreError>;
+
+    /// Writes a (small) object.
+    async fn put(&self, key: &str, body: PutBody, mode: PutMode) -> Result<ObjectMeta, StoreError>;
+
+    /// Copies `from` to `to`, failing with [`StoreError::Changed`] unless `from` is still at
+    /// `version` (S3 `x-amz-copy-source-if-match`).
+    async fn copy(&self, from: &str, to: &str, version: &str) -> Result<ObjectMeta, StoreError>;
+
+    /// Deletes the object if it is still at `version`; [`StoreError::Changed`] if it is not.
+    /// Deleting a missing object succeeds (S3 semantics), so a re-run can repeat a delete.
+    async fn delete(&self, key: &str, version: &str) -> Result<(), StoreError>;
+}
+
+/// Every object and prefix directly under `prefix`, all pages.
+pub async fn list_all(store: &dyn ObjectStore, prefix: &str) -> Result<ListPage, StoreError> {
+    let mut all = ListPage::default();
+    let mut token = None;
+    loop {
+        let page = store.list_page(prefix, token).await?;
+        all.objects.extend(page.objects);
+        all.prefixes.extend(page.prefixes);
+        match page.next {
+            Some(next) => token = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Refuses keys that could leave the root or are not plain relative keys.
+pub fn check_key(key: &str) -> Result<(), StoreError> {
+    let bad = |reason| {
+        Err(StoreError::BadKey {
+            key: key.to_string(),
+            reason,
+        })
+    };
+    if key.starts_with('/') || key.contains('\\') {
+        return bad("absolute or backslashed");
+    }
+    if key.split('/').any(|part| part == ".." || part == ".") {
+        return bad("'.' or '..' segment");
+    }
+    if key.contains('\0') {
+        return bad("NUL byte");
+    }
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! One drop, from a ready folder to `processed/`: begin it in the journal (target chosen
+//! once), load its data files in key order, copy, write the results, record them, delete the
+//! originals. Every step can be repeated after a crash without changing the outcome.
+
+use chrono::Utc;
+
+use super::Worker;
+use crate::config::IntegrationConfig;
+use crate::finish::report::StatusJson;
+use crate::finish::status::{FileResult, Outcome, is_success, records_uploaded, status_text};
+use crate::finish::{self, ResultFile, is_data_file, is_folder_marker, relative};
+use crate::load::{LoadError, already, load_file};
+use crate::scan::{Folder, MARKER};
+use crate::sink::{FileRef, Sink, SinkError};
+use crate::state::{Drop, DropResult, ManifestEntry, Stage, StateError};
+use crate::store::{ObjectStore, StoreError};
+use crate::telemetry::FolderFinished;
+use crate::validate::FileRules;
+
+/// Why a folder could not be finished; it is resumed by the next run.
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    #[error("{0}")]
+    Sink(#[from] SinkError),
+    #[error("{0}")]
+    State(#[from] StateError),
+}
+
+/// What happened to a folder.
+#[derive(Debug, Clone)]
+pub struct FolderReport {
+    pub folder: String,
+    pub target: String,
+    /// `None` when a resumed drop had already been reported by an earlier run.
+    pub success: Option<bool>,
+    pub records: u64,
+    pub files: usize,
+    /// Objects left in `current/` because the customer changed them meanwhile.
+    pub left: Vec<String>,
+}
+
+/// What the steps of a drop share.
+pub(super) struct Context<'a> {
+    pub worker: &'a Worker,
+    pub integration: &'a IntegrationConfig,
+    pub rules: &'a FileRules,
+    pub store: &'a dyn ObjectStore,
+}
+
+/// Starts a drop for a ready folder: chooses its target and records it before anything is
+/// written, so a re-run reuses the same target.
+pub(super) async fn begin(ctx: &Context<'_>, folder: &Folder) -> Result<Drop, FolderError> {
+    let target = finish::choose_target(ctx.store, &folder.date_name()).await?;
+    let drop = Drop {
+        integration: ctx.integration.name.clone(),
+        folder: folder.prefix.clone(),
+        target,
+        manifest: folder
+            .objects
+            .iter()
+            .map(|o| ManifestEntry {
+                key: o.key.clone(),
+                version: o.version.clone(),
+                size: o.size,
+            })
+            .collect(),
+        stage: Stage::Loading,
+        started_at: Utc::now(),
+    };
+    ctx.worker.state.begin_drop(&drop).await?;
+    crate::crash_point!("after-begin");
+    Ok(drop)
+}
+
+/// Takes a drop from wherever it stopped to done.
+pub(super) async fn process(
+    ctx: &Context<'_>,
+    mut drop: Drop,
+) -> Result<FolderReport, FolderError> {
+    let mut report = FolderReport {
+        folder: drop.folder.clone(),
+        target: drop.target.clone(),
+        success: None,
+        records: 0,
+        files: 0,
+        left: Vec::new(),
+    };
+    let mut changed = Vec::new();
+    if drop.stage == Stage::Loading {
+        let (mut files, result_files) = load_all(ctx, &drop).await?;
+        changed = finish::copy_all(ctx.store, &drop).await?;
+        for file in files.iter_mut().filter(|f| f.is_imported()) {
+            if changed.iter().any(|key| relative(&drop, key) == file.name) {
+                file.note = Some(
+                    "replaced by the customer after it was read: the version imported is not \
+                     archived here, and the new version is imported next"
+                        .into(),
+                );
+            }
+        }
+        let folder_path = format!(
+            "{}/{}",
+            ctx.store.describe(),
+            drop.target.trim_end_matches('/')
+        );
+        let mut results = result_files;
+        results.push(ResultFile::Text {
+            name: "status.json",
+            body: StatusJson::new(folder_path, &drop.folder, &files).to_json(),
+        });
+        let text = status_text(&files);
+        results.push(ResultFile::Text {
+            name: "status.txt",
+            body: text.clone(),
+        });
+        finish::write_results(ctx.store, &drop.target, results).await?;
+        crate::crash_point!("after-status");
+        let result = DropResult {
+            success: is_success(&files),
+            records: records_uploaded(&files),
+            message: text,
+        };
+        ctx.worker.state.report_drop(&drop, &result).await?;
+        drop.stage = Stage::Reported;
+        crate::crash_point!("after-report");
+        FolderFinished {
+            integration: &drop.integration,
+            folder: &drop.folder,
+            target: &drop.target,
+            success: result.success,
+            records: result.records,
+        }
+        .emit();
+        report.success = Some(result.success);
+        report.records = result.records;
+        report.files = files.iter().filter(|f| f.is_data()).count();
+    }
+    report.left = finish::delete_originals(ctx.store, &drop, &changed).await?;
+    if !report.left.is_empty() {
+        tracing::warn!(
+            integration = %drop.integration,
+            folder = %drop.folder,
+            left = ?report.left,
+            "changed while being imported: left in current/ for the next run"
+        );
+    }
+    crate::crash_point!("before-done");
+    ctx.worker.state.finish_drop(&drop).await?;
+    Ok(report)
+}
+
+/// Loads every data file of the drop in key order; other files are listed as not imported.
+async fn load_all(
+    ctx: &Context<'_>,
+    drop: &Drop,
+) -> Result<(Vec<FileResult>, Vec<ResultFile>), FolderError> {
+    let mut files = Vec::new();
+    let mut spooled = Vec::new();
+    for entry in &drop.manifest {
+        let name = relative(drop, &entry.key);
+        if name == MARKER || is_folder_marker(name) {
+            continue;
+        }
+        if !is_data_file(name) {
+            files.push(FileResult::new(name, Outcome::NotImported));
+            continue;
+        }
+        let (mut result, errors_csv) = load_entry(ctx, drop, entry, name).await?;
+        if let Some(file) = errors_csv {
+            let errors_name = format!("{}.errors.csv", name.trim_end_matches(".csv.gz"));
+            result.errors_file = Some(errors_name.clone());
+            spooled.push(ResultFile::Spooled {
+                name: errors_name,
+                file,
+            });
+        }
+        files.push(result);
+        crate::crash_point!("after-file");
+    }
+    Ok((files, spooled))
+}
+
+/// One data file: skipped if the ledger has it, else read at the listed version and loaded.
+async fn load_entry(
+    ctx: &Context<'_>,
+    drop: &Drop,
+    entry: &ManifestEntry,
+    name: &str,
+) -> Result<(FileResult, Option<tempfile::NamedTempFile>), FolderError> {
+    let file = FileRef {
+        integration: ctx.integration.name.clone(),
+        entity: ctx.integration.entity,
+        key: entry.key.clone(),
+        version: entry.version.clone(),
+    };
+    let result = |outcome| FileResult::new(name, outcome);
+    if let Some(prior) = ctx.worker.sink.applied(&file).await? {
+        return Ok((result(already(prior, drop.started_at)), None));
+    }
+    let (meta, reader) = match ctx.store.get(&entry.key).await {
+        Ok(opened) => opened,
+        Err(StoreError::NotFound { .. }) => return Ok((result(Outcome::Changed), None)),
+        Err(e) => return Err(e.into()),
+    };
+    if meta.version != entry.version {
+        return Ok((result(Outcome::Changed), None));
+    }
+    let loaded = load_file(
+        &ctx.worker.sink,
+        ctx.rules,
+        &file,
+        name,
+        reader,
+        drop.started_at,
+    )
+    .await?;
+    Ok((loaded.result, loaded.errors_csv))
+}

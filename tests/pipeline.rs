@@ -1,0 +1,334 @@
+//! The whole pipeline on the embedded default: a local folder as the bucket, SQLite as state
+//! and sink, driven through the worker as `dropfolder run` drives it.
+
+mod common;
+#[path = "common/drops.rs"]
+mod drops;
+
+use std::sync::Arc;
+
+use dropfolder::worker::{RunReport, Worker};
+use drops::{Env, HEADER};
+use serde_json::json;
+
+async fn run(env: &Env, extra: &str) -> RunReport {
+    let worker = Worker::open(env.config(extra)).await.expect("worker opens");
+    worker.run_once().await
+}
+
+#[tokio::test]
+async fn a_valid_drop_is_loaded_and_moved() {
+    let env = Env::new();
+    env.csv(
+        "20210228",
+        "users.csv.gz",
+        &format!("{HEADER}u1,a@x.com,2021-02-28,1.5,true\nu2,b@x.com,,,\n"),
+    );
+    env.success("20210228");
+    let original = std::fs::read(env.path("current/dt=20210228/users.csv.gz")).expect("read");
+    let report = run(&env, "").await;
+    assert!(!report.failed(), "{report:?}");
+    assert_eq!(
+        env.keys(),
+        [
+            "processed/20210228/_SUCCESS",
+            "processed/20210228/status.json",
+            "processed/20210228/status.txt",
+            "processed/20210228/users.csv.gz",
+        ]
+    );
+    assert_eq!(
+        env.read("processed/20210228/status.txt"),
+        "SUCCESS\n2 records were uploaded\n"
+    );
+    assert_eq!(
+        std::fs::read(env.path("processed/20210228/users.csv.gz")).expect("read"),
+        original
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&env.read("processed/20210228/status.json")).expect("json");
+    assert_eq!(status["success"], true);
+    assert_eq!(status["files"][0]["file"], "users.csv.gz");
+    assert_eq!(status["files"][0]["verdict"], "imported");
+    assert_eq!(status["files"][0]["records"], 2);
+    assert!(
+        status["folder_path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/bucket/processed/20210228")),
+        "{status}"
+    );
+    let records = env.records();
+    assert_eq!(
+        records["/u1"],
+        json!({"email": "a@x.com", "signUpDate": "2021-02-28T00:00:00Z", "score": 1.5, "isTrial": true})
+    );
+    assert_eq!(env.ledger(), ["current/dt=20210228/users.csv.gz 2"]);
+}
+
+#[tokio::test]
+async fn an_invalid_drop_loads_nothing_but_still_moves_and_says_why() {
+    let env = Env::new();
+    env.csv(
+        "20210228",
+        "users.csv.gz",
+        &format!("{HEADER}u1,a@x.com,2021-02-30,,\nu2,b@x.com,,,\n"),
+    );
+    env.success("20210228");
+    let report = run(&env, "").await;
+    assert!(!report.failed(), "customer errors are results: {report:?}");
+    assert!(env.records().is_empty());
+    assert!(env.ledger().is_empty());
+    assert_eq!(
+        env.read("processed/20210228/status.txt"),
+        "ERROR\nusers.csv.gz: line 2, column 'signUpDate': '2021-02-30' is not a date in format yyyy-MM-dd\n"
+    );
+    assert_eq!(
+        env.read("processed/20210228/users.errors.csv"),
+        "file,line,column,value,message\nusers.csv.gz,2,signUpDate,2021-02-30,is not a date in format yyyy-MM-dd\n"
+    );
+    assert!(env.exists("processed/20210228/users.csv.gz"));
+    assert!(!env.exists("current/dt=20210228"));
+}
+
+#[tokio::test]
+async fn unready_and_odd_folders_are_left_alone_and_reported() {
+    let env = Env::new();
+    env.csv("20210228", "users.csv.gz", &format!("{HEADER}u1,,,,\n"));
+    env.csv("20210230", "users.csv.gz", &format!("{HEADER}u1,,,,\n"));
+    env.success("20210230");
+    env.put("current/backup/users.csv.gz", b"x");
+    env.put("current/stray.csv.gz", b"x");
+    let before = env.keys();
+    let report = run(&env, "").await;
+    assert!(!report.failed(), "{report:?}");
+    assert_eq!(env.keys(), before, "nothing moved or deleted");
+    let notices = &report.integrations[0].notices;
+    assert_eq!(
+        notices,
+        &[
+            "current/stray.csv.gz: not in a dt=YYYYMMDD folder; left alone",
+            "current/backup/: not a dt=YYYYMMDD folder with a real date; left alone",
+            "current/dt=20210230/: not a dt=YYYYMMDD folder with a real date; left alone",
+        ]
+    );
+    assert_eq!(report.integrations[0].waiting, ["current/dt=20210228/"]);
+    // The integration status remembers the notices for `dropfolder status`.
+    let state = dropfolder::worker::open_state(&env.config(""))
+        .await
+        .expect("state");
+    let known = state.integrations().await.expect("status");
+    assert_eq!(&known[0].notices, notices);
+}
+
+#[tokio::test]
+async fn two_files_one_bad_the_good_one_is_loaded_and_others_move_along() {
+    let env = Env::new();
+    env.csv(
+        "20210228",
+        "a-good.csv.gz",
+        &format!("{HEADER}u1,a@x.com,,,\n"),
+    );
+    env.csv("20210228", "b-bad.csv.gz", "id,emial\nu2,b@x.com\n");
+    env.put("current/dt=20210228/notes.txt", b"hello");
+    env.success("20210228");
+    run(&env, "").await;
+    assert_eq!(
+        env.read("processed/20210228/status.txt"),
+        "ERROR\na-good.csv.gz: 1 record was uploaded\n\
+         b-bad.csv.gz: Parsing Errors:[ Unknown Column: 'emial' (did you mean 'email'?) ]\n\
+         notes.txt: not imported (only files named *.csv.gz are imported)\n"
+    );
+    assert_eq!(env.records().keys().collect::<Vec<_>>(), ["/u1"]);
+    assert_eq!(env.read("processed/20210228/notes.txt"), "hello");
+}
+
+#[tokio::test]
+async fn a_re_drop_of_a_processed_date_goes_to_a_numbered_folder() {
+    let env = Env::new();
+    env.csv(
+        "20210228",
+        "users.csv.gz",
+        &format!("{HEADER}u1,first@x.com,,,\n"),
+    );
+    env.success("20210228");
+    run(&env, "").await;
+    env.csv(
+        "20210228",
+        "users.csv.gz",
+        &format!("{HEADER}u1,second@x.com,,,\n"),
+    );
+    env.success("20210228");
+    run(&env, "").await;
+    env.csv("20210228", "users.csv.gz", "id,bogus\n1,2\n");
+    env.success("20210228");
+    run(&env, "").await;
+    assert_eq!(
+        env.read("processed/20210228/status.txt"),
+        "SUCCESS\n1 record was uploaded\n"
+    );
+    assert_eq!(
+        env.read("processed/20210228-2/status.txt"),
+        "SUCCESS\n1 record was uploaded\n"
+    );
+    assert!(
+        env.read("processed/20210228-3/status.txt")
+            .starts_with("ERROR\n")
+    );
+    assert_eq!(env.records()["/u1"]["email"], "second@x.com");
+}
+
+#[tokio::test]
+async fn attributes_merge_across_days_oldest_first() {
+    let env = Env::new();
+    // Both days are ready in one run: the older one must be applied first.
+    env.csv(
+        "20210301",
+        "users.csv.gz",
+        "id,email,score\nu1,new@x.com,\nu2,,5\n",
+    );
+    env.success("20210301");
+    env.csv(
+        "20210228",
+        "users.csv.gz",
+        &format!("{HEADER}u1,old@x.com,2021-02-28,1,false\n"),
+    );
+    env.success("20210228");
+    run(&env, "").await;
+    let records = env.records();
+    assert_eq!(
+        records["/u1"],
+        json!({"email": "new@x.com", "signUpDate": "2021-02-28T00:00:00Z", "score": 1, "isTrial": false})
+    );
+    assert_eq!(records["/u2"], json!({"score": 5}));
+}
+
+#[tokio::test]
+async fn product_keys_come_from_a_column() {
+    let env = Env::new();
+    env.csv(
+        "20210228",
+        "users.csv.gz",
+        "id,productKey,email\nu1,AP-A-2-1,a@x.com\nu1,AP-B-2-1,b@x.com\n",
+    );
+    env.success("20210228");
+    run(&env, "product_key_column = \"productKey\"").await;
+    let records = env.records();
+    assert_eq!(records["AP-A-2-1/u1"], json!({"email": "a@x.com"}));
+    assert_eq!(records["AP-B-2-1/u1"], json!({"email": "b@x.com"}));
+}
+
+#[tokio::test]
+async fn a_file_replaced_while_it_is_imported_is_not_lost() {
+    let env = Env::new();
+    env.csv(
+        "20210228",
+        "users.csv.gz",
+        &format!("{HEADER}u1,v1@x.com,,,\n"),
+    );
+    env.success("20210228");
+    let mut worker = Worker::open(env.config("")).await.expect("worker");
+    let customer = Arc::new(customer::ReplaceOnGet::new(
+        &env.bucket(),
+        "current/dt=20210228/users.csv.gz",
+        common::gzip(format!("{HEADER}u1,v2@x.com,,,\n").as_bytes()),
+    ));
+    worker.use_store("acme-users", customer);
+    let report = worker.run_once().await;
+    assert!(!report.failed(), "{report:?}");
+    // Version 1 was read and loaded, but version 2 is what the bucket holds now: it stays in
+    // current/ with its _SUCCESS, and the status says so.
+    assert_eq!(env.records()["/u1"]["email"], "v1@x.com");
+    assert!(
+        env.exists("current/dt=20210228/users.csv.gz")
+            && env.exists("current/dt=20210228/_SUCCESS")
+    );
+    let status = env.read("processed/20210228/status.txt");
+    assert!(status.starts_with("SUCCESS\n1 record was uploaded\nusers.csv.gz: 1 record was uploaded\nusers.csv.gz: replaced by the customer after it was read"), "{status}");
+    // The next run imports version 2 as a new drop.
+    let report = run(&env, "").await;
+    assert!(!report.failed(), "{report:?}");
+    assert_eq!(env.records()["/u1"]["email"], "v2@x.com");
+    assert_eq!(
+        env.read("processed/20210228-2/status.txt"),
+        "SUCCESS\n1 record was uploaded\n"
+    );
+    assert!(!env.exists("current/dt=20210228"));
+}
+
+mod customer {
+    //! A customer acting at a precise moment: a real local store whose file is replaced (a
+    //! new inode, as an upload would) the moment dropfolder opens it for reading.
+
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use dropfolder::store::*;
+
+    #[derive(Debug)]
+    pub struct ReplaceOnGet {
+        store: LocalStore,
+        key: String,
+        replacement: Mutex<Option<Vec<u8>>>,
+    }
+
+    impl ReplaceOnGet {
+        pub fn new(root: &Path, key: &str, replacement: Vec<u8>) -> ReplaceOnGet {
+            ReplaceOnGet {
+                store: LocalStore::new(root),
+                key: key.into(),
+                replacement: Mutex::new(Some(replacement)),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for ReplaceOnGet {
+        fn describe(&self) -> String {
+            self.store.describe()
+        }
+        async fn list_page(
+            &self,
+            prefix: &str,
+            token: Option<String>,
+        ) -> Result<ListPage, StoreError> {
+            self.store.list_page(prefix, token).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+            self.store.head(key).await
+        }
+        async fn get(&self, key: &str) -> Result<(ObjectMeta, ObjectReader), StoreError> {
+            let opened = self.store.get(key).await?;
+            let replacement = self
+                .replacement
+                .lock()
+                .ok()
+                .and_then(|mut r| if key == self.key { r.take() } else { None });
+            if let Some(bytes) = replacement {
+                self.store
+                    .put(key, PutBody::Bytes(bytes.into()), PutMode::Overwrite)
+                    .await?;
+            }
+            Ok(opened)
+        }
+        async fn put(
+            &self,
+            key: &str,
+            body: PutBody,
+            mode: PutMode,
+        ) -> Result<ObjectMeta, StoreError> {
+            self.store.put(key, body, mode).await
+        }
+        async fn copy(
+            &self,
+            from: &str,
+            to: &str,
+            version: &str,
+        ) -> Result<ObjectMeta, StoreError> {
+            self.store.copy(from, to, version).await
+        }
+        async fn delete(&self, key: &str, version: &str) -> Result<(), StoreError> {
+            self.store.delete(key, version).await
+        }
+    }
+}
