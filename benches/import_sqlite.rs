@@ -1,0 +1,125 @@
+//! `dropfolder import` of 350,000 rows into a fresh SQLite file, against
+//! `gzip -dc FILE | sqlite3 DB ".import --csv --skip 1 /dev/stdin t"` into a fresh table of
+//! text columns keyed by `id` (a plain keyed load: no validation, no JSON, no merge), side by
+//! side in one run, with peak RSS.
+//!
+//! Run: `cargo bench --bench import_sqlite` (add `-- --quick` for one run of each).
+
+mod support;
+
+use std::process::Command;
+
+use support::{bench_dir, compare, datagen, dropfolder, mib};
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runs = if quick { 1 } else { 5 };
+    let rows = 350_000u64;
+    let dir = bench_dir();
+    let file = dir.join(format!("users-{rows}.csv.gz"));
+    datagen::ensure_file(&file, rows).expect("generate bench data");
+    let ours_db = dir.join("import-ours.db");
+    let plain_db = dir.join("import-plain.db");
+    let config = dir.join("import-sqlite.toml");
+    let state = format!("[state]\nurl = \"sqlite://{}\"\n", ours_db.display());
+    std::fs::write(&config, datagen::config("file:///tmp/unused", rows, &state))
+        .expect("write config");
+    let columns: Vec<String> = datagen::HEADER
+        .trim()
+        .split(',')
+        .map(|c| {
+            if c == "id" {
+                "id TEXT PRIMARY KEY".into()
+            } else {
+                format!("{c} TEXT")
+            }
+        })
+        .collect();
+    let create = format!("CREATE TABLE t ({});", columns.join(", "));
+    let fresh = |db: &std::path::Path| {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+    };
+
+    let results = compare(
+        runs,
+        &mut [
+            ("sqlite3 .import", &mut || {
+                fresh(&plain_db);
+                let script = format!(
+                    "gzip -dc '{}' | sqlite3 '{}' '{create}' '.import --csv --skip 1 /dev/stdin t'",
+                    file.display(),
+                    plain_db.display()
+                );
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(script);
+                c
+            }),
+            ("dropfolder import", &mut || {
+                fresh(&ours_db);
+                let mut c = dropfolder();
+                c.arg("--config").arg(&config).arg("import").arg(&file);
+                c
+            }),
+        ],
+    );
+    let count = |db: &std::path::Path, table: &str| {
+        let out = Command::new("sqlite3")
+            .arg(db)
+            .arg(format!("SELECT count(*) FROM {table}"))
+            .output()
+            .expect("sqlite3");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        count(&plain_db, "t"),
+        rows.to_string(),
+        "the baseline loaded every row"
+    );
+    assert_eq!(
+        count(&ours_db, "records"),
+        rows.to_string(),
+        "dropfolder loaded every row"
+    );
+    let (plain, ours) = (results[0], results[1]);
+    println!(
+        "| rows | sqlite3 .import (plain keyed load) | dropfolder import (validate + JSON + upsert + ledger) | ratio | rows/s | peak RSS sqlite3 / dropfolder |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {rows} | {:.3} s | {:.3} s | {:.2}× | {:.0} | {:.1} / {:.1} MiB |",
+        plain.wall.as_secs_f64(),
+        ours.wall.as_secs_f64(),
+        ours.wall.as_secs_f64() / plain.wall.as_secs_f64(),
+        rows as f64 / ours.wall.as_secs_f64(),
+        mib(plain.max_rss_kib),
+        mib(ours.max_rss_kib),
+    );
+
+    // Memory stays flat with ten times the rows (the cap raised for the bench).
+    let big_rows = 3_500_000u64;
+    let big = dir.join(format!("users-{big_rows}.csv.gz"));
+    datagen::ensure_file(&big, big_rows).expect("generate bench data");
+    std::fs::write(
+        &config,
+        datagen::config("file:///tmp/unused", big_rows, &state),
+    )
+    .expect("write config");
+    let results = compare(
+        1,
+        &mut [("dropfolder import 3.5M", &mut || {
+            fresh(&ours_db);
+            let mut c = dropfolder();
+            c.arg("--config").arg(&config).arg("import").arg(&big);
+            c
+        })],
+    );
+    assert_eq!(count(&ours_db, "records"), big_rows.to_string());
+    println!(
+        "| {big_rows} | | {:.3} s | | {:.0} | — / {:.1} MiB |",
+        results[0].wall.as_secs_f64(),
+        big_rows as f64 / results[0].wall.as_secs_f64(),
+        mib(results[0].max_rss_kib)
+    );
+}
