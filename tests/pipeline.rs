@@ -324,8 +324,9 @@ mod customer {
             from: &str,
             to: &str,
             version: &str,
+            size: u64,
         ) -> Result<ObjectMeta, StoreError> {
-            self.store.copy(from, to, version).await
+            self.store.copy(from, to, version, size).await
         }
         async fn delete(&self, key: &str, version: &str) -> Result<(), StoreError> {
             self.store.delete(key, version).await

@@ -8,7 +8,7 @@ pub mod errors_csv;
 pub mod report;
 pub mod status;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use tempfile::NamedTempFile;
@@ -37,6 +37,46 @@ pub async fn choose_target(store: &dyn ObjectStore, date: &str) -> Result<String
     }
 }
 
+/// What a drop's folder holds now, looked up when a later run resumes the drop: objects may
+/// be gone (deleted before the crash) or replaced. Acting only on what is here matters on S3,
+/// where a least-privilege role gets 403, not 404, for a key that does not exist.
+#[derive(Debug, Default)]
+pub struct Present(Option<HashMap<String, String>>);
+
+/// Where a manifest entry stands.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Presence {
+    Here,
+    Gone,
+    Replaced,
+}
+
+impl Present {
+    /// A drop that began in this run: its manifest is what the folder holds.
+    pub fn as_listed() -> Present {
+        Present(None)
+    }
+
+    /// Lists the folder of a resumed drop (one LIST).
+    pub async fn list(store: &dyn ObjectStore, drop: &Drop) -> Result<Present, StoreError> {
+        let objects = crate::scan::list_recursive(store, &drop.folder).await?;
+        Ok(Present(Some(
+            objects.into_iter().map(|o| (o.key, o.version)).collect(),
+        )))
+    }
+
+    pub fn of(&self, entry: &ManifestEntry) -> Presence {
+        match &self.0 {
+            None => Presence::Here,
+            Some(now) => match now.get(&entry.key) {
+                None => Presence::Gone,
+                Some(version) if *version == entry.version => Presence::Here,
+                Some(_) => Presence::Replaced,
+            },
+        }
+    }
+}
+
 /// The part of a key below its drop folder (`users.csv.gz`).
 pub fn relative<'k>(drop: &Drop, key: &'k str) -> &'k str {
     key.strip_prefix(drop.folder.as_str()).unwrap_or(key)
@@ -60,17 +100,32 @@ fn marker_last(drop: &Drop) -> Vec<&ManifestEntry> {
     entries
 }
 
-/// Copies every object of the drop into its target; returns the keys that changed since they
-/// were listed (not copied).
-pub async fn copy_all(store: &dyn ObjectStore, drop: &Drop) -> Result<Vec<String>, StoreError> {
+/// Copies every object of the drop into its target; returns the keys the customer replaced
+/// since they were listed (not copied). Keys that are gone are skipped.
+pub async fn copy_all(
+    store: &dyn ObjectStore,
+    drop: &Drop,
+    present: &Present,
+) -> Result<Vec<String>, StoreError> {
     let mut changed = Vec::new();
     for entry in marker_last(drop) {
         let name = relative(drop, &entry.key);
         if is_folder_marker(name) {
             continue;
         }
+        match present.of(entry) {
+            Presence::Here => {}
+            Presence::Gone => continue,
+            Presence::Replaced => {
+                changed.push(entry.key.clone());
+                continue;
+            }
+        }
         let to = format!("{}{name}", drop.target);
-        match store.copy(&entry.key, &to, &entry.version).await {
+        match store
+            .copy(&entry.key, &to, &entry.version, entry.size)
+            .await
+        {
             Ok(_) => {}
             Err(StoreError::Changed { .. } | StoreError::NotFound { .. }) => {
                 changed.push(entry.key.clone())
@@ -127,15 +182,22 @@ fn keep_existing<T>(result: Result<T, StoreError>) -> Result<(), StoreError> {
     }
 }
 
-/// Deletes the originals at the versions listed. A file that changed stays, and then so does
-/// `_SUCCESS`, so the next run imports the new version as a new drop. Returns what was left.
+/// Deletes the originals at the versions listed. A file that was replaced stays, and then so
+/// does `_SUCCESS`, so the next run imports the new version as a new drop. Returns what was
+/// left in `current/`.
 pub async fn delete_originals(
     store: &dyn ObjectStore,
     drop: &Drop,
-    changed: &[String],
+    replaced: &[String],
+    present: &Present,
 ) -> Result<Vec<String>, StoreError> {
-    let mut left: Vec<String> = changed.to_vec();
+    let mut left: Vec<String> = replaced.to_vec();
     for entry in marker_last(drop) {
+        match present.of(entry) {
+            Presence::Gone => continue, // Deleted by the run that crashed.
+            Presence::Replaced if !left.contains(&entry.key) => left.push(entry.key.clone()),
+            _ => {}
+        }
         if left.contains(&entry.key) {
             continue;
         }

@@ -249,7 +249,13 @@ impl ObjectStore for LocalStore {
         .await
     }
 
-    async fn copy(&self, from: &str, to: &str, version: &str) -> Result<ObjectMeta, StoreError> {
+    async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        version: &str,
+        _size: u64,
+    ) -> Result<ObjectMeta, StoreError> {
         let (source, dest) = (self.path_of(from)?, self.path_of(to)?);
         let (from, to, version) = (from.to_string(), to.to_string(), version.to_string());
         blocking(&from.clone(), move || {

@@ -8,7 +8,9 @@ use super::Worker;
 use crate::config::IntegrationConfig;
 use crate::finish::report::StatusJson;
 use crate::finish::status::{FileResult, Outcome, is_success, records_uploaded, status_text};
-use crate::finish::{self, ResultFile, is_data_file, is_folder_marker, relative};
+use crate::finish::{
+    self, Presence, Present, ResultFile, is_data_file, is_folder_marker, relative,
+};
 use crate::load::{LoadError, already, load_file};
 use crate::scan::{Folder, MARKER};
 use crate::sink::{FileRef, Sink, SinkError};
@@ -76,11 +78,18 @@ pub(super) async fn begin(ctx: &Context<'_>, folder: &Folder) -> Result<Drop, Fo
     Ok(drop)
 }
 
-/// Takes a drop from wherever it stopped to done.
+/// Takes a drop from wherever it stopped to done. `resumed`: the drop began in an earlier
+/// run, so its folder is listed again before anything is read, copied or deleted.
 pub(super) async fn process(
     ctx: &Context<'_>,
     mut drop: Drop,
+    resumed: bool,
 ) -> Result<FolderReport, FolderError> {
+    let present = if resumed {
+        Present::list(ctx.store, &drop).await?
+    } else {
+        Present::as_listed()
+    };
     let mut report = FolderReport {
         folder: drop.folder.clone(),
         target: drop.target.clone(),
@@ -91,8 +100,8 @@ pub(super) async fn process(
     };
     let mut changed = Vec::new();
     if drop.stage == Stage::Loading {
-        let (mut files, result_files) = load_all(ctx, &drop).await?;
-        changed = finish::copy_all(ctx.store, &drop).await?;
+        let (mut files, result_files) = load_all(ctx, &drop, &present).await?;
+        changed = finish::copy_all(ctx.store, &drop, &present).await?;
         for file in files.iter_mut().filter(|f| f.is_imported()) {
             if changed.iter().any(|key| relative(&drop, key) == file.name) {
                 file.note = Some(
@@ -139,7 +148,7 @@ pub(super) async fn process(
         report.records = result.records;
         report.files = files.iter().filter(|f| f.is_data()).count();
     }
-    report.left = finish::delete_originals(ctx.store, &drop, &changed).await?;
+    report.left = finish::delete_originals(ctx.store, &drop, &changed, &present).await?;
     if !report.left.is_empty() {
         tracing::warn!(
             integration = %drop.integration,
@@ -157,6 +166,7 @@ pub(super) async fn process(
 async fn load_all(
     ctx: &Context<'_>,
     drop: &Drop,
+    present: &Present,
 ) -> Result<(Vec<FileResult>, Vec<ResultFile>), FolderError> {
     let mut files = Vec::new();
     let mut spooled = Vec::new();
@@ -169,7 +179,7 @@ async fn load_all(
             files.push(FileResult::new(name, Outcome::NotImported));
             continue;
         }
-        let (mut result, errors_csv) = load_entry(ctx, drop, entry, name).await?;
+        let (mut result, errors_csv) = load_entry(ctx, drop, entry, name, present).await?;
         if let Some(file) = errors_csv {
             let errors_name = format!("{}.errors.csv", name.trim_end_matches(".csv.gz"));
             result.errors_file = Some(errors_name.clone());
@@ -190,6 +200,7 @@ async fn load_entry(
     drop: &Drop,
     entry: &ManifestEntry,
     name: &str,
+    present: &Present,
 ) -> Result<(FileResult, Option<tempfile::NamedTempFile>), FolderError> {
     let file = FileRef {
         integration: ctx.integration.name.clone(),
@@ -200,6 +211,9 @@ async fn load_entry(
     let result = |outcome| FileResult::new(name, outcome);
     if let Some(prior) = ctx.worker.sink.applied(&file).await? {
         return Ok((result(already(prior, drop.started_at)), None));
+    }
+    if present.of(entry) != Presence::Here {
+        return Ok((result(Outcome::Changed), None));
     }
     let (meta, reader) = match ctx.store.get(&entry.key).await {
         Ok(opened) => opened,

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use crate::config::{Config, IntegrationConfig, StoreLocation};
 use crate::sink::{AnySink, SinkError};
 use crate::state::{ScanRecord, SqliteState, StateError, StateStore};
-use crate::store::{LocalStore, ObjectStore, StoreError};
+use crate::store::{LocalStore, ObjectStore, S3Store, StoreError};
 use crate::telemetry::{LeftAlone, RunFailed, RunFinished};
 use crate::validate::{FileRules, RulesError};
 
@@ -80,6 +80,8 @@ pub struct Worker {
     pub state: Arc<dyn StateStore>,
     /// Stores given instead of opening one from the config, by integration name.
     stores: std::collections::HashMap<String, Arc<dyn ObjectStore>>,
+    /// The base AWS identity, loaded the first time an S3 bucket needs it.
+    aws: tokio::sync::OnceCell<aws_config::SdkConfig>,
 }
 
 impl Worker {
@@ -92,6 +94,7 @@ impl Worker {
             sink,
             state,
             stores: Default::default(),
+            aws: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -179,7 +182,7 @@ impl Worker {
         let rules = FileRules::for_integration(&self.config, integration)?;
         let store: Arc<dyn ObjectStore> = match self.stores.get(&integration.name) {
             Some(store) => store.clone(),
-            None => Arc::from(open_store(&self.config, integration)?),
+            None => Arc::from(self.open_store(integration).await?),
         };
         let ctx = folder::Context {
             worker: self,
@@ -190,7 +193,7 @@ impl Worker {
         // Drops an earlier run left open come first: they are older than anything ready now.
         for drop in self.state.open_drops(&integration.name).await? {
             let folder = drop.folder.clone();
-            let done = folder::process(&ctx, drop).await;
+            let done = folder::process(&ctx, drop, true).await;
             report
                 .folders
                 .push(done.map_err(|error| IntegrationError::Folder { folder, error })?);
@@ -207,7 +210,7 @@ impl Worker {
         report.waiting = scan.waiting;
         for ready in scan.ready {
             let done = match folder::begin(&ctx, &ready).await {
-                Ok(drop) => folder::process(&ctx, drop).await,
+                Ok(drop) => folder::process(&ctx, drop, false).await,
                 Err(e) => Err(e),
             };
             report
@@ -221,19 +224,25 @@ impl Worker {
     }
 }
 
-/// The store of an integration's bucket.
-pub fn open_store(
-    config: &Config,
-    integration: &IntegrationConfig,
-) -> Result<Box<dyn ObjectStore>, IntegrationError> {
-    match integration
-        .location(&config.base_dir)
-        .map_err(IntegrationError::Location)?
-    {
-        StoreLocation::Local(path) => Ok(Box::new(LocalStore::new(path))),
-        StoreLocation::S3 { bucket, .. } => Err(IntegrationError::Location(format!(
-            "s3 bucket {bucket}: the S3 store is not available in this build"
-        ))),
+impl Worker {
+    /// The store of an integration's bucket: a local folder, or S3 with the integration's
+    /// credentials (connecting assumes the role and discovers the region).
+    pub async fn open_store(
+        &self,
+        integration: &IntegrationConfig,
+    ) -> Result<Box<dyn ObjectStore>, IntegrationError> {
+        match integration
+            .location(&self.config.base_dir)
+            .map_err(IntegrationError::Location)?
+        {
+            StoreLocation::Local(path) => Ok(Box::new(LocalStore::new(path))),
+            StoreLocation::S3 { bucket, prefix } => {
+                let base = self.aws.get_or_init(crate::store::aws::base_config).await;
+                Ok(Box::new(
+                    S3Store::connect(base, integration, &bucket, &prefix).await?,
+                ))
+            }
+        }
     }
 }
 

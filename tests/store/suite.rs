@@ -99,14 +99,14 @@ async fn list_with_delimiter_and_pages(store: &dyn ObjectStore) {
 async fn copy_only_the_version_read(store: &dyn ObjectStore) {
     let version = put(store, "copy/src.csv.gz", b"original").await;
     let copied = store
-        .copy("copy/src.csv.gz", "copy/dst/src.csv.gz", &version)
+        .copy("copy/src.csv.gz", "copy/dst/src.csv.gz", &version, 8)
         .await
         .expect("copy");
     assert_eq!(copied.size, 8);
     assert_eq!(read(store, "copy/dst/src.csv.gz").await, b"original");
     put(store, "copy/src.csv.gz", b"replaced by the customer").await;
     let refused = store
-        .copy("copy/src.csv.gz", "copy/dst2/src.csv.gz", &version)
+        .copy("copy/src.csv.gz", "copy/dst2/src.csv.gz", &version, 8)
         .await;
     assert!(
         matches!(refused, Err(StoreError::Changed { .. })),
