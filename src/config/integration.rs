@@ -38,6 +38,8 @@ pub struct IntegrationConfig {
     pub bucket: String,
     /// S3 API endpoint override (LocalStack, MinIO); path-style addressing is used with it.
     pub endpoint: Option<String>,
+    /// STS endpoint override for the AssumeRole call; default: `endpoint` when set, else AWS.
+    pub sts_endpoint: Option<String>,
     /// The bucket's region; discovered with GetBucketLocation when absent.
     pub region: Option<String>,
     pub role_arn: Option<String>,
@@ -296,10 +298,15 @@ impl IntegrationConfig {
     ) {
         let static_keys = self.access_key_id_env.is_some() || self.secret_access_key_env.is_some();
         let external = self.external_id.is_some() || self.external_id_env.is_some();
-        if local && (self.role_arn.is_some() || static_keys || self.endpoint.is_some()) {
+        if local
+            && (self.role_arn.is_some()
+                || static_keys
+                || self.endpoint.is_some()
+                || self.region.is_some())
+        {
             report(
                 "bucket",
-                "a local folder takes no role_arn, access keys or endpoint".into(),
+                "a local folder takes no role_arn, access keys, endpoint or region".into(),
             );
         }
         if let Some(arn) = &self.role_arn
@@ -332,8 +339,13 @@ impl IntegrationConfig {
                 "static keys need both access_key_id_env and secret_access_key_env".into(),
             );
         }
-        if let Some(endpoint) = &self.endpoint {
-            check_http_url(endpoint).unwrap_or_else(|m| report("endpoint", m));
+        for (key, url) in [
+            ("endpoint", &self.endpoint),
+            ("sts_endpoint", &self.sts_endpoint),
+        ] {
+            if let Some(url) = url {
+                check_http_url(url).unwrap_or_else(|m| report(key, m));
+            }
         }
         if secrets == SecretCheck::Require {
             let named = [

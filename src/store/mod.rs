@@ -4,7 +4,9 @@
 //! default; the S3 implementation follows the same contract, and `tests/store.rs` runs one
 //! suite against both.
 
+pub mod aws;
 pub mod local;
+pub mod s3;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -15,6 +17,7 @@ use chrono::{DateTime, Utc};
 use tokio::io::AsyncRead;
 
 pub use local::LocalStore;
+pub use s3::S3Store;
 
 /// One object: its key relative to the integration's root, size, and version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,8 +71,20 @@ pub enum StoreError {
     Changed { key: String, expected: String },
     #[error("{key}: the key is not allowed ({reason})")]
     BadKey { key: String, reason: &'static str },
-    #[error("{key}: access denied: {message}")]
+    #[error(
+        "{key}: access denied ({message}); check that the role's policy allows ListBucket, GetBucketLocation, GetObject, PutObject and DeleteObject on this bucket and prefix (deploy/iam/role-policy.json)"
+    )]
     AccessDenied { key: String, message: String },
+    #[error("bucket {key} does not exist; check `bucket` in the config")]
+    NoSuchBucket { key: String },
+    #[error(
+        "{key}: cannot get credentials ({message}); check role_arn, the external ID and the role's trust policy, or the access keys"
+    )]
+    Credentials { key: String, message: String },
+    #[error(
+        "{key}: the bucket is in another region ({message}); remove `region` to discover it, or set the right one"
+    )]
+    WrongRegion { key: String, message: String },
     #[error("{key}: {message}")]
     Other { key: String, message: String },
 }
@@ -82,6 +97,9 @@ impl StoreError {
             | StoreError::Changed { key, .. }
             | StoreError::BadKey { key, .. }
             | StoreError::AccessDenied { key, .. }
+            | StoreError::NoSuchBucket { key }
+            | StoreError::Credentials { key, .. }
+            | StoreError::WrongRegion { key, .. }
             | StoreError::Other { key, .. } => key,
         }
     }
@@ -108,9 +126,15 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// Writes a (small) object.
     async fn put(&self, key: &str, body: PutBody, mode: PutMode) -> Result<ObjectMeta, StoreError>;
 
-    /// Copies `from` to `to`, failing with [`StoreError::Changed`] unless `from` is still at
-    /// `version` (S3 `x-amz-copy-source-if-match`).
-    async fn copy(&self, from: &str, to: &str, version: &str) -> Result<ObjectMeta, StoreError>;
+    /// Copies `from` (of `size` bytes) to `to`, failing with [`StoreError::Changed`] unless
+    /// `from` is still at `version` (S3 `x-amz-copy-source-if-match`).
+    async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        version: &str,
+        size: u64,
+    ) -> Result<ObjectMeta, StoreError>;
 
     /// Deletes the object if it is still at `version`; [`StoreError::Changed`] if it is not.
     /// Deleting a missing object succeeds (S3 semantics), so a re-run can repeat a delete.

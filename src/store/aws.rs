@@ -1,0 +1,200 @@
+//! Reaching a customer's bucket: the base identity from the default AWS chain, per
+//! integration either static keys or the customer's role assumed with their external ID
+//! (credentials cached and refreshed before expiry by the SDK's identity cache, so one STS
+//! call per integration per session), the bucket's region discovered when not configured,
+//! and SDK errors turned into errors an operator can act on.
+
+use std::error::Error as _;
+
+use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+use super::StoreError;
+use crate::config::{IntegrationConfig, SecretRef};
+
+/// Attempts per request, with the SDK's standard backoff (throttling included).
+const MAX_ATTEMPTS: u32 = 5;
+
+/// The base identity and retry policy, loaded once per process.
+pub async fn base_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .load()
+        .await
+}
+
+/// The STS session name: says who is reading, within STS's 64 characters of `[\w+=,.@-]`.
+pub fn session_name(integration: &str) -> String {
+    let mut name = format!("dropfolder-{integration}");
+    name.retain(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c));
+    name.truncate(64);
+    name
+}
+
+/// The credentials an integration uses: static keys, an assumed role, or the base identity.
+pub async fn credentials(
+    base: &SdkConfig,
+    integration: &IntegrationConfig,
+    bucket: &str,
+) -> Result<Option<SharedCredentialsProvider>, StoreError> {
+    let read = |var: &String| {
+        SecretRef::Env(var.clone())
+            .read()
+            .map_err(|e| StoreError::Credentials {
+                key: bucket.to_string(),
+                message: e.to_string(),
+            })
+    };
+    if let (Some(id), Some(secret)) = (
+        &integration.access_key_id_env,
+        &integration.secret_access_key_env,
+    ) {
+        let token = integration
+            .session_token_env
+            .as_ref()
+            .map(read)
+            .transpose()?;
+        let keys = Credentials::new(
+            read(id)?.expose(),
+            read(secret)?.expose(),
+            token.map(|t| t.expose().to_string()),
+            None,
+            "dropfolder-static-keys",
+        );
+        return Ok(Some(SharedCredentialsProvider::new(keys)));
+    }
+    let Some(role_arn) = &integration.role_arn else {
+        return Ok(None);
+    };
+    let external_id = match (&integration.external_id, &integration.external_id_env) {
+        (Some(id), _) => Some(id.clone()),
+        (None, Some(var)) => Some(read(var)?.expose().to_string()),
+        (None, None) => None,
+    };
+    let mut sts = base.to_builder();
+    if let Some(endpoint) = integration
+        .sts_endpoint
+        .as_ref()
+        .or(integration.endpoint.as_ref())
+    {
+        sts.set_endpoint_url(Some(endpoint.clone()));
+    }
+    if base.region().is_none() {
+        sts.set_region(Some(Region::from_static("us-east-1")));
+    }
+    let mut provider = AssumeRoleProvider::builder(role_arn.clone())
+        .session_name(session_name(&integration.name))
+        .configure(&sts.build());
+    if let Some(id) = external_id {
+        provider = provider.external_id(id);
+    }
+    Ok(Some(SharedCredentialsProvider::new(provider.build().await)))
+}
+
+/// An S3 client for `region` with the integration's endpoint and credentials.
+pub fn client(
+    base: &SdkConfig,
+    integration: &IntegrationConfig,
+    region: &str,
+    credentials: Option<SharedCredentialsProvider>,
+) -> aws_sdk_s3::Client {
+    let mut config =
+        aws_sdk_s3::config::Builder::from(base).region(Region::new(region.to_string()));
+    if let Some(endpoint) = &integration.endpoint {
+        // LocalStack and MinIO serve buckets by path, not by virtual host.
+        config = config.endpoint_url(endpoint).force_path_style(true);
+    }
+    if let Some(credentials) = credentials {
+        config = config.credentials_provider(credentials);
+    }
+    aws_sdk_s3::Client::from_conf(config.build())
+}
+
+/// The bucket's region, from GetBucketLocation (asked in us-east-1, which answers for all).
+pub async fn discover_region(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<String, StoreError> {
+    let location = client
+        .get_bucket_location()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| store_error(bucket, e))?;
+    Ok(match location.location_constraint().map(|c| c.as_str()) {
+        None | Some("") => "us-east-1".to_string(),
+        Some("EU") => "eu-west-1".to_string(),
+        Some(region) => region.to_string(),
+    })
+}
+
+/// An SDK error as an error an operator can act on. `key` is the object or bucket concerned.
+pub fn store_error<E>(key: &str, error: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let key = key.to_string();
+    let detail = DisplayErrorContext(&error).to_string();
+    if let SdkError::ServiceError(service) = &error {
+        let code = service.err().code().unwrap_or_default();
+        let message = format!("{code}: {}", service.err().message().unwrap_or_default());
+        return match code {
+            "NoSuchKey" | "NotFound" => StoreError::NotFound { key },
+            "NoSuchBucket" => StoreError::NoSuchBucket { key },
+            "AccessDenied"
+            | "AllAccessDisabled"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch" => StoreError::AccessDenied { key, message },
+            "ExpiredToken" | "TokenRefreshRequired" | "InvalidToken" => {
+                StoreError::Credentials { key, message }
+            }
+            "PermanentRedirect"
+            | "AuthorizationHeaderMalformed"
+            | "IllegalLocationConstraintException" => StoreError::WrongRegion { key, message },
+            _ if code.is_empty() && is_status(&error, 404) => StoreError::NotFound { key },
+            _ if code.is_empty() && is_status(&error, 403) => StoreError::AccessDenied {
+                key,
+                message: "403 Forbidden".into(),
+            },
+            _ => StoreError::Other { key, message },
+        };
+    }
+    // No response: credentials could not be had, or the endpoint could not be reached.
+    let mut cause = error.source();
+    let mut credentials = false;
+    while let Some(e) = cause {
+        credentials |= e.is::<aws_credential_types::provider::error::CredentialsError>();
+        cause = e.source();
+    }
+    if credentials {
+        StoreError::Credentials {
+            key,
+            message: detail,
+        }
+    } else {
+        StoreError::Other {
+            key,
+            message: detail,
+        }
+    }
+}
+
+/// Whether the service answered with this HTTP status.
+pub fn is_status<E>(error: &SdkError<E, HttpResponse>, status: u16) -> bool {
+    error
+        .raw_response()
+        .is_some_and(|r| r.status().as_u16() == status)
+}
+
+/// The code of a service error (`PreconditionFailed`, `NotImplemented`), if it is one.
+pub fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> {
+    match error {
+        SdkError::ServiceError(service) => service.err().code(),
+        _ => None,
+    }
+}
