@@ -103,7 +103,7 @@ impl Config {
     /// Every problem in the file, in file order; empty when the config can run.
     pub fn check(&self, secrets: SecretCheck) -> Vec<Problem> {
         let mut problems = Vec::new();
-        self.state.check(&mut problems);
+        self.state.check(secrets, &mut problems);
         if let Some(sink) = &self.sink {
             sink.check(secrets, &mut problems);
         }

@@ -63,7 +63,14 @@ impl StateConfig {
         )
     }
 
-    pub(super) fn check(&self, problems: &mut Vec<Problem>) {
+    pub(super) fn check(&self, secrets: SecretCheck, problems: &mut Vec<Problem>) {
+        check_password(
+            "state",
+            self.password_env.as_ref(),
+            self.password_file.as_ref(),
+            secrets,
+            problems,
+        );
         if database_kind(&self.url).is_none() {
             problems.push(Problem::section(
                 "state",
@@ -177,6 +184,13 @@ impl SinkConfig {
     }
 
     pub(super) fn check(&self, secrets: SecretCheck, problems: &mut Vec<Problem>) {
+        check_password(
+            "sink",
+            self.password_env.as_ref(),
+            self.password_file.as_ref(),
+            secrets,
+            problems,
+        );
         let mut report = |key: &str, message: String| {
             problems.push(Problem::section("sink", key, message));
         };
@@ -507,6 +521,29 @@ impl EventsConfig {
         if !(10..=43_200).contains(&self.visibility_timeout_seconds) {
             report("visibility_timeout_seconds", "must be 10 to 43200".into());
         }
+    }
+}
+
+/// A database password named by `password_env` / `password_file`: not both, and readable
+/// when secrets are required.
+fn check_password(
+    section: &str,
+    env: Option<&String>,
+    file: Option<&String>,
+    secrets: SecretCheck,
+    problems: &mut Vec<Problem>,
+) {
+    if env.is_some() && file.is_some() {
+        problems.push(Problem::section(
+            section,
+            "password_env",
+            "set password_env or password_file, not both",
+        ));
+    }
+    if secrets == SecretCheck::Require
+        && let Some(Err(e)) = SecretRef::from_keys(env, file, Path::new("")).map(|r| r.read())
+    {
+        problems.push(Problem::section(section, "password_env", e.to_string()));
     }
 }
 

@@ -223,3 +223,22 @@ fn database_passwords_never_appear_in_messages() {
     );
     assert!(!found.iter().any(|p| p.contains("hunter2")), "{found:#?}");
 }
+
+#[test]
+fn database_passwords_named_in_the_file_must_be_set() {
+    let text = format!(
+        "{MINIMAL}\n[state]\nurl = \"postgres://dropfolder@db/x\"\npassword_env = \"DROPFOLDER_TEST_UNSET_PASSWORD\"\n"
+    );
+    assert!(problems(&text).is_empty());
+    let found: Vec<String> = parse(&text)
+        .check(SecretCheck::Require)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "[state] password_env: environment variable DROPFOLDER_TEST_UNSET_PASSWORD is not set or empty"
+        ]
+    );
+}
