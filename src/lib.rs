@@ -15,17 +15,21 @@
 //! - [`finish`]: copy to `processed/`, write `status.txt`, delete the originals, `_SUCCESS`
 //!   last; [`finish::status`] is the text the customer reads.
 //! - [`state`]: the journal of drops and each integration's last result.
+//! - [`callback`]: the customer's callback, queued with the result and delivered after.
 //! - [`worker`]: one run over every integration, concurrently, one drop at a time each.
 //!
-//! Around them: [`telemetry`] (events that log and count), [`schedule`] (when `watch`
+//! Around them: [`outbound`] (HTTP with retries, auth and rate limits, for the callback and
+//! HTTP sinks), [`telemetry`] (events that log and count), [`schedule`] (when `watch`
 //! scans), [`sqlite`] (opening SQLite the same way everywhere), [`crash`] (crash points for
 //! the crash-safety tests). The binary (`src/main.rs`, `src/cmd/`) is thin: it parses the
 //! command line, sets up tracing, loads and checks the config, and calls into these modules.
 
+pub mod callback;
 pub mod config;
 pub mod crash;
 pub mod finish;
 pub mod load;
+pub mod outbound;
 pub mod scan;
 pub mod schedule;
 pub mod sink;

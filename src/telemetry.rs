@@ -236,3 +236,39 @@ impl RunFinished {
         m.set("last_run_failed_integrations", &[], self.failed as f64);
     }
 }
+
+/// A callback delivery ended (delivered, to be retried, or abandoned).
+pub struct CallbackAttempted<'a> {
+    pub integration: &'a str,
+    pub folder_path: &'a str,
+    pub outcome: &'a crate::state::CallbackOutcome,
+}
+
+impl CallbackAttempted<'_> {
+    pub fn emit(&self) {
+        use crate::state::CallbackOutcome;
+        let result = match self.outcome {
+            CallbackOutcome::Delivered => {
+                tracing::info!(
+                    integration = self.integration,
+                    folder_path = self.folder_path,
+                    "callback delivered"
+                );
+                "delivered"
+            }
+            CallbackOutcome::Failed { error, retry_at } => {
+                tracing::warn!(integration = self.integration, folder_path = self.folder_path, error = %error, retry_at = %retry_at, "callback not delivered; will retry");
+                "failed"
+            }
+            CallbackOutcome::Abandoned { error } => {
+                tracing::error!(integration = self.integration, folder_path = self.folder_path, error = %error, "callback refused; not retried");
+                "abandoned"
+            }
+        };
+        metrics().add(
+            "callbacks_total",
+            &[("integration", self.integration), ("result", result)],
+            1.0,
+        );
+    }
+}

@@ -2,6 +2,8 @@
 //! and sink, driven through the worker as `dropfolder run` drives it.
 
 mod common;
+#[path = "common/customer.rs"]
+mod customer;
 #[path = "common/drops.rs"]
 mod drops;
 
@@ -228,7 +230,7 @@ async fn a_file_replaced_while_it_is_imported_is_not_lost() {
     env.success("20210228");
     let mut worker = Worker::open(env.config("")).await.expect("worker");
     let customer = Arc::new(customer::ReplaceOnGet::new(
-        &env.bucket(),
+        Arc::new(dropfolder::store::LocalStore::new(env.bucket())),
         "current/dt=20210228/users.csv.gz",
         common::gzip(format!("{HEADER}u1,v2@x.com,,,\n").as_bytes()),
     ));
@@ -253,83 +255,4 @@ async fn a_file_replaced_while_it_is_imported_is_not_lost() {
         "SUCCESS\n1 record was uploaded\n"
     );
     assert!(!env.exists("current/dt=20210228"));
-}
-
-mod customer {
-    //! A customer acting at a precise moment: a real local store whose file is replaced (a
-    //! new inode, as an upload would) the moment dropfolder opens it for reading.
-
-    use std::path::Path;
-    use std::sync::Mutex;
-
-    use async_trait::async_trait;
-    use dropfolder::store::*;
-
-    #[derive(Debug)]
-    pub struct ReplaceOnGet {
-        store: LocalStore,
-        key: String,
-        replacement: Mutex<Option<Vec<u8>>>,
-    }
-
-    impl ReplaceOnGet {
-        pub fn new(root: &Path, key: &str, replacement: Vec<u8>) -> ReplaceOnGet {
-            ReplaceOnGet {
-                store: LocalStore::new(root),
-                key: key.into(),
-                replacement: Mutex::new(Some(replacement)),
-            }
-        }
-    }
-
-    #[async_trait]
-    impl ObjectStore for ReplaceOnGet {
-        fn describe(&self) -> String {
-            self.store.describe()
-        }
-        async fn list_page(
-            &self,
-            prefix: &str,
-            token: Option<String>,
-        ) -> Result<ListPage, StoreError> {
-            self.store.list_page(prefix, token).await
-        }
-        async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
-            self.store.head(key).await
-        }
-        async fn get(&self, key: &str) -> Result<(ObjectMeta, ObjectReader), StoreError> {
-            let opened = self.store.get(key).await?;
-            let replacement = self
-                .replacement
-                .lock()
-                .ok()
-                .and_then(|mut r| if key == self.key { r.take() } else { None });
-            if let Some(bytes) = replacement {
-                self.store
-                    .put(key, PutBody::Bytes(bytes.into()), PutMode::Overwrite)
-                    .await?;
-            }
-            Ok(opened)
-        }
-        async fn put(
-            &self,
-            key: &str,
-            body: PutBody,
-            mode: PutMode,
-        ) -> Result<ObjectMeta, StoreError> {
-            self.store.put(key, body, mode).await
-        }
-        async fn copy(
-            &self,
-            from: &str,
-            to: &str,
-            version: &str,
-            size: u64,
-        ) -> Result<ObjectMeta, StoreError> {
-            self.store.copy(from, to, version, size).await
-        }
-        async fn delete(&self, key: &str, version: &str) -> Result<(), StoreError> {
-            self.store.delete(key, version).await
-        }
-    }
 }

@@ -1,9 +1,13 @@
-//! `dropfolder check`: the whole config, every problem at once, by integration.
+//! `dropfolder check`: the whole config, every problem at once, by integration; then, unless
+//! `--offline`, each integration's bucket reached as a scan would (credentials, region, a
+//! LIST of `current/`), one line each saying ok or what is wrong and what to do.
+//! Exit 0 all ok, 1 a bucket could not be reached, 2 the config has problems.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use dropfolder::config::{SecretCheck, StoreLocation};
+use dropfolder::scan::scan;
 
 pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
     let config = super::load_config(path, SecretCheck::Require)?;
@@ -12,18 +16,41 @@ pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
         path.display(),
         config.integrations.len()
     );
+    let aws = tokio::sync::OnceCell::new();
+    let mut failed = false;
     for integration in &config.integrations {
         let location = match integration.location(&config.base_dir) {
             Ok(StoreLocation::Local(dir)) => format!("folder {}", dir.display()),
             Ok(StoreLocation::S3 { bucket, prefix }) => format!("s3://{bucket}/{prefix}"),
             Err(e) => e,
         };
-        let reach = if offline {
-            "not contacted (--offline)"
-        } else {
-            "not contacted yet"
+        if offline {
+            println!(
+                "{}: ok, {location} not contacted (--offline)",
+                integration.name
+            );
+            continue;
+        }
+        let reached = match dropfolder::store::open(&config, integration, &aws).await {
+            Ok(store) => scan(store.as_ref()).await,
+            Err(e) => Err(e),
         };
-        println!("{}: ok, {location} {reach}", integration.name);
+        match reached {
+            Ok(found) => println!(
+                "{}: ok, {location} reachable: {} folder(s) ready, {} waiting for _SUCCESS",
+                integration.name,
+                found.ready.len(),
+                found.waiting.len()
+            ),
+            Err(e) => {
+                failed = true;
+                println!("{}: FAILED: {e}", integration.name);
+            }
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

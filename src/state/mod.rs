@@ -96,6 +96,43 @@ pub struct IntegrationState {
     pub last_target: Option<String>,
     pub last_success: Option<bool>,
     pub last_message: Option<String>,
+    /// The last callback that could not be delivered, if the newest attempt failed.
+    pub callback_error: Option<String>,
+}
+
+/// A callback to deliver, recorded with the result of its folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackRequest {
+    pub integration: String,
+    pub folder_path: String,
+    pub success: bool,
+    pub message: String,
+    /// The same for every attempt at this folder's callback, so a receiver can drop repeats.
+    pub idempotency_key: String,
+}
+
+/// A callback not yet delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCallback {
+    pub id: i64,
+    pub request: CallbackRequest,
+    /// Deliveries tried so far (each of several HTTP attempts).
+    pub deliveries: u32,
+}
+
+/// What one delivery of a callback did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    Delivered,
+    /// Try again from `retry_at`.
+    Failed {
+        error: String,
+        retry_at: DateTime<Utc>,
+    },
+    /// Refused for good (a 4xx other than 408/429, or no callback configured any more).
+    Abandoned {
+        error: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,8 +152,14 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Records a new drop (stage `Loading`).
     async fn begin_drop(&self, drop: &Drop) -> Result<(), StateError>;
 
-    /// Records the drop's result and moves it to `Reported`.
-    async fn report_drop(&self, drop: &Drop, result: &DropResult) -> Result<(), StateError>;
+    /// Records the drop's result, moves it to `Reported`, and queues its callback, all in one
+    /// transaction: a finished folder never loses its callback.
+    async fn report_drop(
+        &self,
+        drop: &Drop,
+        result: &DropResult,
+        callback: Option<&CallbackRequest>,
+    ) -> Result<(), StateError>;
 
     /// Moves the drop to `Done`.
     async fn finish_drop(&self, drop: &Drop) -> Result<(), StateError>;
@@ -126,4 +169,28 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
 
     /// Every integration the state has seen, by name.
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError>;
+
+    /// Callbacks of `integration` due for delivery at `now`, oldest first.
+    async fn due_callbacks(
+        &self,
+        integration: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PendingCallback>, StateError>;
+
+    /// Records a delivery of a pending callback.
+    async fn callback_delivery(&self, id: i64, outcome: &CallbackOutcome)
+    -> Result<(), StateError>;
+
+    /// The ledger of a sink that keeps none itself (HTTP): the entry for `file`, if any.
+    async fn ledger_entry(
+        &self,
+        file: &crate::sink::FileRef,
+    ) -> Result<Option<crate::sink::Applied>, StateError>;
+
+    /// Records `file` as applied with `rows`; `false` if it already was.
+    async fn record_applied(
+        &self,
+        file: &crate::sink::FileRef,
+        rows: u64,
+    ) -> Result<bool, StateError>;
 }

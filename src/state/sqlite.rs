@@ -7,12 +7,14 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
 use super::{
-    Drop, DropResult, IntegrationState, ManifestEntry, ScanRecord, Stage, StateError, StateStore,
+    CallbackOutcome, CallbackRequest, Drop, DropResult, IntegrationState, ManifestEntry,
+    PendingCallback, ScanRecord, Stage, StateError, StateStore,
 };
 
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    101,
-    "CREATE TABLE drops (
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        101,
+        "CREATE TABLE drops (
         integration TEXT NOT NULL,
         folder TEXT NOT NULL,
         target TEXT NOT NULL,
@@ -37,7 +39,35 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
         last_success INTEGER,
         last_message TEXT
     );",
-)];
+    ),
+    (
+        102,
+        "CREATE TABLE callbacks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        integration TEXT NOT NULL,
+        folder_path TEXT NOT NULL,
+        success INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        deliveries INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        state TEXT NOT NULL DEFAULT 'pending',
+        created_at TEXT NOT NULL,
+        done_at TEXT
+    );
+    CREATE INDEX callbacks_due ON callbacks (integration, state, next_attempt_at);
+    ALTER TABLE integration_status ADD COLUMN callback_error TEXT;
+    CREATE TABLE state_ledger (
+        integration TEXT NOT NULL,
+        file_key TEXT NOT NULL,
+        version TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        applied_at TEXT NOT NULL,
+        PRIMARY KEY (integration, file_key, version)
+    );",
+    ),
+];
 
 #[derive(Debug, Clone)]
 pub struct SqliteState {
@@ -131,8 +161,13 @@ impl StateStore for SqliteState {
         .await
     }
 
-    async fn report_drop(&self, drop: &Drop, result: &DropResult) -> Result<(), StateError> {
-        let (drop, result) = (drop.clone(), result.clone());
+    async fn report_drop(
+        &self,
+        drop: &Drop,
+        result: &DropResult,
+        callback: Option<&CallbackRequest>,
+    ) -> Result<(), StateError> {
+        let (drop, result, callback) = (drop.clone(), result.clone(), callback.cloned());
         self.with(move |conn| {
             let now = time(Utc::now());
             let tx = conn.transaction()?;
@@ -148,6 +183,14 @@ impl StateStore for SqliteState {
                     last_success = ?4, last_message = ?5",
                 params![drop.integration, now, drop.target, result.success, result.message],
             )?;
+            if let Some(cb) = callback {
+                // A repeat of the same step (after a crash) finds the callback already queued.
+                tx.execute(
+                    "INSERT INTO callbacks (integration, folder_path, success, message, idempotency_key, next_attempt_at, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (idempotency_key) DO NOTHING",
+                    params![cb.integration, cb.folder_path, cb.success, cb.message, cb.idempotency_key, now],
+                )?;
+            }
             tx.commit()
         })
         .await
@@ -180,11 +223,87 @@ impl StateStore for SqliteState {
         .await
     }
 
+    async fn due_callbacks(
+        &self,
+        integration: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PendingCallback>, StateError> {
+        self.callbacks_impl(integration, now).await
+    }
+
+    async fn callback_delivery(
+        &self,
+        id: i64,
+        outcome: &CallbackOutcome,
+    ) -> Result<(), StateError> {
+        let outcome = outcome.clone();
+        self.with(move |conn| {
+            let now = time(Utc::now());
+            let tx = conn.transaction()?;
+            let (state, retry_at, error) = match &outcome {
+                CallbackOutcome::Delivered => ("delivered", now.clone(), None),
+                CallbackOutcome::Failed { error, retry_at } => ("pending", time(*retry_at), Some(error.clone())),
+                CallbackOutcome::Abandoned { error } => ("abandoned", now.clone(), Some(error.clone())),
+            };
+            let done = (state != "pending").then(|| now.clone());
+            tx.execute(
+                "UPDATE callbacks SET deliveries = deliveries + 1, state = ?2, next_attempt_at = ?3, last_error = ?4, done_at = ?5 WHERE id = ?1",
+                params![id, state, retry_at, error, done],
+            )?;
+            tx.execute(
+                "UPDATE integration_status SET callback_error = ?2
+                 WHERE integration = (SELECT integration FROM callbacks WHERE id = ?1)",
+                params![id, error],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn ledger_entry(
+        &self,
+        file: &crate::sink::FileRef,
+    ) -> Result<Option<crate::sink::Applied>, StateError> {
+        let file = file.clone();
+        self.with(move |conn| {
+            use rusqlite::OptionalExtension;
+            conn.query_row(
+                "SELECT rows, applied_at FROM state_ledger WHERE integration = ?1 AND file_key = ?2 AND version = ?3",
+                params![file.integration, file.key, file.version],
+                |row| {
+                    Ok(crate::sink::Applied {
+                        rows: row.get::<_, i64>(0)? as u64,
+                        applied_at: parse_time(row.get(1)?).unwrap_or_default(),
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn record_applied(
+        &self,
+        file: &crate::sink::FileRef,
+        rows: u64,
+    ) -> Result<bool, StateError> {
+        let file = file.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO state_ledger (integration, file_key, version, rows, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO NOTHING",
+                params![file.integration, file.key, file.version, rows as i64, time(Utc::now())],
+            )
+            .map(|inserted| inserted == 1)
+        })
+        .await
+    }
+
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError> {
         self.with(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT integration, last_scan_at, last_error, notices, last_data_at, last_target,
-                        last_success, last_message
+                        last_success, last_message, callback_error
                  FROM integration_status ORDER BY integration",
             )?;
             let rows = stmt.query_map([], |row| {
@@ -198,6 +317,7 @@ impl StateStore for SqliteState {
                     last_target: row.get(5)?,
                     last_success: row.get(6)?,
                     last_message: row.get(7)?,
+                    callback_error: row.get(8)?,
                 })
             })?;
             rows.collect()
@@ -207,3 +327,34 @@ impl StateStore for SqliteState {
 }
 
 fn drop_count(_: usize) {}
+
+impl SqliteState {
+    async fn callbacks_impl(
+        &self,
+        integration: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PendingCallback>, StateError> {
+        let (integration, now) = (integration.to_string(), time(now));
+        self.with(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, folder_path, success, message, idempotency_key, deliveries FROM callbacks
+                 WHERE integration = ?1 AND state = 'pending' AND next_attempt_at <= ?2 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![integration, now], |row| {
+                Ok(PendingCallback {
+                    id: row.get(0)?,
+                    request: CallbackRequest {
+                        integration: integration.clone(),
+                        folder_path: row.get(1)?,
+                        success: row.get(2)?,
+                        message: row.get(3)?,
+                        idempotency_key: row.get(4)?,
+                    },
+                    deliveries: row.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}

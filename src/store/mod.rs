@@ -141,6 +141,32 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     async fn delete(&self, key: &str, version: &str) -> Result<(), StoreError>;
 }
 
+/// Opens an integration's store: its local folder, or its S3 bucket with its credentials
+/// (connecting assumes the role and discovers the region). `aws` holds the base identity,
+/// loaded the first time a bucket needs it.
+pub async fn open(
+    config: &crate::config::Config,
+    integration: &crate::config::IntegrationConfig,
+    aws: &tokio::sync::OnceCell<aws_config::SdkConfig>,
+) -> Result<Box<dyn ObjectStore>, StoreError> {
+    use crate::config::StoreLocation;
+    let location = integration
+        .location(&config.base_dir)
+        .map_err(|message| StoreError::Other {
+            key: integration.bucket.clone(),
+            message,
+        })?;
+    match location {
+        StoreLocation::Local(path) => Ok(Box::new(LocalStore::new(path))),
+        StoreLocation::S3 { bucket, prefix } => {
+            let base = aws.get_or_init(aws::base_config).await;
+            Ok(Box::new(
+                S3Store::connect(base, integration, &bucket, &prefix).await?,
+            ))
+        }
+    }
+}
+
 /// Every object and prefix directly under `prefix`, all pages.
 pub async fn list_all(store: &dyn ObjectStore, prefix: &str) -> Result<ListPage, StoreError> {
     let mut all = ListPage::default();

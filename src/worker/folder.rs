@@ -119,7 +119,7 @@ pub(super) async fn process(
         let mut results = result_files;
         results.push(ResultFile::Text {
             name: "status.json",
-            body: StatusJson::new(folder_path, &drop.folder, &files).to_json(),
+            body: StatusJson::new(folder_path.clone(), &drop.folder, &files).to_json(),
         });
         let text = status_text(&files);
         results.push(ResultFile::Text {
@@ -133,7 +133,14 @@ pub(super) async fn process(
             records: records_uploaded(&files),
             message: text,
         };
-        ctx.worker.state.report_drop(&drop, &result).await?;
+        let callback =
+            ctx.worker
+                .callbacks
+                .request(&drop.integration, &folder_path, &drop.target, &result);
+        ctx.worker
+            .state
+            .report_drop(&drop, &result, callback.as_ref())
+            .await?;
         drop.stage = Stage::Reported;
         crate::crash_point!("after-report");
         FolderFinished {

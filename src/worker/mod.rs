@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures_util::StreamExt;
 
-use crate::config::{Config, IntegrationConfig, StoreLocation};
+use crate::callback::Callbacks;
+use crate::config::{Config, IntegrationConfig};
 use crate::sink::{AnySink, SinkError};
 use crate::state::{ScanRecord, SqliteState, StateError, StateStore};
-use crate::store::{LocalStore, ObjectStore, S3Store, StoreError};
+use crate::store::{ObjectStore, StoreError};
 use crate::telemetry::{LeftAlone, RunFailed, RunFinished};
 use crate::validate::{FileRules, RulesError};
 
@@ -30,6 +31,8 @@ pub enum StartError {
     State(#[from] StateError),
     #[error("state url {0}: only sqlite:// state is available in this build")]
     StateUrl(String),
+    #[error("{0}")]
+    Callback(#[from] crate::callback::CallbackError),
 }
 
 /// Why an integration could not be worked on.
@@ -39,8 +42,6 @@ pub enum IntegrationError {
     Rules(#[from] RulesError),
     #[error("cannot reach the bucket: {0}")]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Location(String),
     #[error("state: {0}")]
     State(#[from] StateError),
     #[error("folder {folder}: {error}")]
@@ -78,6 +79,7 @@ pub struct Worker {
     pub config: Arc<Config>,
     pub sink: AnySink,
     pub state: Arc<dyn StateStore>,
+    pub callbacks: Callbacks,
     /// Stores given instead of opening one from the config, by integration name.
     stores: std::collections::HashMap<String, Arc<dyn ObjectStore>>,
     /// The base AWS identity, loaded the first time an S3 bucket needs it.
@@ -89,10 +91,12 @@ impl Worker {
     pub async fn open(config: Config) -> Result<Worker, StartError> {
         let sink = AnySink::open(&config).await?;
         let state = open_state(&config).await?;
+        let callbacks = Callbacks::from_config(&config)?;
         Ok(Worker {
             config: Arc::new(config),
             sink,
             state,
+            callbacks,
             stores: Default::default(),
             aws: tokio::sync::OnceCell::new(),
         })
@@ -182,7 +186,7 @@ impl Worker {
         let rules = FileRules::for_integration(&self.config, integration)?;
         let store: Arc<dyn ObjectStore> = match self.stores.get(&integration.name) {
             Some(store) => store.clone(),
-            None => Arc::from(self.open_store(integration).await?),
+            None => Arc::from(crate::store::open(&self.config, integration, &self.aws).await?),
         };
         let ctx = folder::Context {
             worker: self,
@@ -190,13 +194,20 @@ impl Worker {
             rules: &rules,
             store: store.as_ref(),
         };
-        // Drops an earlier run left open come first: they are older than anything ready now.
+        // Callbacks an earlier run could not deliver, then drops it left open: both are older
+        // than anything ready now. Each folder's callback goes out once the folder is finished.
+        let deliver = || {
+            self.callbacks
+                .deliver_due(self.state.as_ref(), &integration.name)
+        };
+        deliver().await?;
         for drop in self.state.open_drops(&integration.name).await? {
             let folder = drop.folder.clone();
             let done = folder::process(&ctx, drop, true).await;
             report
                 .folders
                 .push(done.map_err(|error| IntegrationError::Folder { folder, error })?);
+            deliver().await?;
         }
         let scan = crate::scan::scan(store.as_ref()).await?;
         for notice in &scan.notices {
@@ -219,30 +230,9 @@ impl Worker {
                     folder: ready.prefix.clone(),
                     error,
                 })?);
+            deliver().await?;
         }
         Ok(())
-    }
-}
-
-impl Worker {
-    /// The store of an integration's bucket: a local folder, or S3 with the integration's
-    /// credentials (connecting assumes the role and discovers the region).
-    pub async fn open_store(
-        &self,
-        integration: &IntegrationConfig,
-    ) -> Result<Box<dyn ObjectStore>, IntegrationError> {
-        match integration
-            .location(&self.config.base_dir)
-            .map_err(IntegrationError::Location)?
-        {
-            StoreLocation::Local(path) => Ok(Box::new(LocalStore::new(path))),
-            StoreLocation::S3 { bucket, prefix } => {
-                let base = self.aws.get_or_init(crate::store::aws::base_config).await;
-                Ok(Box::new(
-                    S3Store::connect(base, integration, &bucket, &prefix).await?,
-                ))
-            }
-        }
     }
 }
 

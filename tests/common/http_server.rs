@@ -1,0 +1,205 @@
+//! A real HTTP server on 127.0.0.1:0 for outbound tests: it records every request and answers
+//! from a script (500 n times, 429 with Retry-After, 401, 413, a hang), then with its default.
+//! `/token` is an OAuth2 token endpoint that counts the tokens it issues.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// One recorded request.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Bytes,
+    pub at: std::time::Instant,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// What the server answers.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Status(u16),
+    /// A status with a `Retry-After` in seconds.
+    RetryAfter(u16, u64),
+    /// Never answers (until the client gives up).
+    Hang,
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: Vec<Recorded>,
+    script: VecDeque<Reply>,
+    default: Option<Reply>,
+    /// Answer 413 to bodies larger than this.
+    max_body: Option<usize>,
+    tokens_issued: u32,
+    token_lifetime: u64,
+}
+
+pub struct Server {
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Server::start_on("127.0.0.1:0").await
+    }
+
+    /// Starts on a given address (to come back on the port of a server that was down).
+    pub async fn start_on(addr: &str) -> Server {
+        let inner = Arc::new(Mutex::new(Inner {
+            token_lifetime: 3600,
+            ..Inner::default()
+        }));
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind a local port");
+        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let handle = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Server { url, inner, handle }
+    }
+
+    /// Replies for the next requests, in order; then the default (200).
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.script.extend(replies);
+        }
+    }
+
+    pub fn set_default(&self, reply: Reply) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.default = Some(reply);
+        }
+    }
+
+    pub fn set_max_body(&self, bytes: usize) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.max_body = Some(bytes);
+        }
+    }
+
+    pub fn set_token_lifetime(&self, seconds: u64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.token_lifetime = seconds;
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.inner
+            .lock()
+            .map(|i| i.requests.clone())
+            .unwrap_or_default()
+    }
+
+    /// Requests to paths other than `/token`.
+    pub fn calls(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path != "/token")
+            .collect()
+    }
+
+    pub fn tokens_issued(&self) -> u32 {
+        self.inner.lock().map(|i| i.tokens_issued).unwrap_or(0)
+    }
+
+    pub fn stop(self) {
+        self.handle.abort();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let headers = header_map(&parts.headers);
+    let path = parts.uri.path().to_string();
+    let reply = {
+        let Ok(mut inner) = inner.lock() else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        inner.requests.push(Recorded {
+            method: parts.method.to_string(),
+            path: path.clone(),
+            headers,
+            body: body.clone(),
+            at: std::time::Instant::now(),
+        });
+        if path == "/token" {
+            inner.tokens_issued += 1;
+            let token = format!(
+                r#"{{"access_token":"token-{}","token_type":"Bearer","expires_in":{}}}"#,
+                inner.tokens_issued, inner.token_lifetime
+            );
+            return ([("content-type", "application/json")], token).into_response();
+        }
+        if inner.max_body.is_some_and(|max| body.len() > max) {
+            Reply::Status(413)
+        } else {
+            inner
+                .script
+                .pop_front()
+                .or_else(|| inner.default.clone())
+                .unwrap_or(Reply::Status(200))
+        }
+    };
+    match reply {
+        Reply::Status(status) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            format!("answered {status}"),
+        )
+            .into_response(),
+        Reply::RetryAfter(status, seconds) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
+            [("retry-after", seconds.to_string())],
+            "slow down",
+        )
+            .into_response(),
+        Reply::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::OK.into_response()
+        }
+    }
+}
+
+fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
