@@ -361,7 +361,17 @@ impl ObjectStore for S3Store {
     ) -> Result<ObjectMeta, StoreError> {
         let (source, target) = (self.full(from)?, self.full(to)?);
         if size > self.single_copy_limit {
-            self.copy_in_parts(&source, &target, version, size).await?;
+            if let Err(error) = self.copy_in_parts(&source, &target, version, size).await {
+                // A part may fail on its byte range before its If-Match is checked (LocalStack
+                // does that when the new version is shorter): a changed source says why.
+                return Err(match self.head(from).await {
+                    Ok(Some(now)) if now.version != version => StoreError::Changed {
+                        key: from.to_string(),
+                        expected: version.to_string(),
+                    },
+                    _ => error,
+                });
+            }
             return Ok(ObjectMeta {
                 key: to.to_string(),
                 size,
