@@ -15,8 +15,9 @@ use tokio::io::{AsyncRead, ReadBuf};
 use crate::finish::errors_csv::ErrorSpool;
 use crate::finish::status::{FileResult, Outcome};
 use crate::sink::{Applied, Committed, FileLoad, FileRef, Sink, SinkError};
+use crate::store::{ObjectReader, StoreError};
 use crate::telemetry::FileProcessed;
-use crate::validate::{FileFailure, FileRules, validate};
+use crate::validate::{CountRows, FileFailure, FileRules, validate};
 
 /// Why a file could not be judged or loaded; the folder is retried later.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,13 @@ pub enum LoadError {
     Sink { key: String, source: SinkError },
     #[error("{key}: cannot write the error list: {source}")]
     Spool { key: String, source: io::Error },
+    /// The object is not the version listed any more (replaced, or gone).
+    #[error("{key}: changed while it was being imported")]
+    Changed { key: String },
+    #[error("{key}: {message}")]
+    Open { key: String, message: String },
+    #[error("{0}")]
+    Store(#[from] StoreError),
 }
 
 /// A loaded (or rejected) file: its result, and its `errors.csv` when it has errors.
@@ -35,68 +43,85 @@ pub struct Loaded {
     pub errors_csv: Option<NamedTempFile>,
 }
 
-/// Validates `source` as `file` and loads it into `sink` when valid. `version` confirms the
-/// ledger key at commit; `None` means "the content hash of what was read" (local imports).
-/// `drop_started` tells a ledger hit from this drop (a re-run after a crash: it counts as
-/// imported now) from an earlier drop's.
-pub async fn load_file<S, R>(
+/// Opens the file to read, at the version expected; called twice for a sink that cannot roll
+/// back (validated whole first, then read again and sent).
+pub type Opened = Result<ObjectReader, LoadError>;
+
+/// Validates `file` and loads it into `sink` when valid. An empty `file.version` means "the
+/// content hash of what was read" (local imports). `drop_started` tells a ledger hit from this
+/// drop (a re-run after a crash: it counts as imported now) from an earlier drop's.
+pub async fn load_file<S: Sink>(
     sink: &S,
     rules: &FileRules,
     file: &FileRef,
     name: &str,
-    source: R,
+    mut open: impl AsyncFnMut() -> Opened,
     drop_started: DateTime<Utc>,
-) -> Result<Loaded, LoadError>
-where
-    S: Sink,
-    R: AsyncRead + Send + Unpin + 'static,
-{
-    let sink_error = |source| LoadError::Sink {
-        key: file.key.clone(),
-        source,
-    };
-    let (spool, listener) =
-        ErrorSpool::new(name, rules.limits.max_listed_errors).map_err(|source| {
-            LoadError::Spool {
-                key: file.key.clone(),
-                source,
-            }
-        })?;
+) -> Result<Loaded, LoadError> {
+    let key = || file.key.clone();
+    let (spool, listener) = ErrorSpool::new(name, rules.limits.max_listed_errors)
+        .map_err(|source| LoadError::Spool { key: key(), source })?;
     // Bucket files have a version (the ETag); only a local import needs the content hash.
-    let (source, hash) = Hashing::new(source, file.version.is_empty());
-    let mut load = sink.begin(file, Utc::now()).await.map_err(sink_error)?;
-    let report = match validate(rules, name, source, &mut load, Some(listener)).await {
-        Ok(report) => report,
-        Err(failure) => {
-            // Best effort: the load is abandoned either way.
-            let _ = load.rollback().await;
-            return Err(match failure {
-                FileFailure::Source(source) => LoadError::Read {
-                    key: file.key.clone(),
-                    source,
-                },
-                FileFailure::Consumer(source) => sink_error(source),
-            });
+    let (source, hash) = Hashing::new(open().await?, file.version.is_empty());
+    let mut file = file.clone();
+    let (report, committed) = if sink.transactional() {
+        let mut load = sink
+            .begin(&file, Utc::now())
+            .await
+            .map_err(|source| LoadError::Sink { key: key(), source })?;
+        let report = match validate(rules, name, source, &mut load, Some(listener)).await {
+            Ok(report) => report,
+            Err(failure) => {
+                let _ = load.rollback().await; // Abandoned either way.
+                return Err(failed(&file, failure));
+            }
+        };
+        if file.version.is_empty() {
+            file.version = hash.hex();
         }
+        let sink_error = |source| LoadError::Sink { key: key(), source };
+        let committed = if report.is_valid() {
+            crate::crash_point!("before-file-commit");
+            Some(
+                load.commit(report.rows, &file.version)
+                    .await
+                    .map_err(sink_error)?,
+            )
+        } else {
+            load.rollback().await.map_err(sink_error)?;
+            None
+        };
+        (report, committed)
+    } else {
+        // Nothing leaves before the whole file is judged: an API cannot take rows back.
+        let report = validate(
+            rules,
+            name,
+            source,
+            &mut CountRows::default(),
+            Some(listener),
+        )
+        .await
+        .map_err(|failure| failed(&file, failure))?;
+        if file.version.is_empty() {
+            file.version = hash.hex();
+        }
+        let committed = if !report.is_valid() {
+            None
+        } else if let Some(prior) = sink
+            .applied(&file)
+            .await
+            .map_err(|source| LoadError::Sink { key: key(), source })?
+        {
+            Some(Committed::AlreadyApplied(prior))
+        } else {
+            Some(send_again(sink, rules, &file, name, open().await?, report.rows).await?)
+        };
+        (report, committed)
     };
     let mut result = FileResult::from_report(&report);
-    if report.is_valid() {
-        let version = if file.version.is_empty() {
-            hash.hex()
-        } else {
-            file.version.clone()
-        };
-        crate::crash_point!("before-file-commit");
-        match load
-            .commit(report.rows, &version)
-            .await
-            .map_err(sink_error)?
-        {
-            Committed::Applied => {}
-            Committed::AlreadyApplied(prior) => result.outcome = already(prior, drop_started),
-        }
-    } else {
-        load.rollback().await.map_err(sink_error)?;
+    if let Some(Committed::AlreadyApplied(prior)) = committed {
+        result.outcome = already(prior, drop_started);
     }
     FileProcessed {
         integration: &file.integration,
@@ -109,11 +134,54 @@ where
     }
     .emit();
     drop(report); // Releases the spool's listener.
-    let errors_csv = spool.finish().map_err(|source| LoadError::Spool {
+    let errors_csv = spool
+        .finish()
+        .map_err(|source| LoadError::Spool { key: key(), source })?;
+    Ok(Loaded { result, errors_csv })
+}
+
+/// The second pass of a non-transactional sink: the same rows, sent this time.
+async fn send_again<S: Sink>(
+    sink: &S,
+    rules: &FileRules,
+    file: &FileRef,
+    name: &str,
+    source: ObjectReader,
+    rows: u64,
+) -> Result<Committed, LoadError> {
+    let sink_error = |source| LoadError::Sink {
         key: file.key.clone(),
         source,
-    })?;
-    Ok(Loaded { result, errors_csv })
+    };
+    let mut load = sink.begin(file, Utc::now()).await.map_err(sink_error)?;
+    let again = match validate(rules, name, source, &mut load, None).await {
+        Ok(again) => again,
+        Err(failure) => {
+            let _ = load.rollback().await;
+            return Err(failed(file, failure));
+        }
+    };
+    if !again.is_valid() || again.rows != rows {
+        let _ = load.rollback().await;
+        return Err(LoadError::Changed {
+            key: file.key.clone(),
+        });
+    }
+    crate::crash_point!("before-file-commit");
+    load.commit(rows, &file.version).await.map_err(sink_error)
+}
+
+fn failed<E: std::error::Error + 'static>(file: &FileRef, failure: FileFailure<E>) -> LoadError {
+    match failure {
+        FileFailure::Source(source) => LoadError::Read {
+            key: file.key.clone(),
+            source,
+        },
+        FileFailure::Consumer(e) => LoadError::Sink {
+            key: file.key.clone(),
+            source: SinkError::Task(e.to_string()),
+        },
+    }
 }
 
 /// A ledger hit: applied by this drop before a crash counts as imported now.

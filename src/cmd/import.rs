@@ -11,8 +11,8 @@ use anyhow::Context;
 use chrono::Utc;
 use dropfolder::config::SecretCheck;
 use dropfolder::finish::status::status_text;
-use dropfolder::load::load_file;
-use dropfolder::sink::{AnySink, FileRef};
+use dropfolder::load::{LoadError, Opened, load_file};
+use dropfolder::sink::{AnySink, FileRef, Sink};
 use dropfolder::validate::FileRules;
 use tokio::io::AsyncRead;
 
@@ -27,26 +27,48 @@ pub async fn run(
     let config = super::load_config(config_path, SecretCheck::Require)?;
     let integration = super::pick_integration(&config, config_path, integration)?;
     let rules = FileRules::for_integration(&config, integration)?;
-    let (name, source): (String, Box<dyn AsyncRead + Send + Unpin>) = if file.as_os_str() == "-" {
-        ("stdin".into(), Box::new(tokio::io::stdin()))
-    } else {
-        let handle = tokio::fs::File::open(file)
-            .await
-            .map_err(|e| UsageError(format!("cannot open {}: {e}", file.display())))?;
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        (name, Box::new(handle))
+    let stdin = file.as_os_str() == "-";
+    if !stdin && !file.is_file() {
+        return Err(UsageError(format!("{} is not a readable file", file.display())).into());
+    }
+    let name = match file.file_name() {
+        Some(name) if !stdin => name.to_string_lossy().into_owned(),
+        _ => "stdin".to_string(),
     };
-    let sink = AnySink::open(&config).await?;
+    let state = dropfolder::worker::open_state(&config).await?;
+    let sink = AnySink::open(&config, state).await?;
+    // A sink that cannot roll back reads the file twice (validate whole, then send), and
+    // standard input can be read once: it is spooled to a temporary file first.
+    let spooled = match (stdin, sink.transactional()) {
+        (true, false) => Some(spool_stdin().await?),
+        _ => None,
+    };
+    let path: Option<PathBuf> = match &spooled {
+        Some(temp) => Some(temp.path().to_path_buf()),
+        None if stdin => None,
+        None => Some(file.to_path_buf()),
+    };
+    let open =
+        async || -> Opened {
+            let source: Box<dyn AsyncRead + Send + Unpin> =
+                match &path {
+                    Some(path) => Box::new(tokio::fs::File::open(path).await.map_err(|e| {
+                        LoadError::Open {
+                            key: name.clone(),
+                            message: format!("cannot open {}: {e}", path.display()),
+                        }
+                    })?),
+                    None => Box::new(tokio::io::stdin()),
+                };
+            Ok(source)
+        };
     let file_ref = FileRef {
         integration: integration.name.clone(),
         entity: integration.entity,
         key: format!("import/{name}"),
         version: String::new(), // The content hash, once read.
     };
-    let loaded = load_file(&sink, &rules, &file_ref, &name, source, Utc::now()).await?;
+    let loaded = load_file(&sink, &rules, &file_ref, &name, open, Utc::now()).await?;
     print!("{}", status_text(std::slice::from_ref(&loaded.result)));
     if let (Some(path), Some(spool)) = (errors_csv, loaded.errors_csv) {
         spool
@@ -60,4 +82,16 @@ pub async fn run(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Standard input copied to a temporary file, for a sink that reads a file twice.
+async fn spool_stdin() -> anyhow::Result<tempfile::NamedTempFile> {
+    let temp =
+        tempfile::NamedTempFile::new().context("cannot create a temporary file for stdin")?;
+    let mut out =
+        tokio::fs::File::from_std(temp.reopen().context("cannot reopen the temporary file")?);
+    tokio::io::copy(&mut tokio::io::stdin(), &mut out)
+        .await
+        .context("cannot read stdin")?;
+    Ok(temp)
 }

@@ -209,6 +209,7 @@ impl IntegrationConfig {
         &self,
         schemas: &BTreeMap<String, Schema>,
         secrets: SecretCheck,
+        base: &Path,
         problems: &mut Vec<Problem>,
     ) {
         let mut report = |key: &str, message: String| {
@@ -283,7 +284,7 @@ impl IntegrationConfig {
                 _ => {}
             }
             if secrets == SecretCheck::Require
-                && let Some(Err(e)) = self.callback_key(Path::new("")).map(|r| r.read())
+                && let Some(Err(e)) = self.callback_key(base).map(|r| r.read())
             {
                 report("callback.api_key_env", e.to_string());
             }

@@ -103,9 +103,9 @@ impl Config {
     /// Every problem in the file, in file order; empty when the config can run.
     pub fn check(&self, secrets: SecretCheck) -> Vec<Problem> {
         let mut problems = Vec::new();
-        self.state.check(secrets, &mut problems);
+        self.state.check(secrets, &self.base_dir, &mut problems);
         if let Some(sink) = &self.sink {
-            sink.check(secrets, &mut problems);
+            sink.check(secrets, &self.base_dir, &mut problems);
         }
         self.schedule.check(&mut problems);
         self.server.check(&mut problems);
@@ -124,7 +124,7 @@ impl Config {
                     "two integrations have this name; names must be unique",
                 ));
             }
-            integration.check(&self.schemas, secrets, &mut problems);
+            integration.check(&self.schemas, secrets, &self.base_dir, &mut problems);
         }
         problems
     }

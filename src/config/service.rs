@@ -63,12 +63,12 @@ impl StateConfig {
         )
     }
 
-    pub(super) fn check(&self, secrets: SecretCheck, problems: &mut Vec<Problem>) {
+    pub(super) fn check(&self, secrets: SecretCheck, base: &Path, problems: &mut Vec<Problem>) {
         check_password(
             "state",
             self.password_env.as_ref(),
             self.password_file.as_ref(),
-            secrets,
+            (secrets, base),
             problems,
         );
         if database_kind(&self.url).is_none() {
@@ -183,12 +183,12 @@ impl SinkConfig {
             .or_else(|| self.url.as_deref().and_then(database_kind))
     }
 
-    pub(super) fn check(&self, secrets: SecretCheck, problems: &mut Vec<Problem>) {
+    pub(super) fn check(&self, secrets: SecretCheck, base: &Path, problems: &mut Vec<Problem>) {
         check_password(
             "sink",
             self.password_env.as_ref(),
             self.password_file.as_ref(),
-            secrets,
+            (secrets, base),
             problems,
         );
         let mut report = |key: &str, message: String| {
@@ -203,7 +203,7 @@ impl SinkConfig {
                     redact_url(url)
                 ),
             ),
-            Some(SinkKind::Http) => self.check_http(url, secrets, &mut report),
+            Some(SinkKind::Http) => self.check_http(url, secrets, base, &mut report),
             Some(kind) => {
                 if database_kind(url) != Some(kind) {
                     report(
@@ -221,7 +221,13 @@ impl SinkConfig {
         }
     }
 
-    fn check_http(&self, url: &str, secrets: SecretCheck, report: &mut impl FnMut(&str, String)) {
+    fn check_http(
+        &self,
+        url: &str,
+        secrets: SecretCheck,
+        base: &Path,
+        report: &mut impl FnMut(&str, String),
+    ) {
         check_http_url(url).unwrap_or_else(|m| report("url", m));
         check_attempts(self.retry_count, self.timeout_seconds, "", report);
         if self
@@ -259,7 +265,7 @@ impl SinkConfig {
             }
         }
         if let Some(auth) = &self.auth {
-            auth.check(secrets, report);
+            auth.check(secrets, base, report);
         }
     }
 }
@@ -323,8 +329,8 @@ impl AuthConfig {
         SecretRef::from_keys(env.as_ref(), file.as_ref(), base)
     }
 
-    fn check(&self, secrets: SecretCheck, report: &mut impl FnMut(&str, String)) {
-        match self.secret(Path::new("")) {
+    fn check(&self, secrets: SecretCheck, base: &Path, report: &mut impl FnMut(&str, String)) {
+        match self.secret(base) {
             None => report("auth", "name its secret with a *_env or *_file key".into()),
             Some(secret) if secrets == SecretCheck::Require => {
                 if let Err(e) = secret.read() {
@@ -530,7 +536,7 @@ fn check_password(
     section: &str,
     env: Option<&String>,
     file: Option<&String>,
-    secrets: SecretCheck,
+    (secrets, base): (SecretCheck, &Path),
     problems: &mut Vec<Problem>,
 ) {
     if env.is_some() && file.is_some() {
@@ -541,7 +547,7 @@ fn check_password(
         ));
     }
     if secrets == SecretCheck::Require
-        && let Some(Err(e)) = SecretRef::from_keys(env, file, Path::new("")).map(|r| r.read())
+        && let Some(Err(e)) = SecretRef::from_keys(env, file, base).map(|r| r.read())
     {
         problems.push(Problem::section(section, "password_env", e.to_string()));
     }

@@ -6,6 +6,7 @@
 //! Implementations: [`sqlite`] (the embedded default). `tests/sink.rs` runs one suite
 //! against every implementation.
 
+pub mod http;
 pub mod sqlite;
 
 use std::future::Future;
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Entity;
 use crate::validate::RowConsumer;
 
+pub use http::{HttpLoad, HttpSink};
 pub use sqlite::{SqliteLoad, SqliteSink};
 
 /// One version of one file, as the ledger knows it.
@@ -50,11 +52,19 @@ pub enum SinkError {
     Database { database: String, message: String },
     #[error("sink task failed: {0}")]
     Task(String),
+    #[error("{0}")]
+    Http(String),
 }
 
 /// A sink: SQLite, PostgreSQL or an HTTP API.
 pub trait Sink: Send + Sync {
     type Load: FileLoad;
+
+    /// Whether a load can be rolled back. A sink that cannot (an HTTP API) gets a file only
+    /// after the whole file was validated.
+    fn transactional(&self) -> bool {
+        true
+    }
 
     /// The ledger entry for `file`, if it was applied before.
     fn applied(
@@ -113,22 +123,30 @@ impl OwnedRow {
 #[derive(Debug, Clone)]
 pub enum AnySink {
     Sqlite(SqliteSink),
+    Http(HttpSink),
 }
 
 /// A file load of [`AnySink`].
 pub enum AnyLoad {
     Sqlite(SqliteLoad),
+    Http(HttpLoad),
 }
 
 impl AnySink {
-    /// Opens the sink of a checked config.
-    pub async fn open(config: &crate::config::Config) -> Result<AnySink, SinkError> {
+    /// Opens the sink of a checked config; `state` keeps the ledger of sinks without one.
+    pub async fn open(
+        config: &crate::config::Config,
+        state: std::sync::Arc<dyn crate::state::StateStore>,
+    ) -> Result<AnySink, SinkError> {
         let sink = config.effective_sink();
         let url = sink.url.as_deref().unwrap_or_default();
         match sink.kind() {
             Some(crate::config::SinkKind::Sqlite) => {
                 let path = crate::sqlite::path_of_url(url, &config.base_dir).unwrap_or_default();
                 Ok(AnySink::Sqlite(SqliteSink::open(&path).await?))
+            }
+            Some(crate::config::SinkKind::Http) => {
+                Ok(AnySink::Http(HttpSink::from_config(config, &sink, state)?))
             }
             other => Err(SinkError::Task(format!(
                 "sink {other:?} is not available in this build"
@@ -140,15 +158,24 @@ impl AnySink {
 impl Sink for AnySink {
     type Load = AnyLoad;
 
+    fn transactional(&self) -> bool {
+        match self {
+            AnySink::Sqlite(sink) => sink.transactional(),
+            AnySink::Http(sink) => sink.transactional(),
+        }
+    }
+
     async fn applied(&self, file: &FileRef) -> Result<Option<Applied>, SinkError> {
         match self {
             AnySink::Sqlite(sink) => sink.applied(file).await,
+            AnySink::Http(sink) => sink.applied(file).await,
         }
     }
 
     async fn begin(&self, file: &FileRef, updated_at: DateTime<Utc>) -> Result<AnyLoad, SinkError> {
         match self {
             AnySink::Sqlite(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Sqlite),
+            AnySink::Http(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Http),
         }
     }
 }
@@ -159,6 +186,7 @@ impl RowConsumer for AnyLoad {
     async fn accept(&mut self, row: &crate::validate::Row<'_>) -> Result<(), SinkError> {
         match self {
             AnyLoad::Sqlite(load) => load.accept(row).await,
+            AnyLoad::Http(load) => load.accept(row).await,
         }
     }
 }
@@ -167,12 +195,14 @@ impl FileLoad for AnyLoad {
     async fn commit(self, rows: u64, version: &str) -> Result<Committed, SinkError> {
         match self {
             AnyLoad::Sqlite(load) => load.commit(rows, version).await,
+            AnyLoad::Http(load) => load.commit(rows, version).await,
         }
     }
 
     async fn rollback(self) -> Result<(), SinkError> {
         match self {
             AnyLoad::Sqlite(load) => load.rollback().await,
+            AnyLoad::Http(load) => load.rollback().await,
         }
     }
 }

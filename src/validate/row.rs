@@ -71,15 +71,21 @@ impl<'a> Row<'a> {
     /// dates as RFC 3339 UTC strings.
     pub fn write_attributes_json(&self, out: &mut Vec<u8>) {
         out.push(b'{');
+        self.write_attribute_members(out, false);
+        out.push(b'}');
+    }
+
+    /// Appends the attributes as JSON object members (`"a":1,"b":true`), each preceded by a
+    /// comma when `after_others`, for an object that has other members too.
+    pub fn write_attribute_members(&self, out: &mut Vec<u8>, after_others: bool) {
         for (n, (name, value)) in self.attributes().enumerate() {
-            if n > 0 {
+            if n > 0 || after_others {
                 out.push(b',');
             }
             write_json_str(out, name);
             out.push(b':');
             write_json_value(out, value);
         }
-        out.push(b'}');
     }
 }
 

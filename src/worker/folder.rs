@@ -11,7 +11,7 @@ use crate::finish::status::{FileResult, Outcome, is_success, records_uploaded, s
 use crate::finish::{
     self, Presence, Present, ResultFile, is_data_file, is_folder_marker, relative,
 };
-use crate::load::{LoadError, already, load_file};
+use crate::load::{LoadError, Opened, already, load_file};
 use crate::scan::{Folder, MARKER};
 use crate::sink::{FileRef, Sink, SinkError};
 use crate::state::{Drop, DropResult, ManifestEntry, Stage, StateError};
@@ -222,22 +222,29 @@ async fn load_entry(
     if present.of(entry) != Presence::Here {
         return Ok((result(Outcome::Changed), None));
     }
-    let (meta, reader) = match ctx.store.get(&entry.key).await {
-        Ok(opened) => opened,
-        Err(StoreError::NotFound { .. }) => return Ok((result(Outcome::Changed), None)),
-        Err(e) => return Err(e.into()),
+    // The version listed, or nothing: a replaced file is the customer's next drop.
+    let open = async || -> Opened {
+        match ctx.store.get(&entry.key).await {
+            Ok((meta, reader)) if meta.version == entry.version => Ok(reader),
+            Ok(_) | Err(StoreError::NotFound { .. }) => Err(LoadError::Changed {
+                key: entry.key.clone(),
+            }),
+            Err(e) => Err(e.into()),
+        }
     };
-    if meta.version != entry.version {
-        return Ok((result(Outcome::Changed), None));
-    }
-    let loaded = load_file(
+    let loaded = match load_file(
         &ctx.worker.sink,
         ctx.rules,
         &file,
         name,
-        reader,
+        open,
         drop.started_at,
     )
-    .await?;
+    .await
+    {
+        Ok(loaded) => loaded,
+        Err(LoadError::Changed { .. }) => return Ok((result(Outcome::Changed), None)),
+        Err(e) => return Err(e.into()),
+    };
     Ok((loaded.result, loaded.errors_csv))
 }

@@ -89,8 +89,8 @@ pub struct Worker {
 impl Worker {
     /// Opens the sink and the state database of a checked config.
     pub async fn open(config: Config) -> Result<Worker, StartError> {
-        let sink = AnySink::open(&config).await?;
         let state = open_state(&config).await?;
+        let sink = AnySink::open(&config, state.clone()).await?;
         let callbacks = Callbacks::from_config(&config)?;
         Ok(Worker {
             config: Arc::new(config),

@@ -52,6 +52,10 @@ struct Inner {
     max_body: Option<usize>,
     tokens_issued: u32,
     token_lifetime: u64,
+    /// Keep only the path and body of each request (for hundreds of thousands of them).
+    light: bool,
+    /// Answer this status to every body containing this text.
+    fail_bodies: Option<(String, u16)>,
 }
 
 pub struct Server {
@@ -101,6 +105,19 @@ impl Server {
         }
     }
 
+    /// Answers `status` to every request whose body contains `needle` (`None` stops it).
+    pub fn fail_bodies_with(&self, needle: Option<(&str, u16)>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.fail_bodies = needle.map(|(n, s)| (n.to_string(), s));
+        }
+    }
+
+    pub fn set_light(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.light = true;
+        }
+    }
+
     pub fn set_token_lifetime(&self, seconds: u64) {
         if let Ok(mut inner) = self.inner.lock() {
             inner.token_lifetime = seconds;
@@ -142,7 +159,12 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Res
     let body = axum::body::to_bytes(body, usize::MAX)
         .await
         .unwrap_or_default();
-    let headers = header_map(&parts.headers);
+    let light = inner.lock().map(|i| i.light).unwrap_or(false);
+    let headers = if light {
+        BTreeMap::new()
+    } else {
+        header_map(&parts.headers)
+    };
     let path = parts.uri.path().to_string();
     let reply = {
         let Ok(mut inner) = inner.lock() else {
@@ -163,7 +185,13 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Res
             );
             return ([("content-type", "application/json")], token).into_response();
         }
-        if inner.max_body.is_some_and(|max| body.len() > max) {
+        let failing = inner
+            .fail_bodies
+            .as_ref()
+            .filter(|(needle, _)| body.windows(needle.len()).any(|w| w == needle.as_bytes()));
+        if let Some((_, status)) = failing {
+            Reply::Status(*status)
+        } else if inner.max_body.is_some_and(|max| body.len() > max) {
             Reply::Status(413)
         } else {
             inner

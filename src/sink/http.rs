@@ -1,0 +1,351 @@
+//! An HTTP ingest API as the sink: records as flat JSON objects, batched into POST bodies up
+//! to `max_body_bytes` (a JSON array, NDJSON, or one object per request), several requests in
+//! flight. Two presets: the streaming ingest API of source document 004 (one object per
+//! request, bearer token, tenant header, 254 KB bodies, retry 429/500/503/504 only) and a
+//! data collection rule of 001/002 (endpoint + immutable rule id + `Custom-` stream, OAuth2
+//! client credentials).
+//!
+//! An API cannot take records back, so this sink is not transactional: the loader validates
+//! a file whole before sending any of it. The ledger lives in the state database and records
+//! a file only when every batch was accepted; a run that dies mid-file sends it again (at
+//! least once). A 413 splits the batch in two.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
+
+use super::{Applied, Committed, FileLoad, FileRef, Sink, SinkError};
+use crate::config::{AuthConfig, Config, HttpBodyFormat, HttpPreset, SinkConfig};
+use crate::outbound::{Auth, Endpoint, EndpointOptions, OutboundError, RetryOn};
+use crate::state::StateStore;
+use crate::validate::{Row, RowConsumer, write_json_str};
+
+/// Requests in flight per file.
+const IN_FLIGHT: usize = 16;
+/// The Logs Ingestion API's body limit and version (the `dcr` preset).
+const DCR_MAX_BODY: usize = 1_000_000;
+const DCR_API_VERSION: &str = "2023-01-01";
+const DCR_SCOPE: &str = "https://monitor.azure.com//.default";
+/// Source document 004: "Amperity limits the maximum payload size to 254 kb".
+const STREAMING_INGEST_MAX_BODY: usize = 254_000;
+const GENERIC_MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct HttpSink {
+    shared: Arc<Shared>,
+    state: Arc<dyn StateStore>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    endpoint: Endpoint,
+    url: String,
+    format: HttpBodyFormat,
+    max_body: usize,
+}
+
+impl HttpSink {
+    /// The sink of a checked `[sink] kind = "http"` section.
+    pub fn from_config(
+        config: &Config,
+        sink: &SinkConfig,
+        state: Arc<dyn StateStore>,
+    ) -> Result<HttpSink, SinkError> {
+        let task = |e: String| SinkError::Task(format!("http sink: {e}"));
+        let url = sink.url.clone().unwrap_or_default();
+        let (url, format, max_body, retry_on) = match sink.preset {
+            Some(HttpPreset::StreamingIngest) => (
+                url,
+                HttpBodyFormat::Single,
+                STREAMING_INGEST_MAX_BODY,
+                RetryOn::StreamingIngest,
+            ),
+            Some(HttpPreset::Dcr) => {
+                let url = format!(
+                    "{}/dataCollectionRules/{}/streams/{}?api-version={DCR_API_VERSION}",
+                    url.trim_end_matches('/'),
+                    sink.rule_id.as_deref().unwrap_or_default(),
+                    sink.stream_name.as_deref().unwrap_or_default()
+                );
+                (
+                    url,
+                    HttpBodyFormat::JsonArray,
+                    DCR_MAX_BODY,
+                    RetryOn::Standard,
+                )
+            }
+            None => (
+                url,
+                sink.format.unwrap_or(HttpBodyFormat::JsonArray),
+                GENERIC_MAX_BODY,
+                RetryOn::Standard,
+            ),
+        };
+        let auth = match &sink.auth {
+            Some(auth) => Some(build_auth(config, auth, sink.preset).map_err(task)?),
+            None => None,
+        };
+        let endpoint = Endpoint::new(EndpointOptions {
+            attempts: sink.retry_count,
+            timeout: Duration::from_secs(sink.timeout_seconds),
+            rate_limit_qps: sink.rate_limit_qps,
+            auth,
+            headers: sink
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            retry_on,
+        })
+        .map_err(|e| task(e.to_string()))?;
+        let format = sink.format.unwrap_or(format);
+        Ok(HttpSink {
+            shared: Arc::new(Shared {
+                endpoint,
+                url,
+                format,
+                max_body: sink.max_body_bytes.unwrap_or(max_body),
+            }),
+            state,
+        })
+    }
+}
+
+fn build_auth(
+    config: &Config,
+    auth: &AuthConfig,
+    preset: Option<HttpPreset>,
+) -> Result<Auth, String> {
+    let secret = auth
+        .secret(&config.base_dir)
+        .ok_or("auth names no secret")?
+        .read()
+        .map_err(|e| e.to_string())?;
+    Ok(match auth {
+        AuthConfig::Apikey { header, prefix, .. } => {
+            Auth::api_key(header.as_deref(), prefix.as_deref(), &secret)
+                .map_err(|e| e.to_string())?
+        }
+        AuthConfig::Basic { username, .. } => Auth::Basic {
+            username: username.clone(),
+            password: secret,
+        },
+        AuthConfig::Bearer { .. } => Auth::Bearer(secret),
+        AuthConfig::Oauth2 {
+            token_url,
+            client_id,
+            scope,
+            token_headers,
+            ..
+        } => {
+            let scope = scope
+                .clone()
+                .or_else(|| (preset == Some(HttpPreset::Dcr)).then(|| DCR_SCOPE.to_string()));
+            Auth::oauth2(
+                token_url.clone(),
+                client_id.clone(),
+                secret,
+                scope,
+                token_headers.clone(),
+            )
+        }
+    })
+}
+
+impl Sink for HttpSink {
+    type Load = HttpLoad;
+
+    fn transactional(&self) -> bool {
+        false
+    }
+
+    async fn applied(&self, file: &FileRef) -> Result<Option<Applied>, SinkError> {
+        self.state
+            .ledger_entry(file)
+            .await
+            .map_err(|e| SinkError::Task(e.to_string()))
+    }
+
+    async fn begin(
+        &self,
+        file: &FileRef,
+        _updated_at: DateTime<Utc>,
+    ) -> Result<HttpLoad, SinkError> {
+        Ok(HttpLoad {
+            shared: self.shared.clone(),
+            state: self.state.clone(),
+            file: file.clone(),
+            batch: Vec::new(),
+            batch_bytes: 2,
+            in_flight: JoinSet::new(),
+        })
+    }
+}
+
+/// A file being sent.
+pub struct HttpLoad {
+    shared: Arc<Shared>,
+    state: Arc<dyn StateStore>,
+    file: FileRef,
+    /// Records of the batch being filled, each a JSON object.
+    batch: Vec<Vec<u8>>,
+    batch_bytes: usize,
+    in_flight: JoinSet<Result<(), SinkError>>,
+}
+
+impl HttpLoad {
+    /// A row as one flat JSON object: `id`, where it came from, then its attributes.
+    fn record(&self, row: &Row<'_>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"{\"id\":");
+        write_json_str(&mut out, row.id());
+        out.extend_from_slice(b",\"_integration\":");
+        write_json_str(&mut out, &self.file.integration);
+        out.extend_from_slice(b",\"_entity\":");
+        write_json_str(&mut out, self.file.entity.as_str());
+        if !row.product_key().is_empty() {
+            out.extend_from_slice(b",\"_product_key\":");
+            write_json_str(&mut out, row.product_key());
+        }
+        row.write_attribute_members(&mut out, true);
+        out.push(b'}');
+        out
+    }
+
+    /// Sends the batch being filled, waiting first if enough requests are in flight.
+    async fn flush(&mut self) -> Result<(), SinkError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        while self.in_flight.len() >= IN_FLIGHT {
+            self.finish_one().await?;
+        }
+        let records = std::mem::take(&mut self.batch);
+        self.batch_bytes = 2;
+        let shared = self.shared.clone();
+        self.in_flight
+            .spawn(async move { send(&shared, records).await });
+        Ok(())
+    }
+
+    async fn finish_one(&mut self) -> Result<(), SinkError> {
+        match self.in_flight.join_next().await {
+            Some(Ok(result)) => result,
+            Some(Err(e)) => Err(SinkError::Task(e.to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// POSTs `records` as one body; a 413 splits them in two, down to a single record.
+async fn send(shared: &Shared, records: Vec<Vec<u8>>) -> Result<(), SinkError> {
+    let mut pending = vec![records];
+    while let Some(records) = pending.pop() {
+        let (body, content_type) = body(shared.format, &records);
+        match shared
+            .endpoint
+            .post(&shared.url, body, content_type, &[])
+            .await
+        {
+            Ok(_) => {}
+            Err(OutboundError::Status { status: 413, .. }) if records.len() > 1 => {
+                let mut first = records;
+                let second = first.split_off(first.len() / 2);
+                pending.push(second);
+                pending.push(first);
+            }
+            Err(e) => return Err(SinkError::Http(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+fn body(format: HttpBodyFormat, records: &[Vec<u8>]) -> (Bytes, &'static str) {
+    let mut out = Vec::with_capacity(records.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
+    match format {
+        HttpBodyFormat::Ndjson => {
+            for record in records {
+                out.extend_from_slice(record);
+                out.push(b'\n');
+            }
+            (Bytes::from(out), "application/x-ndjson")
+        }
+        HttpBodyFormat::Single if records.len() == 1 => {
+            (Bytes::from(records[0].clone()), "application/json")
+        }
+        HttpBodyFormat::JsonArray | HttpBodyFormat::Single => {
+            out.push(b'[');
+            for (i, record) in records.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(record);
+            }
+            out.push(b']');
+            (Bytes::from(out), "application/json")
+        }
+    }
+}
+
+impl RowConsumer for HttpLoad {
+    type Error = SinkError;
+
+    async fn accept(&mut self, row: &Row<'_>) -> Result<(), SinkError> {
+        let record = self.record(row);
+        let max = self.shared.max_body;
+        if record.len() + 2 > max {
+            return Err(SinkError::Http(format!(
+                "line {}: a record of {} bytes is larger than the API's body limit of {max} bytes (lower limits.max_record_bytes or raise max_body_bytes)",
+                row.line,
+                record.len()
+            )));
+        }
+        let full = match self.shared.format {
+            HttpBodyFormat::Single => !self.batch.is_empty(),
+            _ => self.batch_bytes + record.len() + 1 > max,
+        };
+        if full {
+            self.flush().await?;
+        }
+        self.batch_bytes += record.len() + 1;
+        self.batch.push(record);
+        Ok(())
+    }
+}
+
+impl FileLoad for HttpLoad {
+    async fn commit(mut self, rows: u64, version: &str) -> Result<Committed, SinkError> {
+        self.flush().await?;
+        while !self.in_flight.is_empty() {
+            self.finish_one().await?;
+        }
+        let file = FileRef {
+            version: version.to_string(),
+            ..self.file.clone()
+        };
+        let state_error = |e: crate::state::StateError| SinkError::Task(e.to_string());
+        if self
+            .state
+            .record_applied(&file, rows)
+            .await
+            .map_err(state_error)?
+        {
+            return Ok(Committed::Applied);
+        }
+        let prior = self.state.ledger_entry(&file).await.map_err(state_error)?;
+        Ok(Committed::AlreadyApplied(prior.unwrap_or(Applied {
+            rows,
+            applied_at: Utc::now(),
+        })))
+    }
+
+    async fn rollback(mut self) -> Result<(), SinkError> {
+        // What was sent stays sent: an API has no rollback. The file is not in the ledger, so
+        // it is sent again, whole, when it is next loaded.
+        self.in_flight.abort_all();
+        Ok(())
+    }
+}
