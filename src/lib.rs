@@ -20,7 +20,7 @@
 //!
 //! Around them: [`outbound`] (HTTP with retries, auth and rate limits, for the callback and
 //! HTTP sinks), [`telemetry`] (events that log and count), [`schedule`] (when `watch`
-//! scans), [`sqlite`] (opening SQLite the same way everywhere), [`crash`] (crash points for
+//! scans), [`sqlite`] and [`postgres`] (opening each database the same way everywhere), [`crash`] (crash points for
 //! the crash-safety tests). The binary (`src/main.rs`, `src/cmd/`) is thin: it parses the
 //! command line, sets up tracing, loads and checks the config, and calls into these modules.
 
@@ -30,6 +30,7 @@ pub mod crash;
 pub mod finish;
 pub mod load;
 pub mod outbound;
+pub mod postgres;
 pub mod scan;
 pub mod schedule;
 pub mod sink;

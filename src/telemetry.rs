@@ -272,3 +272,22 @@ impl CallbackAttempted<'_> {
         );
     }
 }
+
+/// Another replica holds an integration's lease: this one leaves it alone this time.
+pub struct LeaseHeld<'a> {
+    pub integration: &'a str,
+}
+
+impl LeaseHeld<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            integration = self.integration,
+            "another replica is working on this integration; skipped"
+        );
+        metrics().add(
+            "lease_skips_total",
+            &[("integration", self.integration)],
+            1.0,
+        );
+    }
+}

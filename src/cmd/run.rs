@@ -50,6 +50,9 @@ pub fn print_summary(report: &RunReport) {
         for notice in &integration.notices {
             println!("{}: {notice}", integration.name);
         }
+        if let Some(why) = &integration.skipped {
+            println!("{}: skipped: {why}", integration.name);
+        }
         if let Some(error) = &integration.error {
             println!("{}: FAILED: {error}", integration.name);
         }

@@ -7,6 +7,7 @@
 //! against every implementation.
 
 pub mod http;
+pub mod postgres;
 pub mod sqlite;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use crate::config::Entity;
 use crate::validate::RowConsumer;
 
 pub use http::{HttpLoad, HttpSink};
+pub use postgres::{PgLoad, PgSink};
 pub use sqlite::{SqliteLoad, SqliteSink};
 
 /// One version of one file, as the ledger knows it.

@@ -62,6 +62,26 @@ pub struct Drop {
     pub manifest: Vec<ManifestEntry>,
     pub stage: Stage,
     pub started_at: DateTime<Utc>,
+    /// The fencing token of the lease this replica holds on the integration: the journal
+    /// refuses writes for a drop whose lease another replica has taken over.
+    pub lease: Option<i64>,
+}
+
+/// What a claim on an integration gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    Granted(Lease),
+    /// Another replica holds a live claim.
+    HeldBy(String),
+}
+
+/// A replica's claim on an integration while it works on it. Another replica may take it
+/// over once it expires; its token is then larger, and fences the old holder out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub integration: String,
+    pub holder: String,
+    pub token: i64,
 }
 
 /// A drop's result, as the customer was told.
@@ -137,6 +157,10 @@ pub enum CallbackOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    #[error(
+        "integration '{integration}': another replica took over the lease (token {token} is no longer current)"
+    )]
+    LeaseLost { integration: String, token: i64 },
     #[error("state database {database}: {message}")]
     Database { database: String, message: String },
     #[error("state task failed: {0}")]
@@ -146,6 +170,22 @@ pub enum StateError {
 /// The state database.
 #[async_trait]
 pub trait StateStore: Send + Sync + std::fmt::Debug {
+    /// Claims `integration` for `ttl` if no other replica holds a live claim, or if the one
+    /// that does is `dead` (known to have died: see `worker`).
+    async fn claim(
+        &self,
+        integration: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+        dead: Option<&str>,
+    ) -> Result<Claim, StateError>;
+
+    /// Extends a claim; `false` if it was taken over.
+    async fn renew(&self, lease: &Lease, ttl: std::time::Duration) -> Result<bool, StateError>;
+
+    /// Gives a claim up (it expires at once; the token stays, so tokens only grow).
+    async fn release(&self, lease: &Lease) -> Result<(), StateError>;
+
     /// Drops of `integration` not yet done, oldest first.
     async fn open_drops(&self, integration: &str) -> Result<Vec<Drop>, StateError>;
 

@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    CallbackOutcome, CallbackRequest, Drop, DropResult, IntegrationState, ManifestEntry,
-    PendingCallback, ScanRecord, Stage, StateError, StateStore,
+    CallbackOutcome, CallbackRequest, Claim, Drop, DropResult, IntegrationState, Lease,
+    ManifestEntry, PendingCallback, ScanRecord, Stage, StateError, StateStore,
 };
 
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -65,6 +65,15 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         rows INTEGER NOT NULL,
         applied_at TEXT NOT NULL,
         PRIMARY KEY (integration, file_key, version)
+    );",
+    ),
+    (
+        103,
+        "CREATE TABLE leases (
+        integration TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        token INTEGER NOT NULL,
+        expires_at TEXT NOT NULL
     );",
     ),
 ];
@@ -133,6 +142,7 @@ impl StateStore for SqliteState {
                         .unwrap_or_default(),
                     stage: Stage::parse(&stage),
                     started_at: parse_time(row.get(4)?).unwrap_or_default(),
+                    lease: None,
                 })
             })?;
             rows.collect()
@@ -141,24 +151,31 @@ impl StateStore for SqliteState {
     }
 
     async fn begin_drop(&self, drop: &Drop) -> Result<(), StateError> {
+        let fence = drop.clone();
         let drop = drop.clone();
         let manifest = serde_json::to_string(&drop.manifest).unwrap_or_else(|_| "[]".into());
-        self.with(move |conn| {
-            conn.execute(
-                "INSERT INTO drops (integration, folder, target, manifest, stage, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    drop.integration,
-                    drop.folder,
-                    drop.target,
-                    manifest,
-                    Stage::Loading.as_str(),
-                    time(drop.started_at)
-                ],
-            )
-            .map(drop_count)
-        })
-        .await
+        let held = self
+            .with(move |conn| {
+                let tx = conn.transaction()?;
+                if !holds(&tx, &drop)? {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "INSERT INTO drops (integration, folder, target, manifest, stage, started_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        drop.integration,
+                        drop.folder,
+                        drop.target,
+                        manifest,
+                        Stage::Loading.as_str(),
+                        time(drop.started_at)
+                    ],
+                )?;
+                tx.commit().map(|()| true)
+            })
+            .await?;
+        fenced(held, &fence)
     }
 
     async fn report_drop(
@@ -167,10 +184,14 @@ impl StateStore for SqliteState {
         result: &DropResult,
         callback: Option<&CallbackRequest>,
     ) -> Result<(), StateError> {
+        let fence = drop.clone();
         let (drop, result, callback) = (drop.clone(), result.clone(), callback.cloned());
-        self.with(move |conn| {
+        let held = self.with(move |conn| {
             let now = time(Utc::now());
             let tx = conn.transaction()?;
+            if !holds(&tx, &drop)? {
+                return Ok(false);
+            }
             tx.execute(
                 "UPDATE drops SET stage = 'reported', success = ?3, records = ?4, message = ?5, reported_at = ?6
                  WHERE integration = ?1 AND target = ?2",
@@ -191,17 +212,99 @@ impl StateStore for SqliteState {
                     params![cb.integration, cb.folder_path, cb.success, cb.message, cb.idempotency_key, now],
                 )?;
             }
-            tx.commit()
+            tx.commit().map(|()| true)
+        })
+        .await?;
+        fenced(held, &fence)
+    }
+
+    async fn finish_drop(&self, drop: &Drop) -> Result<(), StateError> {
+        let fence = drop.clone();
+        let drop = drop.clone();
+        let held = self
+            .with(move |conn| {
+                let tx = conn.transaction()?;
+                if !holds(&tx, &drop)? {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "UPDATE drops SET stage = 'done', done_at = ?3 WHERE integration = ?1 AND target = ?2",
+                    params![drop.integration, drop.target, time(Utc::now())],
+                )?;
+                tx.commit().map(|()| true)
+            })
+            .await?;
+        fenced(held, &fence)
+    }
+
+    async fn claim(
+        &self,
+        integration: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+        dead: Option<&str>,
+    ) -> Result<Claim, StateError> {
+        let (integration, holder, dead) = (
+            integration.to_string(),
+            holder.to_string(),
+            dead.map(str::to_string),
+        );
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let now = Utc::now();
+            let current: Option<(String, i64, String)> = tx
+                .query_row(
+                    "SELECT holder, token, expires_at FROM leases WHERE integration = ?1",
+                    [&integration],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()?;
+            let token = match current {
+                None => 1,
+                Some((by, token, until))
+                    if by == holder
+                        || Some(&by) == dead.as_ref()
+                        || parse_time(Some(until.clone())).is_none_or(|t| t <= now) =>
+                {
+                    token + 1
+                }
+                Some((by, _, _)) => return Ok(Claim::HeldBy(by)),
+            };
+            let until = now + chrono::Duration::from_std(ttl).unwrap_or_default();
+            tx.execute(
+                "INSERT INTO leases (integration, holder, token, expires_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (integration) DO UPDATE SET holder = ?2, token = ?3, expires_at = ?4",
+                params![integration, holder, token, time(until)],
+            )?;
+            tx.commit()?;
+            Ok(Claim::Granted(Lease {
+                integration,
+                holder,
+                token,
+            }))
         })
         .await
     }
 
-    async fn finish_drop(&self, drop: &Drop) -> Result<(), StateError> {
-        let drop = drop.clone();
+    async fn renew(&self, lease: &Lease, ttl: std::time::Duration) -> Result<bool, StateError> {
+        let lease = lease.clone();
+        self.with(move |conn| {
+            let until = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default();
+            conn.execute(
+                "UPDATE leases SET expires_at = ?3 WHERE integration = ?1 AND token = ?2",
+                params![lease.integration, lease.token, time(until)],
+            )
+            .map(|updated| updated == 1)
+        })
+        .await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StateError> {
+        let lease = lease.clone();
         self.with(move |conn| {
             conn.execute(
-                "UPDATE drops SET stage = 'done', done_at = ?3 WHERE integration = ?1 AND target = ?2",
-                params![drop.integration, drop.target, time(Utc::now())],
+                "UPDATE leases SET expires_at = ?3 WHERE integration = ?1 AND token = ?2",
+                params![lease.integration, lease.token, time(Utc::now())],
             )
             .map(drop_count)
         })
@@ -327,6 +430,32 @@ impl StateStore for SqliteState {
 }
 
 fn drop_count(_: usize) {}
+
+/// Whether this replica still holds the lease its drop was begun under (always, without one).
+fn holds(conn: &Connection, drop: &Drop) -> rusqlite::Result<bool> {
+    let Some(token) = drop.lease else {
+        return Ok(true);
+    };
+    let current: Option<i64> = conn
+        .query_row(
+            "SELECT token FROM leases WHERE integration = ?1",
+            [&drop.integration],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(current == Some(token))
+}
+
+/// A fenced write that found the lease taken over.
+fn fenced(held: bool, drop: &Drop) -> Result<(), StateError> {
+    match (held, drop.lease) {
+        (false, Some(token)) => Err(StateError::LeaseLost {
+            integration: drop.integration.clone(),
+            token,
+        }),
+        _ => Ok(()),
+    }
+}
 
 impl SqliteState {
     async fn callbacks_impl(

@@ -51,6 +51,8 @@ pub(super) struct Context<'a> {
     pub integration: &'a IntegrationConfig,
     pub rules: &'a FileRules,
     pub store: &'a dyn ObjectStore,
+    /// The fencing token of this replica's lease on the integration.
+    pub lease: i64,
 }
 
 /// Starts a drop for a ready folder: chooses its target and records it before anything is
@@ -72,6 +74,7 @@ pub(super) async fn begin(ctx: &Context<'_>, folder: &Folder) -> Result<Drop, Fo
             .collect(),
         stage: Stage::Loading,
         started_at: Utc::now(),
+        lease: Some(ctx.lease),
     };
     ctx.worker.state.begin_drop(&drop).await?;
     crate::crash_point!("after-begin");

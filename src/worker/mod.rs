@@ -5,6 +5,7 @@
 //! date is never applied before an earlier one.
 
 mod folder;
+mod holder;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,9 +16,9 @@ use futures_util::StreamExt;
 use crate::callback::Callbacks;
 use crate::config::{Config, IntegrationConfig};
 use crate::sink::{AnySink, SinkError};
-use crate::state::{ScanRecord, SqliteState, StateError, StateStore};
+use crate::state::{Claim, ScanRecord, SqliteState, StateError, StateStore};
 use crate::store::{ObjectStore, StoreError};
-use crate::telemetry::{LeftAlone, RunFailed, RunFinished};
+use crate::telemetry::{LeaseHeld, LeftAlone, RunFailed, RunFinished};
 use crate::validate::{FileRules, RulesError};
 
 pub use folder::{FolderError, FolderReport};
@@ -58,6 +59,8 @@ pub struct IntegrationReport {
     pub notices: Vec<String>,
     /// Date folders still waiting for their `_SUCCESS`.
     pub waiting: Vec<String>,
+    /// Why the integration was not worked on this run (another replica holds it).
+    pub skipped: Option<String>,
 }
 
 /// What one run did.
@@ -84,6 +87,8 @@ pub struct Worker {
     stores: std::collections::HashMap<String, Arc<dyn ObjectStore>>,
     /// The base AWS identity, loaded the first time an S3 bucket needs it.
     aws: tokio::sync::OnceCell<aws_config::SdkConfig>,
+    /// Who this replica is, in the leases it takes.
+    holder: String,
 }
 
 impl Worker {
@@ -99,6 +104,7 @@ impl Worker {
             callbacks,
             stores: Default::default(),
             aws: tokio::sync::OnceCell::new(),
+            holder: holder::me(),
         })
     }
 
@@ -143,7 +149,34 @@ impl Worker {
             name: integration.name.clone(),
             ..IntegrationReport::default()
         };
-        let result = self.work_on(integration, &mut report).await;
+        // One replica at a time per integration: that keeps its dates in order, and two
+        // replicas from choosing targets for the same folder.
+        let ttl = Duration::from_secs(self.config.state.lease_seconds);
+        let lease = match self.claim(&integration.name, ttl).await {
+            Ok(Claim::Granted(lease)) => lease,
+            Ok(Claim::HeldBy(_)) => {
+                LeaseHeld {
+                    integration: &integration.name,
+                }
+                .emit();
+                report.skipped = Some("another replica is working on it".into());
+                return report;
+            }
+            Err(e) => {
+                let error = e.to_string();
+                RunFailed {
+                    integration: &integration.name,
+                    what: "state",
+                    error: &error,
+                }
+                .emit();
+                report.error = Some(error);
+                return report;
+            }
+        };
+        let heartbeat = tokio::spawn(keep_alive(self.state.clone(), lease.clone(), ttl));
+        let result = self.work_on(integration, lease.token, &mut report).await;
+        heartbeat.abort();
         if let Err(e) = &result {
             let error = e.to_string();
             let what = if matches!(e, IntegrationError::Folder { .. }) {
@@ -175,12 +208,37 @@ impl Worker {
             .emit();
             report.error.get_or_insert(error);
         }
+        // Best effort: an unreleased lease just expires.
+        let _ = self.state.release(&lease).await;
         report
+    }
+
+    /// Claims an integration; a holder that died on this host (a crashed `run`) is taken
+    /// over at once, any other only once its claim expires.
+    async fn claim(
+        &self,
+        integration: &str,
+        ttl: Duration,
+    ) -> Result<Claim, crate::state::StateError> {
+        match self
+            .state
+            .claim(integration, &self.holder, ttl, None)
+            .await?
+        {
+            Claim::HeldBy(holder) if holder::died_here(&holder) => {
+                tracing::info!(integration, holder = %holder, "the holder of this integration's lease died on this host: taking over");
+                self.state
+                    .claim(integration, &self.holder, ttl, Some(&holder))
+                    .await
+            }
+            claim => Ok(claim),
+        }
     }
 
     async fn work_on(
         &self,
         integration: &IntegrationConfig,
+        lease: i64,
         report: &mut IntegrationReport,
     ) -> Result<(), IntegrationError> {
         let rules = FileRules::for_integration(&self.config, integration)?;
@@ -193,6 +251,7 @@ impl Worker {
             integration,
             rules: &rules,
             store: store.as_ref(),
+            lease,
         };
         // Callbacks an earlier run could not deliver, then drops it left open: both are older
         // than anything ready now. Each folder's callback goes out once the folder is finished.
@@ -201,7 +260,8 @@ impl Worker {
                 .deliver_due(self.state.as_ref(), &integration.name)
         };
         deliver().await?;
-        for drop in self.state.open_drops(&integration.name).await? {
+        for mut drop in self.state.open_drops(&integration.name).await? {
+            drop.lease = Some(lease);
             let folder = drop.folder.clone();
             let done = folder::process(&ctx, drop, true).await;
             report
@@ -233,6 +293,24 @@ impl Worker {
             deliver().await?;
         }
         Ok(())
+    }
+}
+
+/// Renews a lease at a third of its time until aborted; a lease another replica took over
+/// is not renewed, and the journal's fencing stops this replica's next write.
+async fn keep_alive(state: Arc<dyn StateStore>, lease: crate::state::Lease, ttl: Duration) {
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        match state.renew(&lease, ttl).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(integration = %lease.integration, token = lease.token, "lease taken over by another replica");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(integration = %lease.integration, error = %e, "cannot renew the lease; retrying")
+            }
+        }
     }
 }
 

@@ -1,0 +1,139 @@
+//! PostgreSQL opened the same way everywhere (sink and state): settings from the URL, the
+//! password from an env var or file (never from logs), TLS with rustls when the URL asks
+//! (`sslmode=require`; `prefer`, the default, falls back to plain when the server has none),
+//! a pool sized by config, and versioned migrations applied at start under an advisory lock,
+//! so two replicas starting at once do not race.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::Config;
+
+use crate::config::{Secret, SecretRef, redact_url};
+
+/// Why PostgreSQL could not be used. Messages carry the URL without its password.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("{url}: not a PostgreSQL URL: {message}")]
+    Url { url: String, message: String },
+    #[error("{url}: password: {message}")]
+    Password { url: String, message: String },
+    #[error("cannot connect to {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("{url}: migration {version} failed: {message}")]
+    Migration {
+        url: String,
+        version: i64,
+        message: String,
+    },
+}
+
+/// A lock number only dropfolder's migrations take.
+const MIGRATION_LOCK: i64 = 0x6472_6f70_666f_6c64; // "dropfold"
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pool for `url`, the password from `password` when given, migrated with `migrations`.
+pub async fn connect(
+    url: &str,
+    password: Option<&SecretRef>,
+    pool_size: usize,
+    migrations: &[(i64, &str)],
+) -> Result<Pool, PgError> {
+    let shown = redact_url(url);
+    let mut config = Config::from_str(url).map_err(|e| PgError::Url {
+        url: shown.clone(),
+        message: e.to_string(),
+    })?;
+    if let Some(secret) = password {
+        let password: Secret = secret.read().map_err(|e| PgError::Password {
+            url: shown.clone(),
+            message: e.to_string(),
+        })?;
+        config.password(password.expose());
+    }
+    config.connect_timeout(CONNECT_TIMEOUT);
+    config.application_name("dropfolder");
+    let manager = Manager::from_config(
+        config,
+        tls(),
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(pool_size.max(1))
+        .build()
+        .map_err(|e| PgError::Connect {
+            url: shown.clone(),
+            message: e.to_string(),
+        })?;
+    migrate(&pool, &shown, migrations).await?;
+    Ok(pool)
+}
+
+/// rustls with the Mozilla roots; used only when the URL's sslmode asks for TLS.
+fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+/// A connection error with its cause ("Connection refused"), without the password.
+pub fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = e.source();
+    }
+    text
+}
+
+async fn migrate(pool: &Pool, url: &str, migrations: &[(i64, &str)]) -> Result<(), PgError> {
+    let connect = |e: &dyn std::error::Error| PgError::Connect {
+        url: url.to_string(),
+        message: describe(e),
+    };
+    let mut client = pool.get().await.map_err(|e| connect(&e))?;
+    for (version, sql) in migrations {
+        let failed = |e: tokio_postgres::Error| PgError::Migration {
+            url: url.to_string(),
+            version: *version,
+            message: describe(&e),
+        };
+        let tx = client.transaction().await.map_err(failed)?;
+        // Replicas starting together wait here for each other instead of racing.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(failed)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            .await
+            .map_err(failed)?;
+        let done = tx
+            .query_opt(
+                "SELECT 1 FROM schema_migrations WHERE version = $1",
+                &[version],
+            )
+            .await
+            .map_err(failed)?
+            .is_some();
+        if !done {
+            tx.batch_execute(sql).await.map_err(failed)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &[version],
+            )
+            .await
+            .map_err(failed)?;
+        }
+        tx.commit().await.map_err(failed)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,327 @@
+//! The production sink: records in PostgreSQL, `attributes jsonb`.
+//!
+//! A file is loaded in one transaction by a task that owns a pooled connection: the rows
+//! stream in as a binary `COPY` into a temporary staging table while the validator is still
+//! reading, then the ledger row and one `INSERT ... ON CONFLICT DO UPDATE` merge them into
+//! `records` (present keys overwrite, others stay: jsonb `||`). The JSON is built by the
+//! client, so the SQL step only copies it. A file that names an id twice is merged in file
+//! order with an aggregate, on the rare path where the plain upsert refuses it.
+
+use std::pin::pin;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+
+use super::{Applied, Committed, FileLoad, FileRef, OwnedRow, Sink, SinkError};
+use crate::postgres::describe;
+use crate::validate::{Row, RowConsumer};
+
+const BATCH_ROWS: usize = 2048;
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Key columns are `COLLATE "C"`: byte order, so comparisons are memcmp, whatever the
+/// database's locale; and `id` comes first in the key, as in the SQLite sink, because the
+/// other three are the same on every row of a file.
+pub const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"CREATE TABLE IF NOT EXISTS records (
+        integration text COLLATE "C" NOT NULL,
+        entity text COLLATE "C" NOT NULL,
+        product_key text COLLATE "C" NOT NULL DEFAULT '',
+        id text COLLATE "C" NOT NULL,
+        attributes jsonb NOT NULL,
+        updated_at timestamptz NOT NULL,
+        PRIMARY KEY (id, product_key, entity, integration)
+    );
+    CREATE TABLE IF NOT EXISTS file_ledger (
+        integration text NOT NULL,
+        file_key text NOT NULL,
+        version text NOT NULL,
+        rows bigint NOT NULL,
+        applied_at timestamptz NOT NULL,
+        PRIMARY KEY (integration, file_key, version)
+    );
+    CREATE OR REPLACE AGGREGATE dropfolder_jsonb_merge(jsonb) (SFUNC = jsonb_concat, STYPE = jsonb, INITCOND = '{}');"#,
+)];
+
+const STAGING: &str = "CREATE TEMP TABLE dropfolder_staging (seq bigint, id text COLLATE \"C\", product_key text COLLATE \"C\", attributes jsonb) ON COMMIT DROP";
+const COPY: &str = "COPY dropfolder_staging (seq, id, product_key, attributes) FROM STDIN BINARY";
+const UPSERT: &str =
+    "INSERT INTO records (integration, entity, product_key, id, attributes, updated_at)
+    SELECT $1, $2, product_key, id, attributes, $3 FROM dropfolder_staging
+    ON CONFLICT (id, product_key, entity, integration) DO UPDATE
+    SET attributes = records.attributes || EXCLUDED.attributes, updated_at = EXCLUDED.updated_at";
+/// The same, for a file that names an id more than once: its rows merged in file order.
+const UPSERT_MERGED: &str = "INSERT INTO records (integration, entity, product_key, id, attributes, updated_at)
+    SELECT $1, $2, product_key, id, dropfolder_jsonb_merge(attributes ORDER BY seq), $3 FROM dropfolder_staging
+    GROUP BY product_key, id
+    ON CONFLICT (id, product_key, entity, integration) DO UPDATE
+    SET attributes = records.attributes || EXCLUDED.attributes, updated_at = EXCLUDED.updated_at";
+
+#[derive(Debug, Clone)]
+pub struct PgSink {
+    pool: Pool,
+    /// The URL without its password, for messages.
+    url: Arc<str>,
+}
+
+impl PgSink {
+    pub fn new(pool: Pool, url: &str) -> PgSink {
+        PgSink {
+            pool,
+            url: crate::config::redact_url(url).into(),
+        }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+fn db_error(url: &str, e: &dyn std::error::Error) -> SinkError {
+    SinkError::Database {
+        database: url.to_string(),
+        message: describe(e),
+    }
+}
+
+/// A JSON text sent as `jsonb` without parsing it on our side (binary format: version 1).
+#[derive(Debug)]
+struct RawJsonb<'a>(&'a str);
+
+impl ToSql for RawJsonb<'_> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&[1]);
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+
+    to_sql_checked!();
+}
+
+async fn ledger_entry(
+    client: &impl deadpool_postgres::GenericClient,
+    file: &FileRef,
+) -> Result<Option<Applied>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT rows, applied_at FROM file_ledger WHERE integration = $1 AND file_key = $2 AND version = $3",
+            &[&file.integration, &file.key, &file.version],
+        )
+        .await?;
+    Ok(row.map(|row| Applied {
+        rows: row.get::<_, i64>(0) as u64,
+        applied_at: row.get(1),
+    }))
+}
+
+impl Sink for PgSink {
+    type Load = PgLoad;
+
+    async fn applied(&self, file: &FileRef) -> Result<Option<Applied>, SinkError> {
+        let client = self.pool.get().await.map_err(|e| db_error(&self.url, &e))?;
+        ledger_entry(&client, file)
+            .await
+            .map_err(|e| db_error(&self.url, &e))
+    }
+
+    async fn begin(&self, file: &FileRef, updated_at: DateTime<Utc>) -> Result<PgLoad, SinkError> {
+        let client = self.pool.get().await.map_err(|e| db_error(&self.url, &e))?;
+        let (tx, rx) = mpsc::channel(BATCHES_IN_FLIGHT);
+        let (file, url) = (file.clone(), self.url.clone());
+        let writer = tokio::spawn(async move {
+            write_file(client, &file, updated_at, rx)
+                .await
+                .map_err(|e| db_error(&url, &e))
+        });
+        Ok(PgLoad {
+            tx: Some(tx),
+            batch: Vec::with_capacity(BATCH_ROWS),
+            writer,
+            json_size: 64,
+            seq: 0,
+        })
+    }
+}
+
+enum Message {
+    Rows(Vec<(i64, OwnedRow)>),
+    Commit {
+        rows: u64,
+        version: String,
+        reply: oneshot::Sender<Committed>,
+    },
+}
+
+/// The load task: one transaction, committed only on `Commit`; if the channel closes
+/// without one, dropping the transaction rolls it back.
+async fn write_file(
+    mut client: deadpool_postgres::Object,
+    file: &FileRef,
+    updated_at: DateTime<Utc>,
+    mut rx: mpsc::Receiver<Message>,
+) -> Result<(), tokio_postgres::Error> {
+    let mut tx = client.transaction().await?;
+    tx.batch_execute(STAGING).await?;
+    let copy = tx.copy_in(COPY).await?;
+    let mut writer = pin!(BinaryCopyInWriter::new(
+        copy,
+        &[Type::INT8, Type::TEXT, Type::TEXT, Type::JSONB]
+    ));
+    while let Some(message) = rx.recv().await {
+        match message {
+            Message::Rows(rows) => {
+                for (seq, row) in &rows {
+                    writer
+                        .as_mut()
+                        .write(&[seq, &row.id, &row.product_key, &RawJsonb(&row.attributes)])
+                        .await?;
+                }
+            }
+            Message::Commit {
+                rows,
+                version,
+                reply,
+            } => {
+                writer.as_mut().finish().await?;
+                let file = FileRef {
+                    version,
+                    ..file.clone()
+                };
+                // The ledger row first: a file applied meanwhile (or before a crash) makes
+                // this insert a no-op, and then nothing of this load is kept.
+                let recorded = tx
+                    .execute(
+                        "INSERT INTO file_ledger (integration, file_key, version, rows, applied_at)
+                         VALUES ($1, $2, $3, $4, now()) ON CONFLICT DO NOTHING",
+                        &[&file.integration, &file.key, &file.version, &(rows as i64)],
+                    )
+                    .await?;
+                if recorded == 0 {
+                    let prior = ledger_entry(&tx, &file).await?;
+                    tx.rollback().await?;
+                    let _ = reply.send(Committed::AlreadyApplied(prior.unwrap_or(Applied {
+                        rows,
+                        applied_at: Utc::now(),
+                    })));
+                    return Ok(());
+                }
+                let entity = file.entity.as_str();
+                let params: [&(dyn ToSql + Sync); 3] = [&file.integration, &entity, &updated_at];
+                let savepoint = tx.savepoint("upsert").await?;
+                match savepoint.execute(UPSERT, &params).await {
+                    Ok(_) => savepoint.commit().await?,
+                    // "ON CONFLICT DO UPDATE command cannot affect row a second time"
+                    Err(e)
+                        if e.code()
+                            == Some(&tokio_postgres::error::SqlState::CARDINALITY_VIOLATION) =>
+                    {
+                        savepoint.rollback().await?;
+                        tx.execute(UPSERT_MERGED, &params).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+                crate::crash_point!("postgres-before-commit");
+                tx.commit().await?;
+                let _ = reply.send(Committed::Applied);
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A file being loaded into PostgreSQL.
+pub struct PgLoad {
+    tx: Option<mpsc::Sender<Message>>,
+    batch: Vec<(i64, OwnedRow)>,
+    writer: JoinHandle<Result<(), SinkError>>,
+    json_size: usize,
+    seq: i64,
+}
+
+impl PgLoad {
+    async fn send(&mut self, message: Message) -> Result<(), SinkError> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(message).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        self.tx = None;
+        match (&mut self.writer).await {
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(())) => Err(SinkError::Task(
+                "the PostgreSQL writer stopped early".into(),
+            )),
+            Err(e) => Err(SinkError::Task(e.to_string())),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), SinkError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_ROWS));
+        self.send(Message::Rows(rows)).await
+    }
+}
+
+impl RowConsumer for PgLoad {
+    type Error = SinkError;
+
+    async fn accept(&mut self, row: &Row<'_>) -> Result<(), SinkError> {
+        let owned = OwnedRow::from_row(row, self.json_size);
+        self.json_size = owned.attributes.len();
+        self.seq += 1;
+        self.batch.push((self.seq, owned));
+        if self.batch.len() >= BATCH_ROWS {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+}
+
+impl FileLoad for PgLoad {
+    async fn commit(mut self, rows: u64, version: &str) -> Result<Committed, SinkError> {
+        self.flush().await?;
+        let (reply, answer) = oneshot::channel();
+        self.send(Message::Commit {
+            rows,
+            version: version.to_string(),
+            reply,
+        })
+        .await?;
+        self.tx = None;
+        let outcome = answer.await;
+        match (&mut self.writer).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(SinkError::Task(e.to_string())),
+        }
+        outcome.map_err(|_| SinkError::Task("the PostgreSQL writer gave no answer".into()))
+    }
+
+    async fn rollback(mut self) -> Result<(), SinkError> {
+        self.tx = None;
+        match (&mut self.writer).await {
+            Ok(result) => result,
+            Err(e) => Err(SinkError::Task(e.to_string())),
+        }
+    }
+}
