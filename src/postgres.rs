@@ -54,6 +54,8 @@ pub async fn connect(
     }
     config.connect_timeout(CONNECT_TIMEOUT);
     config.application_name("dropfolder");
+    // Not "relation ... already exists, skipping" on every start.
+    config.options("-c client_min_messages=warning");
     let manager = Manager::from_config(
         config,
         tls(),

@@ -59,6 +59,7 @@ pub fn print_summary(report: &RunReport) {
         if integration.folders.is_empty()
             && integration.waiting.is_empty()
             && integration.error.is_none()
+            && integration.skipped.is_none()
         {
             println!("{}: nothing ready", integration.name);
         }

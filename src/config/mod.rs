@@ -141,9 +141,12 @@ impl Config {
 
     /// The sink in effect: the configured one, or the state database.
     pub fn effective_sink(&self) -> SinkConfig {
-        self.sink
-            .clone()
-            .unwrap_or_else(|| SinkConfig::database(&self.state.url))
+        self.sink.clone().unwrap_or_else(|| SinkConfig {
+            password_env: self.state.password_env.clone(),
+            password_file: self.state.password_file.clone(),
+            pool_size: Some(self.state.pool_size),
+            ..SinkConfig::database(&self.state.url)
+        })
     }
 
     /// Resolves a path written in the file against the file's directory.

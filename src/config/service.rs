@@ -177,6 +177,15 @@ impl SinkConfig {
         }
     }
 
+    /// The database password's reference, when the sink names one.
+    pub fn password_of(&self, base: &Path) -> Option<SecretRef> {
+        SecretRef::from_keys(
+            self.password_env.as_ref(),
+            self.password_file.as_ref(),
+            base,
+        )
+    }
+
     /// The kind in effect: explicit, or from the URL scheme.
     pub fn kind(&self) -> Option<SinkKind> {
         self.kind
@@ -566,10 +575,14 @@ fn database_kind(url: &str) -> Option<SinkKind> {
 
 /// A URL with any `user:password@` part replaced, for messages.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_string(),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rfind('@').map(|at| rest.split_at(at)) {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
     }
 }

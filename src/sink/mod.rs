@@ -56,6 +56,8 @@ pub enum SinkError {
     Task(String),
     #[error("{0}")]
     Http(String),
+    #[error(transparent)]
+    Postgres(#[from] crate::postgres::PgError),
 }
 
 /// A sink: SQLite, PostgreSQL or an HTTP API.
@@ -125,12 +127,14 @@ impl OwnedRow {
 #[derive(Debug, Clone)]
 pub enum AnySink {
     Sqlite(SqliteSink),
+    Postgres(PgSink),
     Http(HttpSink),
 }
 
 /// A file load of [`AnySink`].
 pub enum AnyLoad {
     Sqlite(SqliteLoad),
+    Postgres(PgLoad),
     Http(HttpLoad),
 }
 
@@ -150,6 +154,18 @@ impl AnySink {
             Some(crate::config::SinkKind::Http) => {
                 Ok(AnySink::Http(HttpSink::from_config(config, &sink, state)?))
             }
+            Some(crate::config::SinkKind::Postgres) => {
+                let password = sink.password_of(&config.base_dir);
+                let pool_size = sink.pool_size.unwrap_or(config.state.pool_size);
+                let pool = crate::postgres::connect(
+                    url,
+                    password.as_ref(),
+                    pool_size,
+                    postgres::MIGRATIONS,
+                )
+                .await?;
+                Ok(AnySink::Postgres(PgSink::new(pool, url)))
+            }
             other => Err(SinkError::Task(format!(
                 "sink {other:?} is not available in this build"
             ))),
@@ -163,6 +179,7 @@ impl Sink for AnySink {
     fn transactional(&self) -> bool {
         match self {
             AnySink::Sqlite(sink) => sink.transactional(),
+            AnySink::Postgres(sink) => sink.transactional(),
             AnySink::Http(sink) => sink.transactional(),
         }
     }
@@ -170,6 +187,7 @@ impl Sink for AnySink {
     async fn applied(&self, file: &FileRef) -> Result<Option<Applied>, SinkError> {
         match self {
             AnySink::Sqlite(sink) => sink.applied(file).await,
+            AnySink::Postgres(sink) => sink.applied(file).await,
             AnySink::Http(sink) => sink.applied(file).await,
         }
     }
@@ -177,6 +195,7 @@ impl Sink for AnySink {
     async fn begin(&self, file: &FileRef, updated_at: DateTime<Utc>) -> Result<AnyLoad, SinkError> {
         match self {
             AnySink::Sqlite(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Sqlite),
+            AnySink::Postgres(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Postgres),
             AnySink::Http(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Http),
         }
     }
@@ -188,6 +207,7 @@ impl RowConsumer for AnyLoad {
     async fn accept(&mut self, row: &crate::validate::Row<'_>) -> Result<(), SinkError> {
         match self {
             AnyLoad::Sqlite(load) => load.accept(row).await,
+            AnyLoad::Postgres(load) => load.accept(row).await,
             AnyLoad::Http(load) => load.accept(row).await,
         }
     }
@@ -197,6 +217,7 @@ impl FileLoad for AnyLoad {
     async fn commit(self, rows: u64, version: &str) -> Result<Committed, SinkError> {
         match self {
             AnyLoad::Sqlite(load) => load.commit(rows, version).await,
+            AnyLoad::Postgres(load) => load.commit(rows, version).await,
             AnyLoad::Http(load) => load.commit(rows, version).await,
         }
     }
@@ -204,6 +225,7 @@ impl FileLoad for AnyLoad {
     async fn rollback(self) -> Result<(), SinkError> {
         match self {
             AnyLoad::Sqlite(load) => load.rollback().await,
+            AnyLoad::Postgres(load) => load.rollback().await,
             AnyLoad::Http(load) => load.rollback().await,
         }
     }

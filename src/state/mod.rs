@@ -3,14 +3,16 @@
 //! integration's last scan and result. The journal is what lets a run that died half-way be
 //! finished by the next one without choosing a second target or applying anything twice.
 //!
-//! Implementations: [`sqlite`] (the embedded default).
+//! Implementations: [`sqlite`] (the embedded default) and [`postgres`] (shared by replicas).
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use postgres::PgState;
 pub use sqlite::SqliteState;
 
 /// One object of a drop, as listed when the drop began.

@@ -29,9 +29,13 @@ pub fn died_here(holder: &str) -> bool {
     }
 }
 
+/// `$HOSTNAME` when set (Kubernetes sets it to the pod name), else the kernel's.
 fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().replace(':', "-"))
         .unwrap_or_default()
 }
 

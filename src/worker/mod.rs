@@ -26,13 +26,14 @@ pub use folder::{FolderError, FolderReport};
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot open the sink: {0}")]
+    // The cause is the source, which anyhow prints after the message: not repeated here.
+    #[error("cannot open the sink")]
     Sink(#[from] SinkError),
-    #[error("cannot open the state database: {0}")]
+    #[error("cannot open the state database")]
     State(#[from] StateError),
-    #[error("state url {0}: only sqlite:// state is available in this build")]
-    StateUrl(String),
-    #[error("{0}")]
+    #[error("cannot open the state database")]
+    Postgres(#[from] crate::postgres::PgError),
+    #[error(transparent)]
     Callback(#[from] crate::callback::CallbackError),
 }
 
@@ -316,10 +317,17 @@ async fn keep_alive(state: Arc<dyn StateStore>, lease: crate::state::Lease, ttl:
 
 /// The state database of a config.
 pub async fn open_state(config: &Config) -> Result<Arc<dyn StateStore>, StartError> {
-    match crate::sqlite::path_of_url(&config.state.url, &config.base_dir) {
-        Some(path) => Ok(Arc::new(SqliteState::open(&path).await?)),
-        None => Err(StartError::StateUrl(crate::config::redact_url(
-            &config.state.url,
-        ))),
+    let url = &config.state.url;
+    if let Some(path) = crate::sqlite::path_of_url(url, &config.base_dir) {
+        return Ok(Arc::new(SqliteState::open(&path).await?));
     }
+    let password = config.state.password(&config.base_dir);
+    let pool = crate::postgres::connect(
+        url,
+        password.as_ref(),
+        config.state.pool_size,
+        crate::state::postgres::MIGRATIONS,
+    )
+    .await?;
+    Ok(Arc::new(crate::state::PgState::new(pool, url)))
 }

@@ -81,10 +81,17 @@ impl Env {
 
     /// The config text for one integration over this bucket, with `extra` integration lines.
     pub fn config_text(&self, extra: &str) -> String {
+        self.config_text_with(
+            &format!("[state]\nurl = \"sqlite://{}\"", self.db().display()),
+            extra,
+        )
+    }
+
+    /// The same with another `[state]` section.
+    pub fn config_text_with(&self, state: &str, extra: &str) -> String {
         format!(
             r#"
-[state]
-url = "sqlite://{db}"
+{state}
 
 [schemas.users]
 id = "string"
@@ -101,7 +108,6 @@ bucket = "file://{bucket}"
 date_format = "yyyy-MM-dd"
 {extra}
 "#,
-            db = self.db().display(),
             bucket = self.bucket().display()
         )
     }

@@ -139,6 +139,21 @@ where
     );
     assert_eq!(find(&stored, "", "u1")["email"], "new@x.com");
 
+    // A file that names an id twice: merged in file order, as if applied row by row.
+    let twice = file("current/dt=20210305/users.csv.gz", "v1");
+    let committed = load(
+        sink,
+        &rules,
+        &twice,
+        "id,email,score\nu9,first@x.com,1\nu9,,2\nu9,last@x.com,\n",
+    )
+    .await;
+    assert_eq!(committed, Some(Committed::Applied));
+    assert_eq!(
+        find(&read().await, "", "u9"),
+        json!({"email": "last@x.com", "score": 2})
+    );
+
     // Text that needs escaping survives the round trip.
     let day4 = file("current/dt=20210304/users.csv.gz", "v1");
     load(

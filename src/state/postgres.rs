@@ -1,0 +1,416 @@
+//! The state in PostgreSQL: shared by every replica. Journal writes lock the integration's
+//! lease row (`FOR UPDATE`) and compare its token, so a replica whose lease was taken over
+//! cannot write, and a takeover waits for a write in progress.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Pool};
+
+use super::{
+    CallbackOutcome, CallbackRequest, Claim, Drop, DropResult, IntegrationState, Lease,
+    ManifestEntry, PendingCallback, ScanRecord, Stage, StateError, StateStore,
+};
+use crate::sink::{Applied, FileRef};
+
+pub const MIGRATIONS: &[(i64, &str)] = &[(
+    101,
+    r#"CREATE TABLE IF NOT EXISTS drops (
+        integration text NOT NULL,
+        folder text NOT NULL,
+        target text NOT NULL,
+        manifest text NOT NULL,
+        stage text NOT NULL,
+        started_at timestamptz NOT NULL,
+        success boolean,
+        records bigint,
+        message text,
+        reported_at timestamptz,
+        done_at timestamptz,
+        PRIMARY KEY (integration, target)
+    );
+    CREATE INDEX IF NOT EXISTS drops_open ON drops (integration, stage);
+    CREATE TABLE IF NOT EXISTS integration_status (
+        integration text PRIMARY KEY,
+        last_scan_at timestamptz,
+        last_error text,
+        notices text NOT NULL DEFAULT '[]',
+        last_data_at timestamptz,
+        last_target text,
+        last_success boolean,
+        last_message text,
+        callback_error text
+    );
+    CREATE TABLE IF NOT EXISTS callbacks (
+        id bigserial PRIMARY KEY,
+        integration text NOT NULL,
+        folder_path text NOT NULL,
+        success boolean NOT NULL,
+        message text NOT NULL,
+        idempotency_key text NOT NULL UNIQUE,
+        deliveries integer NOT NULL DEFAULT 0,
+        next_attempt_at timestamptz NOT NULL,
+        last_error text,
+        state text NOT NULL DEFAULT 'pending',
+        created_at timestamptz NOT NULL,
+        done_at timestamptz
+    );
+    CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks (integration, state, next_attempt_at);
+    CREATE TABLE IF NOT EXISTS state_ledger (
+        integration text NOT NULL,
+        file_key text NOT NULL,
+        version text NOT NULL,
+        rows bigint NOT NULL,
+        applied_at timestamptz NOT NULL,
+        PRIMARY KEY (integration, file_key, version)
+    );
+    CREATE TABLE IF NOT EXISTS leases (
+        integration text PRIMARY KEY,
+        holder text NOT NULL,
+        token bigint NOT NULL,
+        expires_at timestamptz NOT NULL
+    );"#,
+)];
+
+#[derive(Debug, Clone)]
+pub struct PgState {
+    pool: Pool,
+    url: String,
+}
+
+impl PgState {
+    pub fn new(pool: Pool, url: &str) -> PgState {
+        PgState {
+            pool,
+            url: crate::config::redact_url(url),
+        }
+    }
+
+    fn error(&self, e: &dyn std::error::Error) -> StateError {
+        StateError::Database {
+            database: self.url.clone(),
+            message: crate::postgres::describe(e),
+        }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StateError> {
+        self.pool.get().await.map_err(|e| self.error(&e))
+    }
+}
+
+/// Whether this replica still holds the drop's lease; locks the lease row until commit.
+async fn holds(client: &impl GenericClient, drop: &Drop) -> Result<bool, tokio_postgres::Error> {
+    let Some(token) = drop.lease else {
+        return Ok(true);
+    };
+    let row = client
+        .query_opt(
+            "SELECT token FROM leases WHERE integration = $1 FOR UPDATE",
+            &[&drop.integration],
+        )
+        .await?;
+    Ok(row.map(|r| r.get::<_, i64>(0)) == Some(token))
+}
+
+fn lost(drop: &Drop) -> StateError {
+    StateError::LeaseLost {
+        integration: drop.integration.clone(),
+        token: drop.lease.unwrap_or_default(),
+    }
+}
+
+fn seconds(ttl: Duration) -> f64 {
+    ttl.as_secs_f64()
+}
+
+#[async_trait]
+impl StateStore for PgState {
+    async fn claim(
+        &self,
+        integration: &str,
+        holder: &str,
+        ttl: Duration,
+        dead: Option<&str>,
+    ) -> Result<Claim, StateError> {
+        let client = self.client().await?;
+        let granted = client
+            .query_opt(
+                "INSERT INTO leases (integration, holder, token, expires_at)
+                 VALUES ($1, $2, 1, now() + $3 * interval '1 second')
+                 ON CONFLICT (integration) DO UPDATE
+                 SET holder = EXCLUDED.holder, token = leases.token + 1, expires_at = EXCLUDED.expires_at
+                 WHERE leases.expires_at <= now() OR leases.holder = EXCLUDED.holder OR leases.holder = $4
+                 RETURNING token",
+                &[&integration, &holder, &seconds(ttl), &dead.unwrap_or("")],
+            )
+            .await
+            .map_err(|e| self.error(&e))?;
+        if let Some(row) = granted {
+            return Ok(Claim::Granted(Lease {
+                integration: integration.to_string(),
+                holder: holder.to_string(),
+                token: row.get(0),
+            }));
+        }
+        let current = client
+            .query_opt(
+                "SELECT holder FROM leases WHERE integration = $1",
+                &[&integration],
+            )
+            .await
+            .map_err(|e| self.error(&e))?;
+        Ok(Claim::HeldBy(current.map(|r| r.get(0)).unwrap_or_default()))
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, StateError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE leases SET expires_at = now() + $3 * interval '1 second' WHERE integration = $1 AND token = $2",
+                &[&lease.integration, &lease.token, &seconds(ttl)],
+            )
+            .await
+            .map(|n| n == 1)
+            .map_err(|e| self.error(&e))
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StateError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE leases SET expires_at = now() WHERE integration = $1 AND token = $2",
+                &[&lease.integration, &lease.token],
+            )
+            .await
+            .map(drop)
+            .map_err(|e| self.error(&e))
+    }
+
+    async fn open_drops(&self, integration: &str) -> Result<Vec<Drop>, StateError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT folder, target, manifest, stage, started_at FROM drops
+                 WHERE integration = $1 AND stage <> 'done' ORDER BY started_at, folder",
+                &[&integration],
+            )
+            .await
+            .map_err(|e| self.error(&e))?;
+        Ok(rows
+            .iter()
+            .map(|row| Drop {
+                integration: integration.to_string(),
+                folder: row.get(0),
+                target: row.get(1),
+                manifest: serde_json::from_str::<Vec<ManifestEntry>>(row.get(2))
+                    .unwrap_or_default(),
+                stage: Stage::parse(row.get(3)),
+                started_at: row.get(4),
+                lease: None,
+            })
+            .collect())
+    }
+
+    async fn begin_drop(&self, drop: &Drop) -> Result<(), StateError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.error(&e))?;
+        if !holds(&tx, drop).await.map_err(|e| self.error(&e))? {
+            return Err(lost(drop));
+        }
+        let manifest = serde_json::to_string(&drop.manifest).unwrap_or_else(|_| "[]".into());
+        tx.execute(
+            "INSERT INTO drops (integration, folder, target, manifest, stage, started_at) VALUES ($1, $2, $3, $4, 'loading', $5)",
+            &[&drop.integration, &drop.folder, &drop.target, &manifest, &drop.started_at],
+        )
+        .await
+        .map_err(|e| self.error(&e))?;
+        tx.commit().await.map_err(|e| self.error(&e))
+    }
+
+    async fn report_drop(
+        &self,
+        drop: &Drop,
+        result: &DropResult,
+        callback: Option<&CallbackRequest>,
+    ) -> Result<(), StateError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.error(&e))?;
+        if !holds(&tx, drop).await.map_err(|e| self.error(&e))? {
+            return Err(lost(drop));
+        }
+        let records = result.records as i64;
+        let steps = async {
+            tx.execute(
+                "UPDATE drops SET stage = 'reported', success = $3, records = $4, message = $5, reported_at = now()
+                 WHERE integration = $1 AND target = $2",
+                &[&drop.integration, &drop.target, &result.success, &records, &result.message],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO integration_status (integration, last_data_at, last_target, last_success, last_message)
+                 VALUES ($1, now(), $2, $3, $4)
+                 ON CONFLICT (integration) DO UPDATE SET last_data_at = now(), last_target = $2, last_success = $3, last_message = $4",
+                &[&drop.integration, &drop.target, &result.success, &result.message],
+            )
+            .await?;
+            if let Some(cb) = callback {
+                tx.execute(
+                    "INSERT INTO callbacks (integration, folder_path, success, message, idempotency_key, next_attempt_at, created_at)
+                     VALUES ($1, $2, $3, $4, $5, now(), now()) ON CONFLICT (idempotency_key) DO NOTHING",
+                    &[&cb.integration, &cb.folder_path, &cb.success, &cb.message, &cb.idempotency_key],
+                )
+                .await?;
+            }
+            Ok::<(), tokio_postgres::Error>(())
+        };
+        steps.await.map_err(|e| self.error(&e))?;
+        tx.commit().await.map_err(|e| self.error(&e))
+    }
+
+    async fn finish_drop(&self, drop: &Drop) -> Result<(), StateError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.error(&e))?;
+        if !holds(&tx, drop).await.map_err(|e| self.error(&e))? {
+            return Err(lost(drop));
+        }
+        tx.execute(
+            "UPDATE drops SET stage = 'done', done_at = now() WHERE integration = $1 AND target = $2",
+            &[&drop.integration, &drop.target],
+        )
+        .await
+        .map_err(|e| self.error(&e))?;
+        tx.commit().await.map_err(|e| self.error(&e))
+    }
+
+    async fn record_scan(&self, scan: &ScanRecord) -> Result<(), StateError> {
+        let client = self.client().await?;
+        let notices = serde_json::to_string(&scan.notices).unwrap_or_else(|_| "[]".into());
+        client
+            .execute(
+                "INSERT INTO integration_status (integration, last_scan_at, last_error, notices) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (integration) DO UPDATE SET last_scan_at = $2, last_error = $3, notices = $4",
+                &[&scan.integration, &scan.at, &scan.error, &notices],
+            )
+            .await
+            .map(drop)
+            .map_err(|e| self.error(&e))
+    }
+
+    async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT integration, last_scan_at, last_error, notices, last_data_at, last_target, last_success,
+                        last_message, callback_error
+                 FROM integration_status ORDER BY integration",
+                &[],
+            )
+            .await
+            .map_err(|e| self.error(&e))?;
+        Ok(rows
+            .iter()
+            .map(|row| IntegrationState {
+                integration: row.get(0),
+                last_scan_at: row.get(1),
+                last_error: row.get(2),
+                notices: serde_json::from_str(row.get(3)).unwrap_or_default(),
+                last_data_at: row.get(4),
+                last_target: row.get(5),
+                last_success: row.get(6),
+                last_message: row.get(7),
+                callback_error: row.get(8),
+            })
+            .collect())
+    }
+
+    async fn due_callbacks(
+        &self,
+        integration: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PendingCallback>, StateError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, folder_path, success, message, idempotency_key, deliveries FROM callbacks
+                 WHERE integration = $1 AND state = 'pending' AND next_attempt_at <= $2 ORDER BY id",
+                &[&integration, &now],
+            )
+            .await
+            .map_err(|e| self.error(&e))?;
+        Ok(rows
+            .iter()
+            .map(|row| PendingCallback {
+                id: row.get(0),
+                request: CallbackRequest {
+                    integration: integration.to_string(),
+                    folder_path: row.get(1),
+                    success: row.get(2),
+                    message: row.get(3),
+                    idempotency_key: row.get(4),
+                },
+                deliveries: row.get::<_, i32>(5) as u32,
+            })
+            .collect())
+    }
+
+    async fn callback_delivery(
+        &self,
+        id: i64,
+        outcome: &CallbackOutcome,
+    ) -> Result<(), StateError> {
+        let mut client = self.client().await?;
+        let now = Utc::now();
+        let (state, retry_at, error) = match outcome {
+            CallbackOutcome::Delivered => ("delivered", now, None),
+            CallbackOutcome::Failed { error, retry_at } => {
+                ("pending", *retry_at, Some(error.clone()))
+            }
+            CallbackOutcome::Abandoned { error } => ("abandoned", now, Some(error.clone())),
+        };
+        let done = (state != "pending").then_some(now);
+        let tx = client.transaction().await.map_err(|e| self.error(&e))?;
+        let steps = async {
+            tx.execute(
+                "UPDATE callbacks SET deliveries = deliveries + 1, state = $2, next_attempt_at = $3, last_error = $4, done_at = $5 WHERE id = $1",
+                &[&id, &state, &retry_at, &error, &done],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE integration_status SET callback_error = $2 WHERE integration = (SELECT integration FROM callbacks WHERE id = $1)",
+                &[&id, &error],
+            )
+            .await
+        };
+        steps.await.map_err(|e| self.error(&e))?;
+        tx.commit().await.map_err(|e| self.error(&e))
+    }
+
+    async fn ledger_entry(&self, file: &FileRef) -> Result<Option<Applied>, StateError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT rows, applied_at FROM state_ledger WHERE integration = $1 AND file_key = $2 AND version = $3",
+                &[&file.integration, &file.key, &file.version],
+            )
+            .await
+            .map_err(|e| self.error(&e))?;
+        Ok(row.map(|row| Applied {
+            rows: row.get::<_, i64>(0) as u64,
+            applied_at: row.get(1),
+        }))
+    }
+
+    async fn record_applied(&self, file: &FileRef, rows: u64) -> Result<bool, StateError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO state_ledger (integration, file_key, version, rows, applied_at) VALUES ($1, $2, $3, $4, now())
+                 ON CONFLICT DO NOTHING",
+                &[&file.integration, &file.key, &file.version, &(rows as i64)],
+            )
+            .await
+            .map(|n| n == 1)
+            .map_err(|e| self.error(&e))
+    }
+}
