@@ -10,13 +10,12 @@
 use std::pin::pin;
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::types::{ToSql, Type};
 
 use super::{Applied, Committed, FileLoad, FileRef, OwnedRow, Sink, SinkError};
 use crate::postgres::describe;
@@ -50,19 +49,27 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
     CREATE OR REPLACE AGGREGATE dropfolder_jsonb_merge(jsonb) (SFUNC = jsonb_concat, STYPE = jsonb, INITCOND = '{}');"#,
 )];
 
-const STAGING: &str = "CREATE TEMP TABLE dropfolder_staging (seq bigint, id text COLLATE \"C\", product_key text COLLATE \"C\", attributes jsonb) ON COMMIT DROP";
+/// `attributes` is staged as text: COPY then only stores it, and the one conversion to jsonb
+/// happens in the upsert (a jsonb staging column made the COPY twice as slow).
+const STAGING: &str = "CREATE TEMP TABLE dropfolder_staging (seq bigint, id text COLLATE \"C\", product_key text COLLATE \"C\", attributes text) ON COMMIT DROP";
 const COPY: &str = "COPY dropfolder_staging (seq, id, product_key, attributes) FROM STDIN BINARY";
-const UPSERT: &str =
-    "INSERT INTO records (integration, entity, product_key, id, attributes, updated_at)
-    SELECT $1, $2, product_key, id, attributes, $3 FROM dropfolder_staging
-    ON CONFLICT (id, product_key, entity, integration) DO UPDATE
-    SET attributes = records.attributes || EXCLUDED.attributes, updated_at = EXCLUDED.updated_at";
+/// MERGE rather than `INSERT ... ON CONFLICT`: it joins the staged rows with `records` once
+/// instead of attempting a speculative insert per row, which was faster where most rows are
+/// new (measured: 1.2 s vs 1.75 s for 350,000 rows into an empty table).
+const UPSERT: &str = "MERGE INTO records r
+    USING dropfolder_staging s
+    ON r.id = s.id AND r.product_key = s.product_key AND r.entity = $2 AND r.integration = $1
+    WHEN MATCHED THEN UPDATE SET attributes = r.attributes || s.attributes::jsonb, updated_at = $3
+    WHEN NOT MATCHED THEN INSERT (integration, entity, product_key, id, attributes, updated_at)
+        VALUES ($1, $2, s.product_key, s.id, s.attributes::jsonb, $3)";
 /// The same, for a file that names an id more than once: its rows merged in file order.
-const UPSERT_MERGED: &str = "INSERT INTO records (integration, entity, product_key, id, attributes, updated_at)
-    SELECT $1, $2, product_key, id, dropfolder_jsonb_merge(attributes ORDER BY seq), $3 FROM dropfolder_staging
-    GROUP BY product_key, id
-    ON CONFLICT (id, product_key, entity, integration) DO UPDATE
-    SET attributes = records.attributes || EXCLUDED.attributes, updated_at = EXCLUDED.updated_at";
+const UPSERT_MERGED: &str = "MERGE INTO records r
+    USING (SELECT product_key, id, dropfolder_jsonb_merge(attributes::jsonb ORDER BY seq) AS attributes
+           FROM dropfolder_staging GROUP BY product_key, id) s
+    ON r.id = s.id AND r.product_key = s.product_key AND r.entity = $2 AND r.integration = $1
+    WHEN MATCHED THEN UPDATE SET attributes = r.attributes || s.attributes, updated_at = $3
+    WHEN NOT MATCHED THEN INSERT (integration, entity, product_key, id, attributes, updated_at)
+        VALUES ($1, $2, s.product_key, s.id, s.attributes, $3)";
 
 #[derive(Debug, Clone)]
 pub struct PgSink {
@@ -89,28 +96,6 @@ fn db_error(url: &str, e: &dyn std::error::Error) -> SinkError {
         database: url.to_string(),
         message: describe(e),
     }
-}
-
-/// A JSON text sent as `jsonb` without parsing it on our side (binary format: version 1).
-#[derive(Debug)]
-struct RawJsonb<'a>(&'a str);
-
-impl ToSql for RawJsonb<'_> {
-    fn to_sql(
-        &self,
-        _ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        out.extend_from_slice(&[1]);
-        out.extend_from_slice(self.0.as_bytes());
-        Ok(IsNull::No)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::JSONB
-    }
-
-    to_sql_checked!();
 }
 
 async fn ledger_entry(
@@ -180,7 +165,7 @@ async fn write_file(
     let copy = tx.copy_in(COPY).await?;
     let mut writer = pin!(BinaryCopyInWriter::new(
         copy,
-        &[Type::INT8, Type::TEXT, Type::TEXT, Type::JSONB]
+        &[Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT]
     ));
     while let Some(message) = rx.recv().await {
         match message {
@@ -188,7 +173,7 @@ async fn write_file(
                 for (seq, row) in &rows {
                     writer
                         .as_mut()
-                        .write(&[seq, &row.id, &row.product_key, &RawJsonb(&row.attributes)])
+                        .write(&[seq, &row.id, &row.product_key, &row.attributes])
                         .await?;
                 }
             }
@@ -225,10 +210,13 @@ async fn write_file(
                 let savepoint = tx.savepoint("upsert").await?;
                 match savepoint.execute(UPSERT, &params).await {
                     Ok(_) => savepoint.commit().await?,
-                    // "ON CONFLICT DO UPDATE command cannot affect row a second time"
+                    // An id twice in the file: "MERGE command cannot affect row a second time"
+                    // when it exists, a unique violation when it is new.
                     Err(e)
                         if e.code()
-                            == Some(&tokio_postgres::error::SqlState::CARDINALITY_VIOLATION) =>
+                            == Some(&tokio_postgres::error::SqlState::CARDINALITY_VIOLATION)
+                            || e.code()
+                                == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
                     {
                         savepoint.rollback().await?;
                         tx.execute(UPSERT_MERGED, &params).await?;
