@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 use tokio::io::{AsyncRead, ReadBuf};
@@ -44,18 +45,19 @@ pub struct Loaded {
 }
 
 /// Opens the file to read, at the version expected; called twice for a sink that cannot roll
-/// back (validated whole first, then read again and sent).
+/// back (validated whole first, then read again and sent). A closure returning a boxed future
+/// rather than an async closure, whose futures the compiler cannot yet prove `Send`.
 pub type Opened = Result<ObjectReader, LoadError>;
 
 /// Validates `file` and loads it into `sink` when valid. An empty `file.version` means "the
 /// content hash of what was read" (local imports). `drop_started` tells a ledger hit from this
 /// drop (a re-run after a crash: it counts as imported now) from an earlier drop's.
-pub async fn load_file<S: Sink>(
+pub async fn load_file<'o, S: Sink>(
     sink: &S,
     rules: &FileRules,
     file: &FileRef,
     name: &str,
-    mut open: impl AsyncFnMut() -> Opened,
+    open: impl Fn() -> BoxFuture<'o, Opened> + Send + Sync,
     drop_started: DateTime<Utc>,
 ) -> Result<Loaded, LoadError> {
     let key = || file.key.clone();

@@ -62,8 +62,15 @@ enum Command {
         #[arg(long)]
         errors_csv: Option<PathBuf>,
     },
-    /// Each integration's last scan and result.
-    Status,
+    /// Each integration's status (Ready, Active, Warning, Failed) and last result.
+    Status {
+        /// As JSON, the same as `watch` serves at /status.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Scan now and on the schedule (and on S3 events) until SIGTERM; serve /healthz,
+    /// /readyz, /metrics and /status.
+    Watch,
 }
 
 fn main() -> ExitCode {
@@ -100,7 +107,8 @@ fn main() -> ExitCode {
                 )
                 .await
             }
-            Command::Status => cmd::status::run(&cli.config).await,
+            Command::Status { json } => cmd::status::run(&cli.config, json).await,
+            Command::Watch => cmd::watch::run(&cli.config).await,
         }
     });
     match result {

@@ -291,3 +291,17 @@ impl LeaseHeld<'_> {
         );
     }
 }
+
+/// An S3 event triggered integrations (`watch` with `[events]`).
+pub struct EventReceived<'a> {
+    pub integrations: &'a [String],
+}
+
+impl EventReceived<'_> {
+    pub fn emit(&self) {
+        tracing::info!(integrations = ?self.integrations, "S3 event: a folder is ready");
+        for integration in self.integrations {
+            metrics().add("events_total", &[("integration", integration)], 1.0);
+        }
+    }
+}

@@ -56,19 +56,32 @@ bucket = "file:///nonexistent/dropfolder-test-bucket"
 
     let status = wd.run(&["status"]);
     assert_eq!(status.code, Some(0), "{status:?}");
+    let line = |name: &str| {
+        status
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("acme-users").contains("Active"), "{status:?}");
     assert!(
-        status.stdout.contains("acme-users: last scan"),
+        status
+            .stdout
+            .contains("last result: SUCCESS processed/20210301/"),
         "{status:?}"
     );
     assert!(
-        status.stdout.contains("(SUCCESS processed/20210301/)"),
+        line("gone").contains("Failed")
+            && line("gone").contains("/nonexistent/dropfolder-test-bucket does not exist"),
         "{status:?}"
     );
-    assert!(
-        status.stdout.contains("gone: last scan")
-            && status.stdout.contains("error: cannot reach the bucket"),
-        "{status:?}"
-    );
+    let json = wd.run(&["status", "--json"]);
+    assert_eq!(json.code, Some(0), "{json:?}");
+    let all: serde_json::Value = serde_json::from_str(&json.stdout).expect("status --json");
+    assert_eq!(all[0]["integration"], "acme-users", "{all}");
+    assert_eq!(all[0]["status"], "Active", "{all}");
+    assert_eq!(all[1]["status"], "Failed", "{all}");
 }
 
 #[test]

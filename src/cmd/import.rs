@@ -14,6 +14,7 @@ use dropfolder::finish::status::status_text;
 use dropfolder::load::{LoadError, Opened, load_file};
 use dropfolder::sink::{AnySink, FileRef, Sink};
 use dropfolder::validate::FileRules;
+use futures_util::future::BoxFuture;
 use tokio::io::AsyncRead;
 
 use super::UsageError;
@@ -48,8 +49,8 @@ pub async fn run(
         None if stdin => None,
         None => Some(file.to_path_buf()),
     };
-    let open =
-        async || -> Opened {
+    let open = || -> BoxFuture<'_, Opened> {
+        Box::pin(async {
             let source: Box<dyn AsyncRead + Send + Unpin> =
                 match &path {
                     Some(path) => Box::new(tokio::fs::File::open(path).await.map_err(|e| {
@@ -61,7 +62,8 @@ pub async fn run(
                     None => Box::new(tokio::io::stdin()),
                 };
             Ok(source)
-        };
+        })
+    };
     let file_ref = FileRef {
         integration: integration.name.clone(),
         entity: integration.entity,

@@ -5,6 +5,7 @@ pub mod import;
 pub mod run;
 pub mod status;
 pub mod validate;
+pub mod watch;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -10,8 +10,17 @@ use dropfolder::worker::{RunReport, Worker};
 
 pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path, SecretCheck::Require)?;
+    let grace = config.schedule.grace_period();
     let worker = Worker::open(config).await?;
-    let report = worker.run_once().await;
+    let stop = worker.stop_token();
+    dropfolder::shutdown::cancel_on_signal(stop.clone());
+    let Some(report) = dropfolder::shutdown::within_grace(&stop, grace, worker.run_once()).await
+    else {
+        eprintln!(
+            "error: the grace period ran out before the folder in hand was finished; the next run resumes it"
+        );
+        return Ok(ExitCode::from(1));
+    };
     print_summary(&report);
     Ok(if report.failed() {
         ExitCode::from(1)

@@ -45,6 +45,8 @@ pub struct IntegrationConfig {
     pub role_arn: Option<String>,
     /// Written in the file (it is an identifier, not a password) or named by env var; never logged.
     pub external_id: Option<String>,
+    /// When the integration's access keys expire (`YYYY-MM-DD`): Warning within 90 days.
+    pub credentials_expire_on: Option<String>,
     pub external_id_env: Option<String>,
     pub access_key_id_env: Option<String>,
     pub secret_access_key_env: Option<String>,
@@ -263,6 +265,14 @@ impl IntegrationConfig {
                 format!("'{column}' is also an attribute of the schema; use another column"),
             ),
             _ => {}
+        }
+        if let Some(date) = &self.credentials_expire_on
+            && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err()
+        {
+            report(
+                "credentials_expire_on",
+                format!("'{date}' is not a date like 2027-03-31"),
+            );
         }
         if self.max_rows == 0 {
             report("max_rows", "must be at least 1".into());

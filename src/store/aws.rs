@@ -184,6 +184,13 @@ where
     }
 }
 
+/// An SDK error with its causes, for messages about anything but objects (SQS).
+pub fn sdk_error_message<E: std::error::Error + 'static>(
+    error: &SdkError<E, HttpResponse>,
+) -> String {
+    DisplayErrorContext(error).to_string()
+}
+
 /// Whether the service answered with this HTTP status.
 pub fn is_status<E>(error: &SdkError<E, HttpResponse>, status: u16) -> bool {
     error

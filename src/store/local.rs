@@ -51,7 +51,12 @@ impl LocalStore {
     fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
         check_key(key)?;
         let path = self.root.join(key);
-        let root = canonical(&self.root, key)?;
+        let root = self
+            .root
+            .canonicalize()
+            .map_err(|_| StoreError::NoSuchBucket {
+                key: self.root.display().to_string(),
+            })?;
         // The deepest existing ancestor decides where the path really goes.
         let mut existing = path.as_path();
         while !existing.exists() {

@@ -3,6 +3,7 @@
 //! originals. Every step can be repeated after a crash without changing the outcome.
 
 use chrono::Utc;
+use futures_util::future::BoxFuture;
 
 use super::Worker;
 use crate::config::IntegrationConfig;
@@ -226,14 +227,16 @@ async fn load_entry(
         return Ok((result(Outcome::Changed), None));
     }
     // The version listed, or nothing: a replaced file is the customer's next drop.
-    let open = async || -> Opened {
-        match ctx.store.get(&entry.key).await {
-            Ok((meta, reader)) if meta.version == entry.version => Ok(reader),
-            Ok(_) | Err(StoreError::NotFound { .. }) => Err(LoadError::Changed {
-                key: entry.key.clone(),
-            }),
-            Err(e) => Err(e.into()),
-        }
+    let open = || -> BoxFuture<'_, Opened> {
+        Box::pin(async {
+            match ctx.store.get(&entry.key).await {
+                Ok((meta, reader)) if meta.version == entry.version => Ok(reader),
+                Ok(_) | Err(StoreError::NotFound { .. }) => Err(LoadError::Changed {
+                    key: entry.key.clone(),
+                }),
+                Err(e) => Err(e.into()),
+            }
+        })
     };
     let loaded = match load_file(
         &ctx.worker.sink,

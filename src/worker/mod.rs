@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use crate::callback::Callbacks;
 use crate::config::{Config, IntegrationConfig};
@@ -62,6 +63,8 @@ pub struct IntegrationReport {
     pub waiting: Vec<String>,
     /// Why the integration was not worked on this run (another replica holds it).
     pub skipped: Option<String>,
+    /// The run was asked to stop before it got to everything.
+    pub stopped: bool,
 }
 
 /// What one run did.
@@ -90,6 +93,7 @@ pub struct Worker {
     aws: tokio::sync::OnceCell<aws_config::SdkConfig>,
     /// Who this replica is, in the leases it takes.
     holder: String,
+    stop: CancellationToken,
 }
 
 impl Worker {
@@ -106,6 +110,7 @@ impl Worker {
             stores: Default::default(),
             aws: tokio::sync::OnceCell::new(),
             holder: holder::me(),
+            stop: CancellationToken::new(),
         })
     }
 
@@ -145,11 +150,26 @@ impl Worker {
         report
     }
 
-    async fn run_integration(&self, integration: &IntegrationConfig) -> IntegrationReport {
+    /// Cancelled when the process is asked to stop: no new integration or folder is started,
+    /// the folder in hand is finished.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    fn stopping(&self, report: &mut IntegrationReport) -> bool {
+        report.stopped |= self.stop.is_cancelled();
+        report.stopped
+    }
+
+    /// Works on one integration: claims it, finishes its open drops and imports what is ready.
+    pub async fn run_integration(&self, integration: &IntegrationConfig) -> IntegrationReport {
         let mut report = IntegrationReport {
             name: integration.name.clone(),
             ..IntegrationReport::default()
         };
+        if self.stopping(&mut report) {
+            return report;
+        }
         // One replica at a time per integration: that keeps its dates in order, and two
         // replicas from choosing targets for the same folder.
         let ttl = Duration::from_secs(self.config.state.lease_seconds);
@@ -262,6 +282,9 @@ impl Worker {
         };
         deliver().await?;
         for mut drop in self.state.open_drops(&integration.name).await? {
+            if self.stopping(report) {
+                return Ok(());
+            }
             drop.lease = Some(lease);
             let folder = drop.folder.clone();
             let done = folder::process(&ctx, drop, true).await;
@@ -281,6 +304,9 @@ impl Worker {
         report.notices = scan.notices;
         report.waiting = scan.waiting;
         for ready in scan.ready {
+            if self.stopping(report) {
+                return Ok(());
+            }
             let done = match folder::begin(&ctx, &ready).await {
                 Ok(drop) => folder::process(&ctx, drop, false).await,
                 Err(e) => Err(e),

@@ -1,0 +1,50 @@
+//! `dropfolder watch`: scan now and on the schedule (and on S3 events), serve health,
+//! metrics and status, until SIGTERM or SIGINT; then finish the folder in hand and exit 0.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use dropfolder::config::SecretCheck;
+use dropfolder::events::{Queue, targets};
+use dropfolder::schedule::Schedule;
+use dropfolder::worker::Worker;
+
+pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(config_path, SecretCheck::Require)?;
+    let schedule = Schedule::from_config(&config.schedule).map_err(super::UsageError)?;
+    let grace = config.schedule.grace_period();
+    let listen = config.server.listen.clone();
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} ([server] listen)"))?;
+    let queue = match &config.events {
+        Some(events) => {
+            let base = dropfolder::store::aws::base_config().await;
+            Some(Queue::new(&base, events, targets(&config)))
+        }
+        None => None,
+    };
+    let worker = Arc::new(Worker::open(config).await?);
+    let stop = worker.stop_token();
+    dropfolder::shutdown::cancel_on_signal(stop.clone());
+    let server = tokio::spawn(dropfolder::server::serve(
+        listener,
+        worker.config.clone(),
+        worker.state.clone(),
+        stop.clone(),
+    ));
+    tracing::info!(listen = %listen, events = queue.is_some(), "watching");
+    let clean = dropfolder::watch::watch(worker, schedule, queue, grace).await;
+    let _ = server.await;
+    if clean {
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "error: the grace period ran out before the folders in hand were finished; the next start resumes them"
+        );
+        Ok(ExitCode::from(1))
+    }
+}

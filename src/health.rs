@@ -1,0 +1,217 @@
+//! Each integration's status, as source document 000 defines it, with the reason and since
+//! when: Ready (configured, nothing received yet), Active (data processed recently), Warning
+//! (no data for `schedule.stale_after`, default 24 h; credentials expiring within 90 days;
+//! a callback that could not be delivered), Failed (the last scan or folder failed: access
+//! denied, expired credentials, the database, ...). Computed from the state, so `dropfolder
+//! status`, `/status` and `/metrics` always agree.
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::config::{Config, IntegrationConfig};
+use crate::state::IntegrationState;
+
+/// How far ahead expiring credentials turn an integration to Warning (source 000: 3 months).
+const EXPIRY_NOTICE_DAYS: i64 = 90;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Status {
+    Ready,
+    Active,
+    Warning,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ready => "Ready",
+            Status::Active => "Active",
+            Status::Warning => "Warning",
+            Status::Failed => "Failed",
+        }
+    }
+}
+
+/// One integration's status and what it is based on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub integration: String,
+    pub status: Status,
+    pub reason: String,
+    /// When the fact behind the status happened (the scan, the data), if known.
+    pub since: Option<DateTime<Utc>>,
+    pub last_scan_at: Option<DateTime<Utc>>,
+    pub last_data_at: Option<DateTime<Utc>>,
+    pub last_target: Option<String>,
+    pub last_result: Option<String>,
+    pub notices: Vec<String>,
+    pub callback_error: Option<String>,
+}
+
+/// The status of `integration` given what the state remembers of it, at `now`.
+pub fn assess(
+    integration: &IntegrationConfig,
+    state: &IntegrationState,
+    stale_after: Duration,
+    now: DateTime<Utc>,
+) -> Health {
+    let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let expiry = integration
+        .credentials_expire_on
+        .as_deref()
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .filter(|d| (*d - now.date_naive()).num_days() <= EXPIRY_NOTICE_DAYS);
+    let stale = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::days(1));
+    let (status, reason, since) = if let Some(error) = &state.last_error {
+        (Status::Failed, error.clone(), state.last_scan_at)
+    } else if let Some(date) = expiry {
+        (
+            Status::Warning,
+            format!("credentials expire on {date}: rotate them"),
+            None,
+        )
+    } else if let Some(error) = &state.callback_error {
+        (
+            Status::Warning,
+            format!("the last callback was not delivered: {error}"),
+            state.last_data_at,
+        )
+    } else {
+        match state.last_data_at {
+            None => (
+                Status::Ready,
+                "configured; no data received yet".to_string(),
+                state.last_scan_at,
+            ),
+            Some(at) if now - at > stale => (
+                Status::Warning,
+                format!(
+                    "no data since {} (more than {})",
+                    time(at),
+                    humantime::format_duration(stale_after)
+                ),
+                Some(at),
+            ),
+            Some(at) => (
+                Status::Active,
+                format!("data processed at {}", time(at)),
+                Some(at),
+            ),
+        }
+    };
+    Health {
+        integration: integration.name.clone(),
+        status,
+        reason,
+        since,
+        last_scan_at: state.last_scan_at,
+        last_data_at: state.last_data_at,
+        last_target: state.last_target.clone(),
+        last_result: state
+            .last_success
+            .map(|ok| if ok { "SUCCESS" } else { "ERROR" }.to_string()),
+        notices: state.notices.clone(),
+        callback_error: state.callback_error.clone(),
+    }
+}
+
+/// Every configured integration's status, in config order.
+pub async fn statuses(
+    config: &Config,
+    state: &dyn crate::state::StateStore,
+) -> Result<Vec<Health>, crate::state::StateError> {
+    let known = state.integrations().await?;
+    let now = Utc::now();
+    Ok(config
+        .integrations
+        .iter()
+        .map(|integration| {
+            let remembered = known
+                .iter()
+                .find(|s| s.integration == integration.name)
+                .cloned()
+                .unwrap_or_else(|| IntegrationState {
+                    integration: integration.name.clone(),
+                    ..IntegrationState::default()
+                });
+            assess(integration, &remembered, config.schedule.stale_after(), now)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn integration(expire: Option<&str>) -> IntegrationConfig {
+        let text = format!(
+            "[schemas.s]\nid = \"string\"\n[[integrations]]\nname = \"a\"\nentity = \"user\"\nschema = \"s\"\nbucket = \"b-bucket\"\n{}",
+            expire
+                .map(|d| format!("credentials_expire_on = \"{d}\""))
+                .unwrap_or_default()
+        );
+        Config::parse(&text, Default::default())
+            .expect("config")
+            .integrations
+            .remove(0)
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .expect("time")
+    }
+
+    #[test]
+    fn the_four_statuses() {
+        let now = at("2026-11-23T12:00:00Z");
+        let day = Duration::from_secs(86_400);
+        let mut state = IntegrationState::default();
+        assert_eq!(
+            assess(&integration(None), &state, day, now).status,
+            Status::Ready
+        );
+        state.last_data_at = Some(at("2026-11-23T11:00:00Z"));
+        assert_eq!(
+            assess(&integration(None), &state, day, now).status,
+            Status::Active
+        );
+        state.last_data_at = Some(at("2026-11-21T11:00:00Z"));
+        let stale = assess(&integration(None), &state, day, now);
+        assert_eq!(stale.status, Status::Warning);
+        assert!(
+            stale
+                .reason
+                .starts_with("no data since 2026-11-21T11:00:00Z"),
+            "{}",
+            stale.reason
+        );
+        state.last_error = Some("cannot get credentials (AccessDenied)".into());
+        let failed = assess(&integration(None), &state, day, now);
+        assert_eq!(
+            (failed.status, failed.reason.as_str()),
+            (Status::Failed, "cannot get credentials (AccessDenied)")
+        );
+    }
+
+    #[test]
+    fn credentials_expiring_within_three_months_warn() {
+        let now = at("2026-11-23T12:00:00Z");
+        let state = IntegrationState {
+            last_data_at: Some(now),
+            ..IntegrationState::default()
+        };
+        let day = Duration::from_secs(86_400);
+        assert_eq!(
+            assess(&integration(Some("2027-01-15")), &state, day, now).status,
+            Status::Warning
+        );
+        assert_eq!(
+            assess(&integration(Some("2027-12-31")), &state, day, now).status,
+            Status::Active
+        );
+    }
+}
