@@ -17,7 +17,7 @@ use crate::finish::errors_csv::ErrorSpool;
 use crate::finish::status::{FileResult, Outcome};
 use crate::sink::{Applied, Committed, FileLoad, FileRef, Sink, SinkError};
 use crate::store::{ObjectReader, StoreError};
-use crate::telemetry::FileProcessed;
+use crate::telemetry::{FileProcessed, FileStarted};
 use crate::validate::{CountRows, FileFailure, FileRules, validate};
 
 /// Why a file could not be judged or loaded; the folder is retried later.
@@ -61,6 +61,11 @@ pub async fn load_file<'o, S: Sink>(
     drop_started: DateTime<Utc>,
 ) -> Result<Loaded, LoadError> {
     let key = || file.key.clone();
+    FileStarted {
+        integration: &file.integration,
+        key: &file.key,
+    }
+    .emit();
     let (spool, listener) = ErrorSpool::new(name, rules.limits.max_listed_errors)
         .map_err(|source| LoadError::Spool { key: key(), source })?;
     // Bucket files have a version (the ETag); only a local import needs the content hash.

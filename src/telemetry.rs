@@ -94,6 +94,59 @@ impl Metrics {
     }
 }
 
+/// An integration was worked on: its scan, and the folders it finished.
+pub struct IntegrationScanned<'a> {
+    pub integration: &'a str,
+    pub folders: usize,
+    pub waiting: usize,
+    pub failed: bool,
+    pub elapsed: Duration,
+}
+
+impl IntegrationScanned<'_> {
+    pub fn emit(&self) {
+        let result = if self.failed { "failed" } else { "ok" };
+        let seconds = self.elapsed.as_secs_f64();
+        tracing::info!(
+            integration = self.integration,
+            folders = self.folders,
+            waiting = self.waiting,
+            result,
+            seconds,
+            "integration scanned"
+        );
+        let m = metrics();
+        m.add(
+            "scans_total",
+            &[("integration", self.integration), ("result", result)],
+            1.0,
+        );
+        m.add(
+            "scan_seconds_sum",
+            &[("integration", self.integration)],
+            seconds,
+        );
+    }
+}
+
+/// A data file is being opened: with `file processed`, the progress of a long folder.
+pub struct FileStarted<'a> {
+    pub integration: &'a str,
+    pub key: &'a str,
+}
+
+impl FileStarted<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            integration = self.integration,
+            file = self.key,
+            "file started"
+        );
+        let labels = [("integration", self.integration)];
+        metrics().add("files_started_total", &labels, 1.0);
+    }
+}
+
 /// A data file was read and judged (and loaded, when valid).
 pub struct FileProcessed<'a> {
     pub integration: &'a str,

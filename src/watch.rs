@@ -42,6 +42,7 @@ pub async fn watch(
         again: HashMap::new(),
         holders: HashMap::new(),
         tasks: JoinSet::new(),
+        deletes: JoinSet::new(),
     };
     let (event_tx, mut events) = mpsc::channel::<Message>(64);
     if let Some(queue) = queue {
@@ -56,6 +57,7 @@ pub async fn watch(
                 Ok(finished) => watcher.finished(finished),
                 Err(e) => tracing::error!(error = %e, "an integration task failed"),
             },
+            Some(_) = watcher.deletes.join_next() => {}
             Some(message) = events.recv() => {
                 for integration in &message.integrations {
                     watcher.start(integration, vec![message.receipt.clone()]);
@@ -81,6 +83,7 @@ pub async fn watch(
                 watcher.finished(finished);
             }
         }
+        while watcher.deletes.join_next().await.is_some() {}
     })
     .await;
     drained.is_ok()
@@ -96,6 +99,8 @@ struct Watcher {
     /// Integrations a message still waits for, by receipt: deleted at zero.
     holders: HashMap<String, usize>,
     tasks: JoinSet<Finished>,
+    /// Deletions of handled messages, awaited before exit.
+    deletes: JoinSet<()>,
 }
 
 impl Watcher {
@@ -160,7 +165,7 @@ impl Watcher {
             if *waiting == 0 {
                 self.holders.remove(&receipt);
                 if let Some(queue) = self.queue.clone() {
-                    tokio::spawn(async move {
+                    self.deletes.spawn(async move {
                         if let Err(e) = queue.delete(&receipt).await {
                             tracing::warn!(error = %e, "cannot delete a handled event; it will come back and find nothing to do");
                         }

@@ -19,6 +19,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen} ([server] listen)"))?;
+    // The bound address, which differs from `listen` for port 0.
+    let listen = listener.local_addr().map_or(listen, |a| a.to_string());
     let queue = match &config.events {
         Some(events) => {
             let base = dropfolder::store::aws::base_config().await;

@@ -533,8 +533,8 @@ impl EventsConfig {
         if !(1..=20).contains(&self.wait_seconds) {
             report("wait_seconds", "must be 1 to 20".into());
         }
-        if !(10..=43_200).contains(&self.visibility_timeout_seconds) {
-            report("visibility_timeout_seconds", "must be 10 to 43200".into());
+        if !(2..=43_200).contains(&self.visibility_timeout_seconds) {
+            report("visibility_timeout_seconds", "must be 2 to 43200".into());
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::config::{Config, IntegrationConfig};
 use crate::sink::{AnySink, SinkError};
 use crate::state::{Claim, ScanRecord, SqliteState, StateError, StateStore};
 use crate::store::{ObjectStore, StoreError};
-use crate::telemetry::{LeaseHeld, LeftAlone, RunFailed, RunFinished};
+use crate::telemetry::{IntegrationScanned, LeaseHeld, LeftAlone, RunFailed, RunFinished};
 use crate::validate::{FileRules, RulesError};
 
 pub use folder::{FolderError, FolderReport};
@@ -163,6 +163,7 @@ impl Worker {
 
     /// Works on one integration: claims it, finishes its open drops and imports what is ready.
     pub async fn run_integration(&self, integration: &IntegrationConfig) -> IntegrationReport {
+        let started = Instant::now();
         let mut report = IntegrationReport {
             name: integration.name.clone(),
             ..IntegrationReport::default()
@@ -231,6 +232,14 @@ impl Worker {
         }
         // Best effort: an unreleased lease just expires.
         let _ = self.state.release(&lease).await;
+        IntegrationScanned {
+            integration: &integration.name,
+            folders: report.folders.len(),
+            waiting: report.waiting.len(),
+            failed: report.error.is_some(),
+            elapsed: started.elapsed(),
+        }
+        .emit();
         report
     }
 
