@@ -35,6 +35,15 @@ impl Status {
     }
 }
 
+/// `24h`, `90m`, `45s`: the way `stale_after` is written in the config.
+fn span(d: Duration) -> String {
+    match d.as_secs() {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// One integration's status and what it is based on.
 #[derive(Debug, Clone, Serialize)]
 pub struct Health {
@@ -91,7 +100,7 @@ pub fn assess(
                 format!(
                     "no data since {} (more than {})",
                     time(at),
-                    humantime::format_duration(stale_after)
+                    span(stale_after)
                 ),
                 Some(at),
             ),
@@ -182,12 +191,19 @@ mod tests {
         state.last_data_at = Some(at("2026-11-21T11:00:00Z"));
         let stale = assess(&integration(None), &state, day, now);
         assert_eq!(stale.status, Status::Warning);
-        assert!(
-            stale
-                .reason
-                .starts_with("no data since 2026-11-21T11:00:00Z"),
-            "{}",
-            stale.reason
+        assert_eq!(
+            stale.reason,
+            "no data since 2026-11-21T11:00:00Z (more than 24h)"
+        );
+        state.last_data_at = Some(at("2026-11-23T11:00:00Z"));
+        state.callback_error = Some("HTTP 503".into());
+        let undelivered = assess(&integration(None), &state, day, now);
+        assert_eq!(
+            (undelivered.status, undelivered.reason.as_str()),
+            (
+                Status::Warning,
+                "the last callback was not delivered: HTTP 503"
+            )
         );
         state.last_error = Some("cannot get credentials (AccessDenied)".into());
         let failed = assess(&integration(None), &state, day, now);

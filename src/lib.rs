@@ -18,10 +18,15 @@
 //! - [`callback`]: the customer's callback, queued with the result and delivered after.
 //! - [`worker`]: one run over every integration, concurrently, one drop at a time each.
 //!
+//! Running as a service: [`watch`] (the loop of `dropfolder watch`: the [`schedule`] and the
+//! S3 [`events`] of an SQS queue start integration runs), [`shutdown`] (SIGTERM finishes the
+//! folder in hand), [`health`] (Ready / Active / Warning / Failed from the state) and
+//! [`server`] (`/healthz`, `/readyz`, `/metrics`, `/status`).
+//!
 //! Around them: [`outbound`] (HTTP with retries, auth and rate limits, for the callback and
-//! HTTP sinks), [`telemetry`] (events that log and count), [`schedule`] (when `watch`
-//! scans), [`sqlite`] and [`postgres`] (opening each database the same way everywhere), [`crash`] (crash points for
-//! the crash-safety tests). The binary (`src/main.rs`, `src/cmd/`) is thin: it parses the
+//! HTTP sinks), [`telemetry`] (events that log and count), [`sqlite`] and [`postgres`]
+//! (opening each database the same way everywhere), [`crash`] (crash points for the
+//! crash-safety tests). The binary (`src/main.rs`, `src/cmd/`) is thin: it parses the
 //! command line, sets up tracing, loads and checks the config, and calls into these modules.
 
 pub mod callback;

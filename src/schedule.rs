@@ -2,7 +2,8 @@
 //! courier groups of source document 004 are scheduled). Across DST the wall clock rules:
 //! `30 8 * * *` is 08:30 local in winter and summer, and a time that does not exist on the
 //! night clocks spring forward (02:30 in Europe/Berlin) runs right after the jump, as Vixie
-//! cron does, rather than being skipped.
+//! cron does, rather than being skipped; a time that happens twice the night clocks fall back
+//! runs once, at the first.
 
 use std::time::Duration;
 
@@ -130,6 +131,16 @@ mod tests {
         assert_eq!(
             s.next_after(at("2026-10-31T16:00:00Z")),
             at("2026-11-01T17:00:00Z")
+        );
+        // 01:30 happens twice that night (EDT, then EST): it runs once, at the first.
+        let s = cron("30 1 * * *", "America/New_York");
+        assert_eq!(
+            s.next_after(at("2026-10-31T12:00:00Z")),
+            at("2026-11-01T05:30:00Z")
+        );
+        assert_eq!(
+            s.next_after(at("2026-11-01T05:30:00Z")),
+            at("2026-11-02T06:30:00Z")
         );
     }
 

@@ -370,7 +370,7 @@ pub struct ScheduleConfig {
     /// An integration without data for this long is in Warning. Default 24h.
     #[serde(default = "default_stale_after")]
     pub stale_after: String,
-    /// On SIGTERM, how long the file in hand may take to finish. Default 5m.
+    /// On SIGTERM, how long the folder in hand may take to finish. Default 5m.
     #[serde(default = "default_grace_period")]
     pub grace_period: String,
 }

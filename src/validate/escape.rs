@@ -4,7 +4,7 @@
 /// The most characters of a value shown in a message.
 pub const MAX_SHOWN_CHARS: usize = 64;
 
-/// `value` made safe to show: at most [`MAX_SHOWN_CHARS`] characters, then `…`; newlines,
+/// `value` made safe to show: at most `MAX_SHOWN_CHARS` (64) characters, then `…`; newlines,
 /// control and invisible formatting characters escaped (`\n`, `\u{202e}`).
 pub fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len().min(MAX_SHOWN_CHARS * 2));
