@@ -227,58 +227,82 @@ endpoint = "{endpoint}"
     path
 }
 
+/// `watch` on a LocalStack bucket whose `_SUCCESS` keys notify an SQS queue, the schedule at
+/// 1 h: after the first scan only an event can bring a folder in.
+struct Evented {
+    ls: LocalStack,
+    bucket: String,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    env: Env,
+    watch: Daemon,
+}
+
+impl Evented {
+    /// Started, scanned once, and the queue empty (LocalStack's `s3:TestEvent` deleted).
+    async fn start(visibility_seconds: u32) -> Option<Evented> {
+        let endpoint = localstack::endpoint()?;
+        let ls = LocalStack::connect(endpoint.clone()).await;
+        let bucket = ls.bucket().await;
+        let (sqs, queue_url) = notifying_queue(&ls, &bucket).await;
+        let env = Env::new();
+        let sections = format!(
+            "[schedule]\nevery = \"1h\"\n\n[events]\nqueue_url = \"{queue_url}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nwait_seconds = 1\nvisibility_timeout_seconds = {visibility_seconds}\n"
+        );
+        let config = write_s3_config(&env, &sections, &ls, &bucket, STATIC_KEYS);
+        let mut watch = Daemon::watch(&config, &[]);
+        watch.wait_for_line("integration scanned", 30 * SECOND);
+        let evented = Evented {
+            ls,
+            bucket,
+            sqs,
+            queue_url,
+            env,
+            watch,
+        };
+        evented.wait_until_queue_empty().await;
+        Some(evented)
+    }
+
+    async fn wait_until_queue_empty(&self) {
+        let deadline = std::time::Instant::now() + 20 * SECOND;
+        while messages_left(&self.sqs, &self.queue_url).await > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "messages left in the queue: {:?}",
+                self.watch.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_event_gets_a_folder_processed_long_before_the_next_tick() {
-    let Some(endpoint) = localstack::endpoint() else {
+    let Some(mut e) = Evented::start(10).await else {
         return;
     };
-    let ls = LocalStack::connect(endpoint.clone()).await;
-    let bucket = ls.bucket().await;
-    let (sqs, queue_url) = notifying_queue(&ls, &bucket).await;
-    let env = Env::new();
-    let sections = format!(
-        "[schedule]\nevery = \"1h\"\n\n[events]\nqueue_url = \"{queue_url}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nwait_seconds = 1\nvisibility_timeout_seconds = 10\n"
-    );
-    let config = write_s3_config(&env, &sections, &ls, &bucket, STATIC_KEYS);
-    let mut watch = Daemon::watch(&config, &[]);
-    // The first scan finds nothing; only an event can bring the folder in within the hour.
-    watch.wait_for_line("integration scanned", 30 * SECOND);
-
-    ls.put(
-        &bucket,
-        "px/current/dt=20210301/users.csv.gz",
-        gzip(b"id,email\nu1,a@x.com\nu2,b@x.com\n"),
-    )
-    .await;
-    ls.put(&bucket, "px/current/dt=20210301/_SUCCESS", b"".to_vec())
+    let csv = gzip(b"id,email\nu1,a@x.com\nu2,b@x.com\n");
+    e.ls.put(&e.bucket, "px/current/dt=20210301/users.csv.gz", csv)
+        .await;
+    e.ls.put(&e.bucket, "px/current/dt=20210301/_SUCCESS", b"".to_vec())
         .await;
     let started = std::time::Instant::now();
-    let line = watch.wait_for_line("folder finished", 60 * SECOND);
+    let line = e.watch.wait_for_line("folder finished", 60 * SECOND);
     assert!(line.contains("result=\"success\""), "{line}");
-    assert!(
-        watch.count("S3 event: a folder is ready") >= 1,
-        "{:?}",
-        watch.log()
-    );
-    assert_eq!(watch.count("scheduled scan"), 1, "{:?}", watch.log());
     eprintln!("event to folder finished: {:?}", started.elapsed());
+    let log = e.watch.log();
+    assert_eq!(e.watch.count("S3 event: a folder is ready"), 1, "{log:?}");
+    assert_eq!(e.watch.count("scheduled scan"), 1, "{log:?}");
     assert_eq!(
-        ls.text(&bucket, "px/processed/20210301/status.txt").await,
+        e.ls.text(&e.bucket, "px/processed/20210301/status.txt")
+            .await,
         "SUCCESS\n2 records were uploaded\n"
     );
-
-    // The message is deleted once its folder is finished (the test event on the way).
-    let deadline = std::time::Instant::now() + 20 * SECOND;
-    while messages_left(&sqs, &queue_url).await > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "messages left: {:?}",
-            watch.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(watch.terminate(30 * SECOND), Some(0), "{:?}", watch.log());
-    assert_eq!(record_count(&env.db()), 2);
+    assert_eq!(record_count(&e.env.db()), 2);
+    // The message is deleted once its folder is finished.
+    e.wait_until_queue_empty().await;
+    assert_eq!(e.watch.terminate(30 * SECOND), Some(0), "{log:?}");
 }
 
 /// Polls `/status` until the integration is `status`; returns its entry.
@@ -404,26 +428,10 @@ async fn status_goes_ready_active_failed_active() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_stays_hidden_from_other_replicas_while_its_long_folder_is_in_hand() {
     const ROWS: usize = 350_000;
-    let Some(endpoint) = localstack::endpoint() else {
+    // Hidden for 2 s at a time: the folder takes longer, so only extensions keep it hidden.
+    let Some(mut e) = Evented::start(2).await else {
         return;
     };
-    let ls = LocalStack::connect(endpoint.clone()).await;
-    let bucket = ls.bucket().await;
-    let (sqs, queue_url) = notifying_queue(&ls, &bucket).await;
-    let env = Env::new();
-    // Hidden for 2 s at a time: the folder takes longer, so only extensions keep it hidden.
-    let sections = format!(
-        "[schedule]\nevery = \"1h\"\n\n[events]\nqueue_url = \"{queue_url}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nwait_seconds = 1\nvisibility_timeout_seconds = 2\n"
-    );
-    let config = write_s3_config(&env, &sections, &ls, &bucket, STATIC_KEYS);
-    let mut watch = Daemon::watch(&config, &[]);
-    watch.wait_for_line("integration scanned", 30 * SECOND);
-    let deadline = std::time::Instant::now() + 20 * SECOND;
-    while messages_left(&sqs, &queue_url).await > 0 {
-        // The s3:TestEvent LocalStack sends first, deleted as read.
-        assert!(std::time::Instant::now() < deadline, "{:?}", watch.log());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 
     let mut csv = Vec::new();
     csv.extend_from_slice(b"id,email\n");
@@ -433,17 +441,18 @@ async fn an_event_stays_hidden_from_other_replicas_while_its_long_folder_is_in_h
     let csv = gzip(&csv);
     for name in ["a", "b", "c"] {
         let key = format!("px/current/dt=20210301/{name}-users.csv.gz");
-        ls.put(&bucket, &key, csv.clone()).await;
+        e.ls.put(&e.bucket, &key, csv.clone()).await;
     }
-    ls.put(&bucket, "px/current/dt=20210301/_SUCCESS", b"".to_vec())
+    e.ls.put(&e.bucket, "px/current/dt=20210301/_SUCCESS", b"".to_vec())
         .await;
-    watch.wait_for_line("file started", 30 * SECOND);
+    e.watch.wait_for_line("file started", 30 * SECOND);
     let started = std::time::Instant::now();
     // A second replica polling the queue meanwhile never gets the message.
-    while watch.count("folder finished") == 0 {
-        let taken = sqs
+    while e.watch.count("folder finished") == 0 {
+        let taken = e
+            .sqs
             .receive_message()
-            .queue_url(&queue_url)
+            .queue_url(&e.queue_url)
             .wait_time_seconds(1)
             .visibility_timeout(1)
             .send()
@@ -452,22 +461,24 @@ async fn an_event_stays_hidden_from_other_replicas_while_its_long_folder_is_in_h
             .messages
             .unwrap_or_default();
         assert!(
-            taken.is_empty() || watch.count("folder finished") > 0,
+            taken.is_empty() || e.watch.count("folder finished") > 0,
             "another replica received {taken:?} while the folder was in hand"
         );
     }
     let in_hand = started.elapsed();
     assert!(in_hand > 4 * SECOND, "the folder took only {in_hand:?}");
-    let deadline = std::time::Instant::now() + 20 * SECOND;
-    while messages_left(&sqs, &queue_url).await > 0 {
-        assert!(std::time::Instant::now() < deadline, "{:?}", watch.log());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Deleted once the folder is finished.
+    e.wait_until_queue_empty().await;
     assert_eq!(
-        watch.count("S3 event: a folder is ready"),
+        e.watch.count("S3 event: a folder is ready"),
         1,
         "{:?}",
-        watch.log()
+        e.watch.log()
     );
-    assert_eq!(watch.terminate(30 * SECOND), Some(0), "{:?}", watch.log());
+    assert_eq!(
+        e.watch.terminate(30 * SECOND),
+        Some(0),
+        "{:?}",
+        e.watch.log()
+    );
 }
