@@ -1,6 +1,8 @@
 //! `dropfolder run`, `import` and `status` as an operator runs them.
 
 mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
 #[path = "common/drops.rs"]
 mod drops;
 #[path = "common/workdir.rs"]
@@ -82,6 +84,47 @@ bucket = "file:///nonexistent/dropfolder-test-bucket"
     assert_eq!(all[0]["integration"], "acme-users", "{all}");
     assert_eq!(all[0]["status"], "Active", "{all}");
     assert_eq!(all[1]["status"], "Failed", "{all}");
+}
+
+#[test]
+fn sigterm_finishes_the_folder_in_hand_and_starts_no_other() {
+    use std::io::Write;
+    let env = Env::new();
+    // Two dates of a 350,000-row file each: the signal comes while the first one loads.
+    let mut csv = HEADER.as_bytes().to_vec();
+    for i in 0..350_000 {
+        let _ = writeln!(csv, "u{i},u{i}@example.com,2021-03-01,{i},true");
+    }
+    let big = gzip(&csv);
+    for date in ["20210301", "20210302"] {
+        env.put(&format!("current/dt={date}/users.csv.gz"), &big);
+        env.success(date);
+    }
+    let wd = setup(&env, "");
+    let mut run = daemon::Daemon::start(&wd.path("dropfolder.toml"), &["run"], &[]);
+    run.wait_for_line("file started", std::time::Duration::from_secs(30));
+    let code = run.terminate(std::time::Duration::from_secs(120));
+    let (stdout, log) = (run.stdout(), run.log().join("\n"));
+    assert_eq!(code, Some(0), "{stdout}\n{log}");
+    assert_eq!(
+        stdout,
+        "acme-users: current/dt=20210301/ -> processed/20210301/ SUCCESS, 350000 records\n\
+         acme-users: stopped by a signal; what is left waits for the next run\n",
+        "{log}"
+    );
+    assert!(env.exists("processed/20210301/status.txt"));
+    assert!(env.exists("current/dt=20210302/_SUCCESS"));
+    assert_eq!(run.count("file started"), 1, "{log}");
+
+    // The next run takes the rest.
+    let rerun = wd.run(&["run"]);
+    assert_eq!(rerun.code, Some(0), "{rerun:?}");
+    assert!(
+        rerun
+            .stdout
+            .contains("current/dt=20210302/ -> processed/20210302/ SUCCESS"),
+        "{rerun:?}"
+    );
 }
 
 #[test]

@@ -65,7 +65,12 @@ pub fn print_summary(report: &RunReport) {
         if let Some(error) = &integration.error {
             println!("{}: FAILED: {error}", integration.name);
         }
-        if integration.folders.is_empty()
+        if integration.stopped {
+            println!(
+                "{}: stopped by a signal; what is left waits for the next run",
+                integration.name
+            );
+        } else if integration.folders.is_empty()
             && integration.waiting.is_empty()
             && integration.error.is_none()
             && integration.skipped.is_none()

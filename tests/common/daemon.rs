@@ -1,6 +1,7 @@
-//! A long-running `dropfolder watch` under test: its log lines collected as they come, the
-//! address it serves on (it binds `127.0.0.1:0` and logs the port), GETs against it, SIGTERM,
-//! and a kill on drop so a failed test leaves nothing running.
+//! A long-running `dropfolder` under test (`watch`, or a `run` to interrupt): its log lines
+//! and stdout collected as they come, the address `watch` serves on (it binds `127.0.0.1:0`
+//! and logs the port), GETs against it, SIGTERM, and a kill on drop so a failed test leaves
+//! nothing running.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -12,39 +13,51 @@ use std::time::{Duration, Instant};
 pub struct Daemon {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    stdout: Arc<Mutex<Vec<String>>>,
     pub addr: String,
 }
 
+/// Collects what `from` prints, line by line, on a thread of its own.
+fn collect(from: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            if let Ok(mut lines) = sink.lock() {
+                lines.push(line);
+            }
+        }
+    });
+    lines
+}
+
 impl Daemon {
-    /// Starts `dropfolder --config CONFIG watch` and waits until it serves.
-    pub fn watch(config: &Path, env: &[(&str, &str)]) -> Daemon {
+    /// Starts `dropfolder --config CONFIG ARGS...`.
+    pub fn start(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut command = Command::new(env!("CARGO_BIN_EXE_dropfolder"));
         command
             .arg("--config")
             .arg(config)
-            .arg("watch")
+            .args(args)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("start dropfolder watch");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        if let Some(stderr) = child.stderr.take() {
-            let sink = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Ok(mut lines) = sink.lock() {
-                        lines.push(line);
-                    }
-                }
-            });
-        }
-        let mut daemon = Daemon {
+        let mut child = command.spawn().expect("start dropfolder");
+        let lines = collect(child.stderr.take().expect("piped stderr"));
+        let stdout = collect(child.stdout.take().expect("piped stdout"));
+        Daemon {
             child,
             lines,
+            stdout,
             addr: String::new(),
-        };
+        }
+    }
+
+    /// Starts `dropfolder --config CONFIG watch` and waits until it serves.
+    pub fn watch(config: &Path, env: &[(&str, &str)]) -> Daemon {
+        let mut daemon = Daemon::start(config, &["watch"], env);
         let line = daemon.wait_for_line("watching", Duration::from_secs(60));
         daemon.addr = line
             .split("listen=")
@@ -58,6 +71,14 @@ impl Daemon {
     /// Every log line so far.
     pub fn log(&self) -> Vec<String> {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Everything printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout
+            .lock()
+            .map(|l| l.iter().map(|l| format!("{l}\n")).collect())
+            .unwrap_or_default()
     }
 
     /// How many log lines contain `needle`.
