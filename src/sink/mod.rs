@@ -3,9 +3,11 @@
 //! together) or rolls back. The ledger makes loading idempotent: the same file version is
 //! never applied twice, even across a crash.
 //!
-//! Implementations: [`sqlite`] (the embedded default). `tests/sink.rs` runs one suite
-//! against every implementation.
+//! Implementations: [`sqlite`] (the embedded default), [`postgres`] (production), both fed
+//! through [`batch`]; and [`http`] (ingest APIs, which cannot roll back). `tests/sink.rs` runs
+//! one suite against every implementation.
 
+pub mod batch;
 pub mod http;
 pub mod postgres;
 pub mod sqlite;
@@ -17,9 +19,10 @@ use chrono::{DateTime, Utc};
 use crate::config::Entity;
 use crate::validate::RowConsumer;
 
+pub use batch::BatchedLoad;
 pub use http::{HttpLoad, HttpSink};
-pub use postgres::{PgLoad, PgSink};
-pub use sqlite::{SqliteLoad, SqliteSink};
+pub use postgres::PgSink;
+pub use sqlite::SqliteSink;
 
 /// One version of one file, as the ledger knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,8 +136,7 @@ pub enum AnySink {
 
 /// A file load of [`AnySink`].
 pub enum AnyLoad {
-    Sqlite(SqliteLoad),
-    Postgres(PgLoad),
+    Database(BatchedLoad),
     Http(HttpLoad),
 }
 
@@ -194,8 +196,8 @@ impl Sink for AnySink {
 
     async fn begin(&self, file: &FileRef, updated_at: DateTime<Utc>) -> Result<AnyLoad, SinkError> {
         match self {
-            AnySink::Sqlite(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Sqlite),
-            AnySink::Postgres(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Postgres),
+            AnySink::Sqlite(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Database),
+            AnySink::Postgres(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Database),
             AnySink::Http(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Http),
         }
     }
@@ -206,8 +208,7 @@ impl RowConsumer for AnyLoad {
 
     async fn accept(&mut self, row: &crate::validate::Row<'_>) -> Result<(), SinkError> {
         match self {
-            AnyLoad::Sqlite(load) => load.accept(row).await,
-            AnyLoad::Postgres(load) => load.accept(row).await,
+            AnyLoad::Database(load) => load.accept(row).await,
             AnyLoad::Http(load) => load.accept(row).await,
         }
     }
@@ -216,16 +217,14 @@ impl RowConsumer for AnyLoad {
 impl FileLoad for AnyLoad {
     async fn commit(self, rows: u64, version: &str) -> Result<Committed, SinkError> {
         match self {
-            AnyLoad::Sqlite(load) => load.commit(rows, version).await,
-            AnyLoad::Postgres(load) => load.commit(rows, version).await,
+            AnyLoad::Database(load) => load.commit(rows, version).await,
             AnyLoad::Http(load) => load.commit(rows, version).await,
         }
     }
 
     async fn rollback(self) -> Result<(), SinkError> {
         match self {
-            AnyLoad::Sqlite(load) => load.rollback().await,
-            AnyLoad::Postgres(load) => load.rollback().await,
+            AnyLoad::Database(load) => load.rollback().await,
             AnyLoad::Http(load) => load.rollback().await,
         }
     }

@@ -2,27 +2,23 @@
 //!
 //! A file is loaded in one transaction by a task that owns a pooled connection: the rows
 //! stream in as a binary `COPY` into a temporary staging table while the validator is still
-//! reading, then the ledger row and one `INSERT ... ON CONFLICT DO UPDATE` merge them into
-//! `records` (present keys overwrite, others stay: jsonb `||`). The JSON is built by the
-//! client, so the SQL step only copies it. A file that names an id twice is merged in file
-//! order with an aggregate, on the rare path where the plain upsert refuses it.
+//! reading, then the ledger row and one `MERGE` brings them into `records` (present keys
+//! overwrite, others stay: jsonb `||`). The JSON is built by the client, so the SQL step only
+//! copies it. A file that names an id twice is merged in file order with an aggregate, on the
+//! rare path where the plain merge refuses it.
 
 use std::pin::pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
-use super::{Applied, Committed, FileLoad, FileRef, OwnedRow, Sink, SinkError};
+use super::batch::{BatchedLoad, Message, channel};
+use super::{Applied, Committed, FileRef, Sink, SinkError};
 use crate::postgres::describe;
-use crate::validate::{Row, RowConsumer};
-
-const BATCH_ROWS: usize = 2048;
-const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Key columns are `COLLATE "C"`: byte order, so comparisons are memcmp, whatever the
 /// database's locale; and `id` comes first in the key, as in the SQLite sink, because the
@@ -115,7 +111,7 @@ async fn ledger_entry(
 }
 
 impl Sink for PgSink {
-    type Load = PgLoad;
+    type Load = BatchedLoad;
 
     async fn applied(&self, file: &FileRef) -> Result<Option<Applied>, SinkError> {
         let client = self.pool.get().await.map_err(|e| db_error(&self.url, &e))?;
@@ -124,32 +120,21 @@ impl Sink for PgSink {
             .map_err(|e| db_error(&self.url, &e))
     }
 
-    async fn begin(&self, file: &FileRef, updated_at: DateTime<Utc>) -> Result<PgLoad, SinkError> {
+    async fn begin(
+        &self,
+        file: &FileRef,
+        updated_at: DateTime<Utc>,
+    ) -> Result<BatchedLoad, SinkError> {
         let client = self.pool.get().await.map_err(|e| db_error(&self.url, &e))?;
-        let (tx, rx) = mpsc::channel(BATCHES_IN_FLIGHT);
+        let (tx, rx) = channel();
         let (file, url) = (file.clone(), self.url.clone());
         let writer = tokio::spawn(async move {
             write_file(client, &file, updated_at, rx)
                 .await
                 .map_err(|e| db_error(&url, &e))
         });
-        Ok(PgLoad {
-            tx: Some(tx),
-            batch: Vec::with_capacity(BATCH_ROWS),
-            writer,
-            json_size: 64,
-            seq: 0,
-        })
+        Ok(BatchedLoad::new(tx, writer, "PostgreSQL writer", None))
     }
-}
-
-enum Message {
-    Rows(Vec<(i64, OwnedRow)>),
-    Commit {
-        rows: u64,
-        version: String,
-        reply: oneshot::Sender<Committed>,
-    },
 }
 
 /// The load task: one transaction, committed only on `Commit`; if the channel closes
@@ -167,13 +152,16 @@ async fn write_file(
         copy,
         &[Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT]
     ));
+    // Each row's place in the file, for the merge of an id named twice.
+    let mut seq: i64 = 0;
     while let Some(message) = rx.recv().await {
         match message {
             Message::Rows(rows) => {
-                for (seq, row) in &rows {
+                for row in &rows {
+                    seq += 1;
                     writer
                         .as_mut()
-                        .write(&[seq, &row.id, &row.product_key, &row.attributes])
+                        .write(&[&seq, &row.id, &row.product_key, &row.attributes])
                         .await?;
                 }
             }
@@ -231,85 +219,4 @@ async fn write_file(
         }
     }
     Ok(())
-}
-
-/// A file being loaded into PostgreSQL.
-pub struct PgLoad {
-    tx: Option<mpsc::Sender<Message>>,
-    batch: Vec<(i64, OwnedRow)>,
-    writer: JoinHandle<Result<(), SinkError>>,
-    json_size: usize,
-    seq: i64,
-}
-
-impl PgLoad {
-    async fn send(&mut self, message: Message) -> Result<(), SinkError> {
-        let sent = match &self.tx {
-            Some(tx) => tx.send(message).await.is_ok(),
-            None => false,
-        };
-        if sent {
-            return Ok(());
-        }
-        self.tx = None;
-        match (&mut self.writer).await {
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(())) => Err(SinkError::Task(
-                "the PostgreSQL writer stopped early".into(),
-            )),
-            Err(e) => Err(SinkError::Task(e.to_string())),
-        }
-    }
-
-    async fn flush(&mut self) -> Result<(), SinkError> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_ROWS));
-        self.send(Message::Rows(rows)).await
-    }
-}
-
-impl RowConsumer for PgLoad {
-    type Error = SinkError;
-
-    async fn accept(&mut self, row: &Row<'_>) -> Result<(), SinkError> {
-        let owned = OwnedRow::from_row(row, self.json_size);
-        self.json_size = owned.attributes.len();
-        self.seq += 1;
-        self.batch.push((self.seq, owned));
-        if self.batch.len() >= BATCH_ROWS {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-}
-
-impl FileLoad for PgLoad {
-    async fn commit(mut self, rows: u64, version: &str) -> Result<Committed, SinkError> {
-        self.flush().await?;
-        let (reply, answer) = oneshot::channel();
-        self.send(Message::Commit {
-            rows,
-            version: version.to_string(),
-            reply,
-        })
-        .await?;
-        self.tx = None;
-        let outcome = answer.await;
-        match (&mut self.writer).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(SinkError::Task(e.to_string())),
-        }
-        outcome.map_err(|_| SinkError::Task("the PostgreSQL writer gave no answer".into()))
-    }
-
-    async fn rollback(mut self) -> Result<(), SinkError> {
-        self.tx = None;
-        match (&mut self.writer).await {
-            Ok(result) => result,
-            Err(e) => Err(SinkError::Task(e.to_string())),
-        }
-    }
 }

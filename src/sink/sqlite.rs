@@ -10,16 +10,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use tokio::sync::{OwnedMutexGuard, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 
-use super::{Applied, Committed, FileLoad, FileRef, OwnedRow, Sink, SinkError};
-use crate::validate::{Row, RowConsumer};
-
-/// Rows per message to the writer thread.
-const BATCH_ROWS: usize = 2048;
-/// Batches queued ahead of the writer: bounds memory, and keeps both threads busy.
-const BATCHES_IN_FLIGHT: usize = 4;
+use super::batch::{BatchedLoad, Message, channel};
+use super::{Applied, Committed, FileRef, Sink, SinkError};
 
 /// The primary key is SPEC's four columns, declared most selective first: SQLite compares
 /// composite keys left to right, and `integration`, `entity` and `product_key` are the same on
@@ -116,7 +110,7 @@ fn ledger_entry(tx: &rusqlite::Connection, file: &FileRef) -> rusqlite::Result<O
 }
 
 impl Sink for SqliteSink {
-    type Load = SqliteLoad;
+    type Load = BatchedLoad;
 
     async fn applied(&self, file: &FileRef) -> Result<Option<Applied>, SinkError> {
         let (path, file) = (self.path.clone(), file.clone());
@@ -131,9 +125,9 @@ impl Sink for SqliteSink {
         &self,
         file: &FileRef,
         updated_at: DateTime<Utc>,
-    ) -> Result<SqliteLoad, SinkError> {
+    ) -> Result<BatchedLoad, SinkError> {
         let turn = self.writer.clone().lock_owned().await;
-        let (tx, rx) = mpsc::channel(BATCHES_IN_FLIGHT);
+        let (tx, rx) = channel();
         let (path, file) = (self.path.clone(), file.clone());
         let writer = tokio::task::spawn_blocking(move || {
             write_file(
@@ -144,23 +138,8 @@ impl Sink for SqliteSink {
             )
             .map_err(|e| db_error(&path, e))
         });
-        Ok(SqliteLoad {
-            tx: Some(tx),
-            batch: Vec::with_capacity(BATCH_ROWS),
-            writer,
-            json_size: 64,
-            _turn: turn,
-        })
+        Ok(BatchedLoad::new(tx, writer, "SQLite writer", Some(turn)))
     }
-}
-
-enum Message {
-    Rows(Vec<OwnedRow>),
-    Commit {
-        rows: u64,
-        version: String,
-        reply: oneshot::Sender<Committed>,
-    },
 }
 
 /// The writer thread: one transaction, committed only on `Commit`. If the channel closes
@@ -219,86 +198,4 @@ fn write_file(
         }
     }
     Ok(())
-}
-
-/// A file being loaded into SQLite.
-pub struct SqliteLoad {
-    tx: Option<mpsc::Sender<Message>>,
-    batch: Vec<OwnedRow>,
-    writer: JoinHandle<Result<(), SinkError>>,
-    /// The last row's JSON length, to size the next buffer.
-    json_size: usize,
-    /// Our turn as SQLite's one writer, held until commit or rollback.
-    _turn: OwnedMutexGuard<()>,
-}
-
-impl SqliteLoad {
-    async fn send(&mut self, message: Message) -> Result<(), SinkError> {
-        let sent = match &self.tx {
-            Some(tx) => tx.send(message).await.is_ok(),
-            None => false,
-        };
-        if sent {
-            return Ok(());
-        }
-        // The writer stopped: its own error says why.
-        self.tx = None;
-        match (&mut self.writer).await {
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(())) => Err(SinkError::Task("the SQLite writer stopped early".into())),
-            Err(e) => Err(SinkError::Task(e.to_string())),
-        }
-    }
-
-    async fn flush(&mut self) -> Result<(), SinkError> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_ROWS));
-        self.send(Message::Rows(rows)).await
-    }
-}
-
-impl RowConsumer for SqliteLoad {
-    type Error = SinkError;
-
-    async fn accept(&mut self, row: &Row<'_>) -> Result<(), SinkError> {
-        let owned = OwnedRow::from_row(row, self.json_size);
-        self.json_size = owned.attributes.len();
-        self.batch.push(owned);
-        if self.batch.len() >= BATCH_ROWS {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-}
-
-impl FileLoad for SqliteLoad {
-    async fn commit(mut self, rows: u64, version: &str) -> Result<Committed, SinkError> {
-        self.flush().await?;
-        let (reply, answer) = oneshot::channel();
-        let version = version.to_string();
-        self.send(Message::Commit {
-            rows,
-            version,
-            reply,
-        })
-        .await?;
-        self.tx = None;
-        let outcome = answer.await;
-        match (&mut self.writer).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(SinkError::Task(e.to_string())),
-        }
-        outcome.map_err(|_| SinkError::Task("the SQLite writer gave no answer".into()))
-    }
-
-    async fn rollback(mut self) -> Result<(), SinkError> {
-        self.tx = None; // Closing the channel rolls the transaction back.
-        match (&mut self.writer).await {
-            Ok(result) => result,
-            Err(e) => Err(SinkError::Task(e.to_string())),
-        }
-    }
 }
