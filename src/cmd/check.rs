@@ -1,12 +1,13 @@
 //! `dropfolder check`: the whole config, every problem at once, by integration; then, unless
 //! `--offline`, each integration's bucket reached as a scan would (credentials, region, a
-//! LIST of `current/`), one line each saying ok or what is wrong and what to do.
+//! LIST of `current/`), one line each saying ok (and, for S3, the identity it acts as) or
+//! what is wrong and what to do.
 //! Exit 0 all ok, 1 a bucket could not be reached, 2 the config has problems.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use dropfolder::config::{SecretCheck, StoreLocation};
+use dropfolder::config::{Config, IntegrationConfig, SecretCheck, StoreLocation};
 use dropfolder::scan::scan;
 
 pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
@@ -37,8 +38,9 @@ pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
         };
         match reached {
             Ok(found) => println!(
-                "{}: ok, {location} reachable: {} folder(s) ready, {} waiting for _SUCCESS",
+                "{}: ok, {location} reachable{}: {} folder(s) ready, {} waiting for _SUCCESS",
                 integration.name,
+                identity(integration, &config, &aws).await,
                 found.ready.len(),
                 found.waiting.len()
             ),
@@ -53,4 +55,21 @@ pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// ` as <ARN>` for an S3 integration: who its requests are made as, from STS. Informational:
+/// the scan already succeeded, so a failure here is shown, not counted.
+async fn identity(
+    integration: &IntegrationConfig,
+    config: &Config,
+    aws: &tokio::sync::OnceCell<aws_config::SdkConfig>,
+) -> String {
+    let Ok(StoreLocation::S3 { bucket, .. }) = integration.location(&config.base_dir) else {
+        return String::new();
+    };
+    let base = aws.get_or_init(dropfolder::store::aws::base_config).await;
+    match dropfolder::store::aws::caller_arn(base, integration, &bucket).await {
+        Ok(arn) => format!(" as {arn}"),
+        Err(e) => format!(" (identity not shown: {e})"),
+    }
 }

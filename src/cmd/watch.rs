@@ -28,6 +28,10 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let token = match config.server.token(&config.base_dir) {
+        Some(secret) => Some(secret.read().context("[server] token_env / token_file")?),
+        None => None,
+    };
     let worker = Arc::new(Worker::open(config).await?);
     let stop = worker.stop_token();
     dropfolder::shutdown::cancel_on_signal(stop.clone());
@@ -35,6 +39,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         listener,
         worker.config.clone(),
         worker.state.clone(),
+        token,
         stop.clone(),
     ));
     tracing::info!(listen = %listen, events = queue.is_some(), "watching");

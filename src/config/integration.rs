@@ -42,6 +42,7 @@ pub struct IntegrationConfig {
     pub sts_endpoint: Option<String>,
     /// The bucket's region; discovered with GetBucketLocation when absent.
     pub region: Option<String>,
+    /// The customer's role, assumed with `external_id` (required with it: the confused deputy).
     pub role_arn: Option<String>,
     /// Written in the file (it is an identifier, not a password) or named by env var; never logged.
     pub external_id: Option<String>,
@@ -51,6 +52,10 @@ pub struct IntegrationConfig {
     pub access_key_id_env: Option<String>,
     pub secret_access_key_env: Option<String>,
     pub session_token_env: Option<String>,
+    /// Reach the bucket as the operator's own (base) identity: for the operator's own buckets
+    /// only. Default false: an S3 integration names a role or keys, or `check` refuses it.
+    #[serde(default)]
+    pub use_operator_identity: bool,
     /// Java-style pattern, `UnixTimestamp` or `UnixTimestampInMills`.
     #[serde(default = "default_date_format")]
     pub date_format: String,
@@ -312,12 +317,28 @@ impl IntegrationConfig {
         if local
             && (self.role_arn.is_some()
                 || static_keys
+                || self.use_operator_identity
                 || self.endpoint.is_some()
                 || self.region.is_some())
         {
             report(
                 "bucket",
-                "a local folder takes no role_arn, access keys, endpoint or region".into(),
+                "a local folder takes no role_arn, access keys, use_operator_identity, endpoint or region"
+                    .into(),
+            );
+        }
+        if !local && self.role_arn.is_none() && !static_keys && !self.use_operator_identity {
+            report(
+                "role_arn",
+                "an S3 integration names how it gets in: role_arn with external_id (the customer's role), access_key_id_env with secret_access_key_env, or use_operator_identity = true (the operator's own buckets only)"
+                    .into(),
+            );
+        }
+        if self.use_operator_identity && (self.role_arn.is_some() || static_keys) {
+            report(
+                "use_operator_identity",
+                "the operator's identity is one way in; remove it, or remove role_arn and the access keys"
+                    .into(),
             );
         }
         if let Some(arn) = &self.role_arn
@@ -332,6 +353,13 @@ impl IntegrationConfig {
             report(
                 "role_arn",
                 "use role_arn or static access keys, not both".into(),
+            );
+        }
+        if self.role_arn.is_some() && !external {
+            report(
+                "external_id",
+                "a role_arn needs the customer's external_id (or external_id_env): without it, anyone who learns the role's ARN can have dropfolder read that bucket for them (the confused deputy)"
+                    .into(),
             );
         }
         if external && self.role_arn.is_none() {

@@ -7,6 +7,7 @@
 
 mod integration;
 mod problem;
+mod roots;
 mod schema;
 mod secret;
 mod service;
@@ -108,7 +109,7 @@ impl Config {
             sink.check(secrets, &self.base_dir, &mut problems);
         }
         self.schedule.check(&mut problems);
-        self.server.check(&mut problems);
+        self.server.check(secrets, &self.base_dir, &mut problems);
         if let Some(events) = &self.events {
             events.check(&mut problems);
         }
@@ -126,6 +127,7 @@ impl Config {
             }
             integration.check(&self.schemas, secrets, &self.base_dir, &mut problems);
         }
+        roots::check_overlaps(&self.integrations, &self.base_dir, &mut problems);
         problems
     }
 

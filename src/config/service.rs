@@ -471,6 +471,10 @@ pub struct ServerConfig {
     /// Default `127.0.0.1:9090`: loopback unless the operator opens it.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// The bearer token `/status` and `/metrics` require (everything but `/healthz` and
+    /// `/readyz`): the env var or file it is in. Required when `listen` is not loopback.
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
 }
 
 fn default_listen() -> String {
@@ -481,18 +485,45 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: default_listen(),
+            token_env: None,
+            token_file: None,
         }
     }
 }
 
 impl ServerConfig {
-    pub(super) fn check(&self, problems: &mut Vec<Problem>) {
-        if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            problems.push(Problem::section(
-                "server",
+    /// The status token's reference, when one is configured.
+    pub fn token(&self, base: &Path) -> Option<SecretRef> {
+        SecretRef::from_keys(self.token_env.as_ref(), self.token_file.as_ref(), base)
+    }
+
+    pub(super) fn check(&self, secrets: SecretCheck, base: &Path, problems: &mut Vec<Problem>) {
+        let mut report = |key: &str, message: String| {
+            problems.push(Problem::section("server", key, message));
+        };
+        match self.listen.parse::<std::net::SocketAddr>() {
+            Err(_) => report(
                 "listen",
                 format!("'{}' is not an address like 127.0.0.1:9090", self.listen),
-            ));
+            ),
+            // The status carries what customers' callback servers answered: for the operator
+            // only. Off loopback it is refused without a token rather than served to anyone.
+            Ok(addr) if !addr.ip().is_loopback() && self.token(base).is_none() => report(
+                "listen",
+                format!(
+                    "'{}' is reachable from other hosts: set token_env or token_file so /status and /metrics require a bearer token",
+                    self.listen
+                ),
+            ),
+            Ok(_) => {}
+        }
+        if self.token_env.is_some() && self.token_file.is_some() {
+            report("token_env", "set token_env or token_file, not both".into());
+        }
+        if secrets == SecretCheck::Require
+            && let Some(Err(e)) = self.token(base).map(|r| r.read())
+        {
+            report("token_env", e.to_string());
         }
     }
 }

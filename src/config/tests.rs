@@ -98,14 +98,14 @@ fn every_problem_is_reported_at_once_with_its_place() {
 fn secrets_are_named_never_written() {
     let text = MINIMAL.replace(
         "bucket = \"file://drop/acme\"",
-        "bucket = \"acme-bucket\"\ncallback = { url = \"https://example.com/cb\", api_key = \"hunter2\" }",
+        "bucket = \"acme-bucket\"\nuse_operator_identity = true\ncallback = { url = \"https://example.com/cb\", api_key = \"hunter2\" }",
     );
     let error = Config::parse(&text, PathBuf::new()).expect_err("inline secret must fail");
     assert!(error.contains("api_key"), "{error}");
 
     let text = MINIMAL.replace(
         "bucket = \"file://drop/acme\"",
-        "bucket = \"acme-bucket\"\ncallback = { url = \"https://example.com/cb\", api_key_env = \"DROPFOLDER_TEST_UNSET_KEY\" }",
+        "bucket = \"acme-bucket\"\nuse_operator_identity = true\ncallback = { url = \"https://example.com/cb\", api_key_env = \"DROPFOLDER_TEST_UNSET_KEY\" }",
     );
     let config = parse(&text);
     assert!(config.check(SecretCheck::Skip).is_empty());
@@ -239,6 +239,142 @@ fn database_passwords_named_in_the_file_must_be_set() {
         found,
         [
             "[state] password_env: environment variable DROPFOLDER_TEST_UNSET_PASSWORD is not set or empty"
+        ]
+    );
+}
+
+/// `MINIMAL` with its integration on S3 at `bucket`, reached as `access` says.
+fn on_s3(bucket: &str, access: &str) -> String {
+    MINIMAL.replace(
+        "bucket = \"file://drop/acme\"",
+        &format!("bucket = \"{bucket}\"\n{access}"),
+    )
+}
+
+#[test]
+fn an_s3_integration_names_exactly_one_identity() {
+    let found = problems(&on_s3("acme-bucket", ""));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with(
+            "integration 'acme-users': role_arn: an S3 integration names how it gets in"
+        ),
+        "{found:#?}"
+    );
+    let role = "role_arn = \"arn:aws:iam::123456789012:role/x\"";
+    let found = problems(&on_s3("acme-bucket", role));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with(
+            "integration 'acme-users': external_id: a role_arn needs the customer's external_id"
+        ),
+        "{found:#?}"
+    );
+    for fine in [
+        format!("{role}\nexternal_id = \"SUB-1\""),
+        format!("{role}\nexternal_id_env = \"SUB_ID\""),
+        "access_key_id_env = \"K\"\nsecret_access_key_env = \"S\"".to_string(),
+        "use_operator_identity = true".to_string(),
+    ] {
+        assert_eq!(
+            problems(&on_s3("acme-bucket", &fine)),
+            Vec::<String>::new(),
+            "{fine}"
+        );
+    }
+    let found = problems(&on_s3(
+        "acme-bucket",
+        &format!("{role}\nexternal_id = \"SUB-1\"\nuse_operator_identity = true"),
+    ));
+    assert!(
+        found.iter().any(|p| p.starts_with(
+            "integration 'acme-users': use_operator_identity: the operator's identity is one way in"
+        )),
+        "{found:#?}"
+    );
+    // A local folder needs no identity and takes none.
+    let found = problems(&MINIMAL.replace(
+        "bucket = \"file://drop/acme\"",
+        "bucket = \"file://drop/acme\"\nuse_operator_identity = true",
+    ));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("a local folder takes no role_arn")),
+        "{found:#?}"
+    );
+}
+
+/// Two S3 integrations named `a` and `b` on `root_a` and `root_b` (`bucket` values, or
+/// `bucket` plus more lines).
+fn two_on_s3(root_a: &str, root_b: &str) -> Vec<String> {
+    let text = format!(
+        "{}\n[[integrations]]\nname = \"b\"\nentity = \"user\"\nschema = \"users\"\nbucket = \"{root_b}\"\nuse_operator_identity = true\n",
+        on_s3(root_a, "use_operator_identity = true").replace("acme-users", "a")
+    );
+    problems(&text)
+}
+
+#[test]
+fn overlapping_s3_roots_are_refused_on_path_boundaries() {
+    for (a, b) in [
+        ("acme/px", "acme/px"),
+        ("acme/px", "s3://acme/px/"),
+        ("acme", "acme/px"),
+        ("acme/px/eu", "acme/px"),
+        ("acme/px", "acme/px/eu/de"),
+    ] {
+        let found = two_on_s3(a, b);
+        assert_eq!(found.len(), 1, "{a} and {b}: {found:#?}");
+        assert!(
+            found[0].starts_with("integration 'b': bucket: ")
+                && found[0].contains("integration 'a'"),
+            "{a} and {b}: {found:#?}"
+        );
+    }
+    for (a, b) in [
+        ("acme/px", "acme/px2"),
+        ("acme/px2", "acme/px"),
+        ("acme", "acme2/px"),
+        ("acme/px/eu", "acme/px/us"),
+        // Another S3 service entirely.
+        ("acme/px", "acme/px\"\nendpoint = \"http://127.0.0.1:4566"),
+    ] {
+        assert_eq!(two_on_s3(a, b), Vec::<String>::new(), "{a} and {b}");
+    }
+}
+
+#[test]
+fn the_status_endpoint_is_loopback_by_default_and_needs_a_token_beyond() {
+    let config = parse(MINIMAL);
+    assert_eq!(config.server.listen, "127.0.0.1:9090");
+    assert!(config.server.token(&config.base_dir).is_none());
+    let server = |lines: &str| problems(&format!("{MINIMAL}\n[server]\n{lines}\n"));
+    assert_eq!(server("listen = \"[::1]:9090\""), Vec::<String>::new());
+    let found = server("listen = \"0.0.0.0:9090\"");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with("[server] listen: '0.0.0.0:9090' is reachable from other hosts"),
+        "{found:#?}"
+    );
+    assert_eq!(
+        server("listen = \"0.0.0.0:9090\"\ntoken_env = \"STATUS_TOKEN\""),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        server("token_env = \"A\"\ntoken_file = \"b\""),
+        ["[server] token_env: set token_env or token_file, not both"]
+    );
+    let text = format!("{MINIMAL}\n[server]\ntoken_env = \"DROPFOLDER_TEST_UNSET_TOKEN\"\n");
+    let found: Vec<String> = parse(&text)
+        .check(SecretCheck::Require)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "[server] token_env: environment variable DROPFOLDER_TEST_UNSET_TOKEN is not set or empty"
         ]
     );
 }

@@ -36,7 +36,10 @@ pub fn session_name(integration: &str) -> String {
     name
 }
 
-/// The credentials an integration uses: static keys, an assumed role, or the base identity.
+/// The credentials an integration uses: static keys, an assumed role with its external ID,
+/// or (`None`) the base identity when the integration opted in to it. Anything else is
+/// refused here too, not only by `check`: no integration falls back to the operator's
+/// identity by omission.
 pub async fn credentials(
     base: &SdkConfig,
     integration: &IntegrationConfig,
@@ -69,12 +72,23 @@ pub async fn credentials(
         return Ok(Some(SharedCredentialsProvider::new(keys)));
     }
     let Some(role_arn) = &integration.role_arn else {
-        return Ok(None);
+        if integration.use_operator_identity {
+            return Ok(None);
+        }
+        return Err(StoreError::Credentials {
+            key: bucket.to_string(),
+            message: "no identity configured: set role_arn with external_id, static keys, or use_operator_identity = true".into(),
+        });
     };
     let external_id = match (&integration.external_id, &integration.external_id_env) {
-        (Some(id), _) => Some(id.clone()),
-        (None, Some(var)) => Some(read(var)?.expose().to_string()),
-        (None, None) => None,
+        (Some(id), _) => id.clone(),
+        (None, Some(var)) => read(var)?.expose().to_string(),
+        (None, None) => {
+            return Err(StoreError::Credentials {
+                key: bucket.to_string(),
+                message: "role_arn without external_id: refused (the confused deputy)".into(),
+            });
+        }
     };
     let mut sts = base.to_builder();
     if let Some(endpoint) = integration
@@ -87,13 +101,41 @@ pub async fn credentials(
     if base.region().is_none() {
         sts.set_region(Some(Region::from_static("us-east-1")));
     }
-    let mut provider = AssumeRoleProvider::builder(role_arn.clone())
+    let provider = AssumeRoleProvider::builder(role_arn.clone())
         .session_name(session_name(&integration.name))
+        .external_id(external_id)
         .configure(&sts.build());
-    if let Some(id) = external_id {
-        provider = provider.external_id(id);
-    }
     Ok(Some(SharedCredentialsProvider::new(provider.build().await)))
+}
+
+/// Who an integration acts as: STS GetCallerIdentity with its credentials, for `check` to
+/// show (for a role, the assumed-role ARN with its session name).
+pub async fn caller_arn(
+    base: &SdkConfig,
+    integration: &IntegrationConfig,
+    bucket: &str,
+) -> Result<String, StoreError> {
+    let credentials = credentials(base, integration, bucket).await?;
+    let mut config = aws_sdk_sts::config::Builder::from(base);
+    if let Some(endpoint) = integration
+        .sts_endpoint
+        .as_ref()
+        .or(integration.endpoint.as_ref())
+    {
+        config = config.endpoint_url(endpoint);
+    }
+    if base.region().is_none() {
+        config = config.region(Region::from_static("us-east-1"));
+    }
+    if let Some(credentials) = credentials {
+        config = config.credentials_provider(credentials);
+    }
+    let identity = aws_sdk_sts::Client::from_conf(config.build())
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| store_error(bucket, e))?;
+    Ok(identity.arn().unwrap_or("an unnamed identity").to_string())
 }
 
 /// An S3 client for `region` with the integration's endpoint and credentials.
@@ -203,5 +245,44 @@ pub fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<
     match error {
         SdkError::ServiceError(service) => service.err().code(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn integration(access: &str) -> IntegrationConfig {
+        let text = format!(
+            "[schemas.s]\nid = \"string\"\n[[integrations]]\nname = \"a\"\nentity = \"user\"\nschema = \"s\"\nbucket = \"acme-bucket\"\n{access}"
+        );
+        Config::parse(&text, Default::default())
+            .expect("config")
+            .integrations
+            .remove(0)
+    }
+
+    /// `check` refuses these first; the store refuses them too, so no path falls back to the
+    /// operator's identity by omission.
+    #[tokio::test]
+    async fn only_an_explicit_opt_in_gets_the_operator_identity() {
+        let base = SdkConfig::builder().build();
+        for access in ["", "role_arn = \"arn:aws:iam::123456789012:role/x\""] {
+            match credentials(&base, &integration(access), "acme-bucket").await {
+                Err(StoreError::Credentials { message, .. }) => {
+                    assert!(message.contains("external_id"), "{access}: {message}")
+                }
+                Err(e) => panic!("{access}: {e}"),
+                Ok(_) => panic!("{access}: credentials without a named identity"),
+            }
+        }
+        let operator = credentials(
+            &base,
+            &integration("use_operator_identity = true"),
+            "acme-bucket",
+        )
+        .await;
+        assert!(matches!(operator, Ok(None)));
     }
 }
