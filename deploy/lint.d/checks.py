@@ -305,6 +305,10 @@ def cmd_consistency(deploy: Path) -> None:
     port = int(port_text)
     if host not in ("0.0.0.0", "[::]"):
         finding("deploy/config/dropfolder.toml", f"[server] listen '{listen}' is unreachable from outside the container")
+    server = config.get("server", {})
+    if not (server.get("token_env") or server.get("token_file")):
+        finding("deploy/config/dropfolder.toml",
+                "[server] has no token_env/token_file: off loopback /status and /metrics need a bearer token")
     if len(config_text.encode()) > 8192:
         finding("deploy/config/dropfolder.toml", "over 8 KiB: too large for an SSM parameter (deploy/ecs)")
     state_url = config.get("state", {}).get("url", "")
@@ -381,6 +385,8 @@ def cmd_consistency(deploy: Path) -> None:
             target = ports.get(get.get("port"), get.get("port"))
             if get.get("path") != path or target != port:
                 finding(where, f"{probe} is not GET {path} on port {port}")
+            if get.get("httpHeaders"):
+                finding(where, f"{probe} sends headers: the probes' paths need no token")
         labels = spec["template"]["metadata"]["labels"]
         for sname, svc in by_kind.get("Service", []):
             sel = svc["spec"].get("selector", {})
