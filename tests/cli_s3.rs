@@ -72,7 +72,8 @@ async fn access_problems_are_reported_per_integration_and_the_others_still_run()
         sts.url
     );
     let keys = "access_key_id_env = \"AWS_ACCESS_KEY_ID\"\nsecret_access_key_env = \"AWS_SECRET_ACCESS_KEY\"";
-    let body = integration("denied", &format!("{bucket}/px"), &endpoint, &denied)
+    // Each on its own root: overlapping roots are a config error.
+    let body = integration("denied", &format!("{bucket}/denied"), &endpoint, &denied)
         + &integration(
             "missing",
             &format!("{}/px", localstack::unique("nosuchbucket")),
