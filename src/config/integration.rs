@@ -250,7 +250,9 @@ impl IntegrationConfig {
             Ok(location) => matches!(location, StoreLocation::Local(_)),
             Err(message) => {
                 report("bucket", message);
-                false
+                // Still judged by its scheme, so a bad local path is not also told to name an
+                // S3 identity.
+                self.bucket.starts_with("file://")
             }
         };
         self.check_access(local, secrets, &mut report);

@@ -292,7 +292,11 @@ fn an_s3_integration_names_exactly_one_identity() {
         )),
         "{found:#?}"
     );
-    // A local folder needs no identity and takes none.
+    // A local folder needs no identity, even when its path is wrong, and takes none.
+    assert_eq!(
+        problems(&MINIMAL.replace("file://drop/acme", "file://")),
+        ["integration 'acme-users': bucket: a local folder needs a path: file:///srv/drop/acme"]
+    );
     let found = problems(&MINIMAL.replace(
         "bucket = \"file://drop/acme\"",
         "bucket = \"file://drop/acme\"\nuse_operator_identity = true",
