@@ -5,6 +5,8 @@
 mod drops;
 #[path = "../common/http_server.rs"]
 mod http_server;
+#[path = "../common/sts_stub.rs"]
+mod sts_stub;
 
 use dropfolder::config::{Config, SecretCheck};
 use dropfolder::worker::{RunReport, Worker};
@@ -342,4 +344,100 @@ async fn secrets_in_urls_are_redacted_in_errors_logs_and_status() {
         !error.contains(PASSWORD) && !error.contains(QUERY),
         "{error}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_log_even_at_trace() {
+    const BASE_SECRET: &str = "base-secret-key-17f0c3";
+    const BASE_SESSION: &str = "base-session-token-6ad2e9";
+    const EXTERNAL_ID: &str = "external-id-c41b08";
+    let granted = sts_stub::Granted {
+        access_key_id: "ASIAASSUMEDKEY000001",
+        secret_access_key: "assumed-secret-key-2e88d1",
+        session_token: "assumed-session-token-9f03b7",
+    };
+    let sts = sts_stub::StsStub::granting(&granted).await;
+    // Stands in for the role's bucket (answers every S3 call 200 with a body the SDK
+    // rejects: the requests are signed, and so logged, all the same), the callback
+    // receiver and the ingest API.
+    let server = Server::start().await;
+    let env = env_with_drop();
+    let assumed = format!(
+        "\n[[integrations]]\nname = \"acme-role\"\nentity = \"user\"\nschema = \"users\"\nbucket = \"acme-exports/px\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nrole_arn = \"arn:aws:iam::123456789012:role/s3-export-role\"\nexternal_id_env = \"DROPFOLDER_TEST_EXTERNAL_ID\"\nsts_endpoint = \"{}\"\n",
+        server.url, sts.url
+    );
+    let text = format!(
+        "{}{assumed}\n[sink]\nkind = \"http\"\nurl = \"{}/records\"\nauth = {{ type = \"bearer\", token_file = \"token\" }}\n",
+        env.config_text(&callback(&format!("{}/cb", server.url), "")),
+        server.url
+    );
+    let config_path = env.dir.path().join("dropfolder.toml");
+    std::fs::write(&config_path, &text).expect("write config");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_dropfolder"))
+        .arg("--config")
+        .arg(&config_path)
+        .arg("run")
+        .env("RUST_LOG", "trace")
+        .env("AWS_ACCESS_KEY_ID", "ASIABASEKEY000000001")
+        .env("AWS_SECRET_ACCESS_KEY", BASE_SECRET)
+        .env("AWS_SESSION_TOKEN", BASE_SESSION)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("DROPFOLDER_TEST_EXTERNAL_ID", EXTERNAL_ID)
+        .output()
+        .await
+        .expect("run dropfolder");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    let shown = || {
+        let tail: String = stderr
+            .chars()
+            .skip(stderr.chars().count().saturating_sub(4000))
+            .collect();
+        format!("--- stdout\n{stdout}--- stderr (tail)\n{tail}")
+    };
+    // Everything that carries a secret happened: AssumeRole with the external ID, signed
+    // S3 requests, the callback with its key, records with the bearer token.
+    assert!(
+        sts.bodies().iter().any(|b| b.contains(EXTERNAL_ID)),
+        "no AssumeRole: {}",
+        shown()
+    );
+    let requests = server.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.header("x-amz-security-token") == Some(granted.session_token)),
+        "no S3 request with the assumed role: {}",
+        shown()
+    );
+    assert!(
+        requests.iter().any(|r| r.header("x-api-key") == Some(KEY)),
+        "no callback: {}",
+        shown()
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.header("authorization") == Some(bearer.as_str())),
+        "no records: {}",
+        shown()
+    );
+    assert!(stderr.contains(" TRACE "), "trace logging was on");
+    for secret in [
+        BASE_SECRET,
+        BASE_SESSION,
+        EXTERNAL_ID,
+        granted.secret_access_key,
+        granted.session_token,
+        KEY,
+        TOKEN,
+    ] {
+        let line = stderr.lines().find(|l| l.contains(secret));
+        assert!(line.is_none(), "{secret} was logged: {line:?}");
+        assert!(!stdout.contains(secret), "{secret} was printed");
+    }
 }
