@@ -61,7 +61,7 @@ fn main() {
         let config = dir.join("http-sink.toml");
         let db = dir.join("http-sink.db");
         let state = format!(
-            "[state]\nurl = \"sqlite://{}\"\n[sink]\n{sink}\n",
+            "[state]\nurl = \"sqlite://{}\"\n[outbound]\nallow_networks = [\"127.0.0.0/8\"]\n[sink]\n{sink}\n",
             db.display()
         );
         std::fs::write(&config, datagen::config("file:///tmp/unused", rows, &state))

@@ -54,6 +54,7 @@ impl Callbacks {
     /// Reads each integration's callback key and prepares its endpoint.
     pub fn from_config(config: &Config) -> Result<Callbacks, CallbackError> {
         let mut targets = HashMap::new();
+        let egress = config.outbound.policy();
         for integration in &config.integrations {
             let (Some(callback), Some(key)) = (
                 &integration.callback,
@@ -75,6 +76,7 @@ impl Callbacks {
                         auth: Some(auth),
                         headers: Vec::new(),
                         retry_on: RetryOn::Standard,
+                        egress: egress.clone(),
                     })
                 })
                 .map_err(|source| CallbackError::Endpoint {
@@ -171,14 +173,11 @@ async fn deliver(
     let headers = [("idempotency-key", request.idempotency_key.clone())];
     match endpoint.post(url, body, "application/json", &headers).await {
         Ok(_) => CallbackOutcome::Delivered,
-        // Another 4xx will not change by asking again: the receiver refuses this request.
-        Err(e @ OutboundError::Status { status, .. })
-            if (400..500).contains(&status) && status != 408 && status != 429 =>
-        {
-            CallbackOutcome::Abandoned {
-                error: e.to_string(),
-            }
-        }
+        // Another 4xx or a redirect will not change by asking again: the receiver refuses
+        // this request, or wants it sent elsewhere, which dropfolder never does.
+        Err(e) if e.is_permanent() => CallbackOutcome::Abandoned {
+            error: e.to_string(),
+        },
         Err(e) => {
             let wait = match deliveries {
                 0 => Duration::ZERO,

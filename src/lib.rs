@@ -24,7 +24,8 @@
 //! [`server`] (`/healthz`, `/readyz`, `/metrics`, `/status`).
 //!
 //! Around them: [`outbound`] (HTTP with retries, auth and rate limits, for the callback and
-//! HTTP sinks), [`telemetry`] (events that log and count), [`sqlite`] and [`postgres`]
+//! HTTP sinks; bounded reads, no redirects), [`egress`] (which addresses outbound requests
+//! may reach), [`telemetry`] (events that log and count), [`sqlite`] and [`postgres`]
 //! (opening each database the same way everywhere), [`crash`] (crash points for the
 //! crash-safety tests). The binary (`src/main.rs`, `src/cmd/`) is thin: it parses the
 //! command line, sets up tracing, loads and checks the config, and calls into these modules.
@@ -32,6 +33,7 @@
 pub mod callback;
 pub mod config;
 pub mod crash;
+pub mod egress;
 pub mod events;
 pub mod finish;
 pub mod health;

@@ -120,15 +120,57 @@ fn main() -> ExitCode {
     }
 }
 
+/// Libraries whose debug and trace output carries secrets. Found by running `run` at
+/// `RUST_LOG=trace` through an AssumeRole: the SDK's signing trace (`aws_sigv4`) prints the
+/// canonical request with the session token, its orchestrator (`aws_smithy_runtime`) prints
+/// the runtime components and every request, with the external ID and session tokens. The
+/// rest of the SDK is capped with them (its credential providers handle the same secrets), and
+/// h2, whose frame log would show a request's path and query. hyper, hyper-util, reqwest and
+/// rustls printed none (header values carrying secrets are marked sensitive). They log at
+/// `info` at most, whatever `RUST_LOG` says; `secrets_never_reach_the_log_even_at_trace` in
+/// tests/hostile/outbound.rs keeps this list honest.
+const SECRET_BEARING_TARGETS: &[&str] = &[
+    "aws_config",
+    "aws_credential_types",
+    "aws_runtime",
+    "aws_sdk_s3",
+    "aws_sdk_sqs",
+    "aws_sdk_sts",
+    "aws_sigv4",
+    "aws_smithy_http",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_types",
+    "h2",
+];
+
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let requested = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // Both must let an event through, so no directive in RUST_LOG (however specific) lifts
+    // a cap.
+    let capped = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(
+            SECRET_BEARING_TARGETS
+                .iter()
+                .map(|target| (*target, LevelFilter::INFO)),
+        );
+    let filter = requested.and(capped);
+    let layer = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(layer.with_filter(filter))
+            .init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.json().flatten_event(true).with_filter(filter))
+            .init(),
     }
 }

@@ -488,7 +488,10 @@ pub(super) fn check_http_url(url: &str) -> Result<(), String> {
         .or_else(|| url.strip_prefix("http://"));
     match rest {
         Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
-        _ => Err(format!("'{url}' is not an http(s) URL")),
+        _ => Err(format!(
+            "'{}' is not an http(s) URL",
+            super::redact_url(url)
+        )),
     }
 }
 

@@ -6,6 +6,7 @@
 //! file: keys ending in `_env` or `_file` name where they are ([`SecretRef`]).
 
 mod integration;
+mod outbound;
 mod problem;
 mod roots;
 mod schema;
@@ -20,6 +21,7 @@ use serde::Deserialize;
 pub use integration::{
     CallbackConfig, CsvConfig, Entity, IntegrationConfig, Limits, StoreLocation,
 };
+pub use outbound::OutboundConfig;
 pub use problem::{ConfigError, Problem, Scope};
 pub use schema::{AttributeType, Schema};
 pub use secret::{Secret, SecretError, SecretRef};
@@ -47,6 +49,10 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub events: Option<EventsConfig>,
+    /// Where callbacks, HTTP sinks and token endpoints may connect. Default: public
+    /// addresses only.
+    #[serde(default)]
+    pub outbound: OutboundConfig,
     /// Attribute schemas by name: `apiName = type`.
     #[serde(default)]
     pub schemas: BTreeMap<String, Schema>,
@@ -113,6 +119,8 @@ impl Config {
         if let Some(events) = &self.events {
             events.check(&mut problems);
         }
+        self.outbound.check(&mut problems);
+        outbound::check_urls(self, &mut problems);
         for (name, schema) in &self.schemas {
             schema.check(name, &mut problems);
         }

@@ -604,16 +604,84 @@ fn database_kind(url: &str) -> Option<SinkKind> {
     }
 }
 
-/// A URL with any `user:password@` part replaced, for messages.
+/// A URL as it may be shown (logs, errors, `status`, `/status`, callback errors): the
+/// password of a `user:password@` part, a bare `token@` userinfo, every query value and the
+/// fragment are replaced with `***`; the scheme, host, path and query names stay. Works on
+/// text that is not a valid URL too, so a typo never leaks a secret.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+    const MASK: &str = "***";
+    let (url, fragment) = match url.split_once('#') {
+        Some((url, _)) => (url, Some(MASK)),
+        None => (url, None),
     };
-    match rest.rfind('@').map(|at| rest.split_at(at)) {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***{host}"),
-            None => url.to_string(),
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match base.split_once("://") {
+        // A password may hold an unescaped `/`: the userinfo ends at the last `@`, unless
+        // that `@` is in the path (a `/` before it, and no `user:` before the `/`).
+        Some((scheme, rest)) => match rest.rsplit_once('@').filter(|(userinfo, _)| {
+            !userinfo.contains('/') || userinfo.split('/').next().is_some_and(|h| h.contains(':'))
+        }) {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{scheme}://{user}:{MASK}@{host}"),
+                None => format!("{scheme}://{MASK}@{host}"),
+            },
+            None => base.to_string(),
         },
-        None => url.to_string(),
+        None => base.to_string(),
+    };
+    if let Some(query) = query {
+        let shown: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _value)) => format!("{name}={MASK}"),
+                None if pair.is_empty() => String::new(),
+                None => MASK.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&shown.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn secrets_in_a_url_are_masked_and_the_rest_stays() {
+        for (url, shown) in [
+            (
+                "https://user:hunter2@api.example.com/cb?token=abc&tenant=acme#frag",
+                "https://user:***@api.example.com/cb?token=***&tenant=***#***",
+            ),
+            (
+                "https://ghp_secret@api.example.com/x",
+                "https://***@api.example.com/x",
+            ),
+            (
+                "postgres://app:pa/ss@db.internal/app",
+                "postgres://app:***@db.internal/app",
+            ),
+            (
+                "https://api.example.com/cb?SECRET",
+                "https://api.example.com/cb?***",
+            ),
+            ("https://api.example.com/cb", "https://api.example.com/cb"),
+            (
+                "https://api.example.com/u/a@b",
+                "https://api.example.com/u/a@b",
+            ),
+            ("not a url ?key=v", "not a url ?key=***"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Outbound authentication, as source documents 001/002 define it: an API key in a header
 //! (name default `Authorization`, value prefix default `token`; an explicitly empty name sends
 //! the bare key in `Authorization`), Basic, a bearer token, or OAuth2 client credentials
-//! whose token is cached until shortly before it expires.
+//! whose token is cached until shortly before it expires. The token endpoint is a
+//! customer's server like any other: its address is checked, its answer read with a bound.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -10,7 +11,11 @@ use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use super::OutboundError;
-use crate::config::Secret;
+use crate::config::{Secret, redact_url};
+use crate::egress::EgressPolicy;
+
+/// Bytes of a token response read at most (a JWT is a few KiB).
+const MAX_TOKEN_BODY: usize = 64 * 1024;
 
 /// How requests to one endpoint authenticate.
 #[derive(Debug)]
@@ -88,6 +93,7 @@ impl Auth {
     pub async fn apply(
         &self,
         client: &reqwest::Client,
+        egress: &EgressPolicy,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::RequestBuilder, OutboundError> {
         Ok(match self {
@@ -100,7 +106,7 @@ impl Auth {
                 sensitive(&format!("Bearer {}", token.expose()))?,
             ),
             Auth::OAuth2(oauth) => {
-                let token = oauth.token(client).await?;
+                let token = oauth.token(client, egress).await?;
                 request.header(
                     AUTHORIZATION,
                     sensitive(&format!("Bearer {}", token.expose()))?,
@@ -128,13 +134,21 @@ fn sensitive(value: &str) -> Result<HeaderValue, OutboundError> {
 impl OAuth2 {
     /// The cached token, or a new one. Refreshed when less than a minute (or half its life,
     /// for short-lived tokens) remains.
-    async fn token(&self, client: &reqwest::Client) -> Result<Secret, OutboundError> {
+    async fn token(
+        &self,
+        client: &reqwest::Client,
+        egress: &EgressPolicy,
+    ) -> Result<Secret, OutboundError> {
         let mut cached = self.cached.lock().await;
         if let Some((token, refresh_at)) = cached.as_ref()
             && Instant::now() < *refresh_at
         {
             return Ok(token.clone());
         }
+        let shown_url = redact_url(&self.token_url);
+        egress
+            .check_url_ip(&self.token_url)
+            .map_err(|e| OutboundError::Token(format!("{shown_url}: {e}")))?;
         let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
@@ -150,26 +164,33 @@ impl OAuth2 {
         let response = request
             .send()
             .await
-            .map_err(|e| OutboundError::Token(format!("{}: {}", self.token_url, without_url(e))))?;
+            .map_err(|e| OutboundError::Token(format!("{shown_url}: {}", without_url(e))))?;
         let status = response.status();
         if !status.is_success() {
+            // Redirects are not followed: a 3xx lands here too.
             return Err(OutboundError::Token(format!(
-                "{} answered {status}",
-                self.token_url
+                "{shown_url} answered {status}"
             )));
         }
-        let body: TokenResponse = response.json().await.map_err(|e| {
+        let (bytes, more) = super::read_bounded(response, MAX_TOKEN_BODY).await;
+        if more {
+            return Err(OutboundError::Token(format!(
+                "{shown_url}: the token response is larger than {MAX_TOKEN_BODY} bytes"
+            )));
+        }
+        // serde's message may quote a value of the response, which may be the token.
+        let body: TokenResponse = serde_json::from_slice(&bytes).map_err(|e| {
             OutboundError::Token(format!(
-                "{}: not a token response: {}",
-                self.token_url,
-                without_url(e)
+                "{shown_url}: not a token response (no access_token string, or not JSON: line {} column {})",
+                e.line(),
+                e.column()
             ))
         })?;
         let lifetime = Duration::from_secs(body.expires_in.unwrap_or(3600));
         let margin = Duration::from_secs(60).min(lifetime / 2);
         let token = Secret::new(body.access_token);
         *cached = Some((token.clone(), Instant::now() + lifetime - margin));
-        tracing::debug!(token_url = %self.token_url, lifetime_seconds = lifetime.as_secs(), "fetched an OAuth2 token");
+        tracing::debug!(token_url = %shown_url, lifetime_seconds = lifetime.as_secs(), "fetched an OAuth2 token");
         Ok(token)
     }
 }

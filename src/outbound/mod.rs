@@ -1,11 +1,16 @@
 //! One outbound HTTP layer for the callback and the HTTP sinks: per endpoint a timeout
 //! (1..180 s), a number of attempts (1..6), exponential backoff with full jitter, `Retry-After`
-//! honoured on 429 and 503, a rate limit in requests per second, and no redirects for
-//! authenticated requests (a redirect must not carry credentials elsewhere). What is retried
-//! is the endpoint's [`RetryOn`]; secrets travel in headers marked sensitive and appear in no
-//! message.
+//! honoured on 429 and 503, and a rate limit in requests per second. What is retried is the
+//! endpoint's [`RetryOn`]; secrets travel in headers marked sensitive and appear in no message.
+//!
+//! The other side is a customer's server, so it is trusted with nothing: a body is read only
+//! as far as [`MAX_ERROR_BODY`] (then the connection is dropped), no redirect is followed (it
+//! would carry the body and the credentials elsewhere), every address is put to the
+//! [`EgressPolicy`] (IP literals here, names in [`resolve`]), and a URL is shown only through
+//! [`redact_url`].
 
 pub mod auth;
+mod resolve;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -17,6 +22,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
+use crate::config::redact_url;
+use crate::egress::{EgressPolicy, Refused};
 pub use auth::Auth;
 
 /// First retry delay; doubled each attempt, then drawn uniformly below it (full jitter).
@@ -24,8 +31,11 @@ const BASE_DELAY: Duration = Duration::from_millis(200);
 const MAX_DELAY: Duration = Duration::from_secs(30);
 /// A `Retry-After` longer than this is not waited for within one delivery.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
-/// Bytes of an error response kept for the message.
+/// Characters of an error response kept for the message.
 const BODY_EXCERPT: usize = 300;
+/// Bytes of an error response read at most; the rest is never read (the connection is
+/// dropped), whatever the server sends.
+pub const MAX_ERROR_BODY: usize = 4 * 1024;
 
 /// Which answers are worth another attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +62,7 @@ impl RetryOn {
 /// Why a request was not delivered (after its retries).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OutboundError {
+    /// `url` is always redacted ([`redact_url`]), as in every variant.
     #[error("{url} answered {status} after {attempts} attempt(s): {body}")]
     Status {
         url: String,
@@ -66,6 +77,20 @@ pub enum OutboundError {
         message: String,
         attempts: u32,
     },
+    #[error(
+        "{url} answered {status}, a redirect to {location}; redirects are not followed (they would carry the request and its credentials elsewhere)"
+    )]
+    Redirect {
+        url: String,
+        status: u16,
+        location: String,
+    },
+    #[error("{url}: {source}")]
+    Refused {
+        url: String,
+        #[source]
+        source: Refused,
+    },
     #[error("cannot get an OAuth2 token from {0}")]
     Token(String),
     #[error("{0}")]
@@ -75,8 +100,22 @@ pub enum OutboundError {
 impl OutboundError {
     pub fn status(&self) -> Option<u16> {
         match self {
-            OutboundError::Status { status, .. } => Some(*status),
+            OutboundError::Status { status, .. } | OutboundError::Redirect { status, .. } => {
+                Some(*status)
+            }
             _ => None,
+        }
+    }
+
+    /// Whether asking again (later, unchanged) cannot succeed: a 4xx other than 408 and 429,
+    /// or a redirect, which is never followed.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            OutboundError::Status { status, .. } => {
+                (400..500).contains(status) && *status != 408 && *status != 429
+            }
+            OutboundError::Redirect { .. } => true,
+            _ => false,
         }
     }
 }
@@ -90,6 +129,8 @@ pub struct EndpointOptions {
     pub auth: Option<Auth>,
     pub headers: Vec<(String, String)>,
     pub retry_on: RetryOn,
+    /// Which addresses the endpoint may reach (`[outbound] allow_networks`).
+    pub egress: EgressPolicy,
 }
 
 /// A destination for outbound requests.
@@ -107,6 +148,7 @@ struct Inner {
     auth: Option<Auth>,
     headers: HeaderMap,
     retry_on: RetryOn,
+    egress: Arc<EgressPolicy>,
 }
 
 /// A delivered request.
@@ -118,13 +160,10 @@ pub struct Delivered {
 
 impl Endpoint {
     pub fn new(options: EndpointOptions) -> Result<Endpoint, OutboundError> {
-        let redirects = if options.auth.is_some() {
-            reqwest::redirect::Policy::none()
-        } else {
-            reqwest::redirect::Policy::limited(5)
-        };
+        let egress = Arc::new(options.egress);
         let client = reqwest::Client::builder()
-            .redirect(redirects)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(resolve::GuardedResolver::new(egress.clone()))
             .user_agent(concat!("dropfolder/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| OutboundError::Config(format!("cannot build an HTTP client: {e}")))?;
@@ -154,6 +193,7 @@ impl Endpoint {
                 auth: options.auth,
                 headers,
                 retry_on: options.retry_on,
+                egress,
             }),
         })
     }
@@ -204,7 +244,10 @@ impl Endpoint {
                     && retry_after.is_none_or(|wait| wait <= MAX_RETRY_AFTER)
             }
             OutboundError::Transport { .. } => true,
-            OutboundError::Token(_) | OutboundError::Config(_) => false,
+            OutboundError::Redirect { .. }
+            | OutboundError::Refused { .. }
+            | OutboundError::Token(_)
+            | OutboundError::Config(_) => false,
         }
     }
 
@@ -216,6 +259,14 @@ impl Endpoint {
         headers: &[(&'static str, String)],
         n: u32,
     ) -> Result<u16, OutboundError> {
+        // An IP in the URL is never resolved, so the resolver cannot refuse it.
+        self.inner
+            .egress
+            .check_url_ip(url)
+            .map_err(|source| OutboundError::Refused {
+                url: redact_url(url),
+                source,
+            })?;
         if let Some(limiter) = &self.inner.limiter {
             limiter.until_ready().await;
         }
@@ -230,16 +281,33 @@ impl Endpoint {
             request = request.header(*name, value);
         }
         if let Some(auth) = &self.inner.auth {
-            request = auth.apply(&self.client, request).await?;
+            request = auth
+                .apply(&self.client, &self.inner.egress, request)
+                .await?;
         }
         let response = request.send().await.map_err(|e| OutboundError::Transport {
-            url: url.to_string(),
+            url: redact_url(url),
             message: auth::without_url(e),
             attempts: n,
         })?;
         let status = response.status();
         if status.is_success() {
+            // The body is not read: dropping the response drops the connection.
             return Ok(status.as_u16());
+        }
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(|| "nowhere".to_string(), redact_url);
+            return Err(OutboundError::Redirect {
+                url: redact_url(url),
+                status: status.as_u16(),
+                location: crate::validate::escape(
+                    &location.chars().take(BODY_EXCERPT).collect::<String>(),
+                ),
+            });
         }
         if status == StatusCode::UNAUTHORIZED
             && let Some(auth) = &self.inner.auth
@@ -255,15 +323,32 @@ impl Endpoint {
                 .map(Duration::from_secs),
             _ => None,
         };
-        let text = response.text().await.unwrap_or_default();
+        let (bytes, _) = read_bounded(response, MAX_ERROR_BODY).await;
+        let text = String::from_utf8_lossy(&bytes);
         let body: String =
             crate::validate::escape(&text.chars().take(BODY_EXCERPT).collect::<String>());
         Err(OutboundError::Status {
-            url: url.to_string(),
+            url: redact_url(url),
             status: status.as_u16(),
             body,
             attempts: n,
             retry_after,
         })
     }
+}
+
+/// At most `limit` bytes of a response body, and whether there was more. The rest is never
+/// read: the response is dropped, and with it the connection. A body that fails midway gives
+/// what arrived.
+pub async fn read_bounded(mut response: reqwest::Response, limit: usize) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(limit.min(response.content_length().unwrap_or(0) as usize));
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = limit - out.len();
+        if chunk.len() > room {
+            out.extend_from_slice(&chunk[..room]);
+            return (out, true);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    (out, false)
 }

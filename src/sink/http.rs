@@ -99,6 +99,7 @@ impl HttpSink {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             retry_on,
+            egress: config.outbound.policy(),
         })
         .map_err(|e| task(e.to_string()))?;
         let format = sink.format.unwrap_or(format);

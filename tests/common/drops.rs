@@ -11,6 +11,11 @@ use crate::common::gzip;
 
 pub const HEADER: &str = "id,email,signUpDate,score,isTrial\n";
 
+/// Lets the test's own servers on 127.0.0.1 be reached: outbound requests refuse loopback
+/// unless the operator allow-lists it. Part of every config below; a test of the refusal
+/// removes it.
+pub const ALLOW_LOOPBACK: &str = "[outbound]\nallow_networks = [\"127.0.0.0/8\"]\n";
+
 /// A temp dir holding the bucket (`bucket/`) and the database (`dropfolder.db`).
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -93,6 +98,7 @@ impl Env {
             r#"
 {state}
 
+{ALLOW_LOOPBACK}
 [schemas.users]
 id = "string"
 email = "string"

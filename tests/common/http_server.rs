@@ -1,6 +1,7 @@
 //! A real HTTP server on 127.0.0.1:0 for outbound tests: it records every request and answers
-//! from a script (500 n times, 429 with Retry-After, 401, 413, a hang), then with its default.
-//! `/token` is an OAuth2 token endpoint that counts the tokens it issues.
+//! from a script (500 n times, 429 with Retry-After, 401, 413, a hang, a redirect, a body of
+//! gigabytes streamed without being stored), then with its default. `/token` is an OAuth2
+//! token endpoint that counts the tokens it issues (or answers a reply set for it).
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};
@@ -41,6 +42,11 @@ pub enum Reply {
     RetryAfter(u16, u64),
     /// Never answers (until the client gives up).
     Hang,
+    /// A status with a `Location` header.
+    Redirect(u16, String),
+    /// A status with a body of this many bytes, generated as the client reads it (see
+    /// [`Server::streamed`]).
+    Stream(u16, u64),
 }
 
 #[derive(Default)]
@@ -56,6 +62,10 @@ struct Inner {
     light: bool,
     /// Answer this status to every body containing this text.
     fail_bodies: Option<(String, u16)>,
+    /// Bytes of `Reply::Stream` bodies handed to the connection so far.
+    streamed: Arc<std::sync::atomic::AtomicU64>,
+    /// What `/token` answers instead of a token.
+    token_reply: Option<Reply>,
 }
 
 pub struct Server {
@@ -139,6 +149,22 @@ impl Server {
             .collect()
     }
 
+    /// Bytes of streamed bodies the server has handed to its connections so far (what a
+    /// client read, plus what the socket buffers hold).
+    pub fn streamed(&self) -> u64 {
+        self.inner
+            .lock()
+            .map(|i| i.streamed.load(std::sync::atomic::Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// `/token` answers `reply` instead of issuing a token.
+    pub fn set_token_reply(&self, reply: Reply) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.token_reply = Some(reply);
+        }
+    }
+
     pub fn tokens_issued(&self) -> u32 {
         self.inner.lock().map(|i| i.tokens_issued).unwrap_or(0)
     }
@@ -166,6 +192,7 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Res
         header_map(&parts.headers)
     };
     let path = parts.uri.path().to_string();
+    let streamed = inner.lock().map(|i| i.streamed.clone()).unwrap_or_default();
     let reply = {
         let Ok(mut inner) = inner.lock() else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -177,7 +204,8 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Res
             body: body.clone(),
             at: std::time::Instant::now(),
         });
-        if path == "/token" {
+        let token_reply = inner.token_reply.clone().filter(|_| path == "/token");
+        if path == "/token" && token_reply.is_none() {
             inner.tokens_issued += 1;
             let token = format!(
                 r#"{{"access_token":"token-{}","token_type":"Bearer","expires_in":{}}}"#,
@@ -189,7 +217,9 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Res
             .fail_bodies
             .as_ref()
             .filter(|(needle, _)| body.windows(needle.len()).any(|w| w == needle.as_bytes()));
-        if let Some((_, status)) = failing {
+        if let Some(reply) = token_reply {
+            reply
+        } else if let Some((_, status)) = failing {
             Reply::Status(*status)
         } else if inner.max_body.is_some_and(|max| body.len() > max) {
             Reply::Status(413)
@@ -201,6 +231,10 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Res
                 .unwrap_or(Reply::Status(200))
         }
     };
+    answer(reply, streamed).await
+}
+
+async fn answer(reply: Reply, streamed: Arc<std::sync::atomic::AtomicU64>) -> Response {
     match reply {
         Reply::Status(status) => (
             StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
@@ -216,6 +250,36 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, request: Request) -> Res
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK.into_response()
+        }
+        Reply::Redirect(status, location) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT),
+            [("location", location)],
+            "moved",
+        )
+            .into_response(),
+        Reply::Stream(status, bytes) => {
+            const CHUNK: usize = 64 * 1024;
+            let chunk = Bytes::from(vec![b'x'; CHUNK]);
+            let body = futures_util::stream::unfold(bytes, move |left| {
+                let (chunk, streamed) = (chunk.clone(), streamed.clone());
+                async move {
+                    let n = left.min(CHUNK as u64);
+                    if n == 0 {
+                        return None;
+                    }
+                    streamed.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    Some((
+                        Ok::<_, std::convert::Infallible>(chunk.slice(..n as usize)),
+                        left - n,
+                    ))
+                }
+            });
+            (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                [("content-length", bytes.to_string())],
+                axum::body::Body::from_stream(body),
+            )
+                .into_response()
         }
     }
 }

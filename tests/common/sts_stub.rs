@@ -1,5 +1,6 @@
 //! A stand-in STS for the one fault LocalStack cannot produce: it accepts any role and any
-//! external ID, so a denied AssumeRole needs this. A real HTTP server on 127.0.0.1:0, reached
+//! external ID, so a denied AssumeRole needs this; a granting one hands out credentials of
+//! the test's choosing (to check they are never logged). A real HTTP server on 127.0.0.1:0, reached
 //! through the same SDK client and `sts_endpoint` setting; it records each request body.
 #![allow(dead_code)]
 
@@ -24,24 +25,58 @@ const DENIED: &str = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011
   <RequestId>5c2a3b1e-0000-4000-8000-000000000000</RequestId>
 </ErrorResponse>"#;
 
+/// Temporary credentials a granting stub hands out.
+pub struct Granted {
+    pub access_key_id: &'static str,
+    pub secret_access_key: &'static str,
+    pub session_token: &'static str,
+}
+
 impl StsStub {
     /// Starts a stub that denies every AssumeRole.
     pub async fn denying() -> StsStub {
+        StsStub::answering(StatusCode::FORBIDDEN, DENIED.to_string()).await
+    }
+
+    /// Starts a stub that grants every AssumeRole these credentials, valid for an hour.
+    pub async fn granting(granted: &Granted) -> StsStub {
+        let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+        let body = format!(
+            r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <Credentials>
+      <AccessKeyId>{}</AccessKeyId>
+      <SecretAccessKey>{}</SecretAccessKey>
+      <SessionToken>{}</SessionToken>
+      <Expiration>{}</Expiration>
+    </Credentials>
+    <AssumedRoleUser>
+      <AssumedRoleId>AROA000000000000EXAMPLE:dropfolder</AssumedRoleId>
+      <Arn>arn:aws:sts::123456789012:assumed-role/s3-export-role/dropfolder</Arn>
+    </AssumedRoleUser>
+  </AssumeRoleResult>
+  <ResponseMetadata><RequestId>6d2a3b1e-0000-4000-8000-000000000000</RequestId></ResponseMetadata>
+</AssumeRoleResponse>"#,
+            granted.access_key_id,
+            granted.secret_access_key,
+            granted.session_token,
+            expires.format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        StsStub::answering(StatusCode::OK, body).await
+    }
+
+    async fn answering(status: StatusCode, answer: String) -> StsStub {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
         let app = Router::new().route(
             "/",
             post(move |body: String| {
-                let seen = seen.clone();
+                let (seen, answer) = (seen.clone(), answer.clone());
                 async move {
                     if let Ok(mut seen) = seen.lock() {
                         seen.push(body);
                     }
-                    (
-                        StatusCode::FORBIDDEN,
-                        [("content-type", "text/xml")],
-                        DENIED,
-                    )
+                    (status, [("content-type", "text/xml")], answer)
                 }
             }),
         );
