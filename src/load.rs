@@ -211,7 +211,7 @@ pub fn verdict(outcome: &Outcome) -> &'static str {
         Outcome::AlreadyImported { .. } => "already_imported",
         Outcome::Rejected { .. } => "rejected",
         Outcome::Changed => "changed",
-        Outcome::NotImported => "not_imported",
+        Outcome::NotImported | Outcome::Unhandled { .. } => "not_imported",
     }
 }
 

@@ -1,13 +1,15 @@
 //! Which folders of an integration are ready: `current/dt=YYYYMMDD/` with a real calendar
 //! date and a `_SUCCESS` marker, oldest first. A folder without the marker is still being
 //! written and is left alone; anything else under `current/` is left alone and reported,
-//! never deleted.
+//! never deleted. Notices show keys escaped as `status.txt` does, so a key cannot forge a
+//! line of a log, of `run`'s output or of `dropfolder status`.
 //!
 //! Requests: one LIST of `current/`, then one LIST per date folder.
 
 use chrono::NaiveDate;
 
 use crate::store::{ObjectMeta, ObjectStore, StoreError, list_all};
+use crate::validate::escape;
 
 pub const CURRENT: &str = "current/";
 pub const MARKER: &str = "_SUCCESS";
@@ -51,16 +53,21 @@ pub async fn scan(store: &dyn ObjectStore) -> Result<Scan, StoreError> {
     let top = list_all(store, CURRENT).await?;
     let mut scan = Scan::default();
     for object in &top.objects {
-        scan.notices.push(format!(
-            "{}: not in a dt=YYYYMMDD folder; left alone",
-            object.key
-        ));
+        let name = &object.key[CURRENT.len().min(object.key.len())..];
+        let why = if folder_date(name).is_some() {
+            // A symlink to a folder, on a local store: never followed.
+            "named like a date folder but not a folder (a file or a link); left alone"
+        } else {
+            "not in a dt=YYYYMMDD folder; left alone"
+        };
+        scan.notices.push(format!("{}: {why}", escape(&object.key)));
     }
     for prefix in top.prefixes {
         let name = prefix[CURRENT.len()..].trim_end_matches('/');
         let Some(date) = folder_date(name) else {
             scan.notices.push(format!(
-                "{prefix}: not a dt=YYYYMMDD folder with a real date; left alone"
+                "{}: not a dt=YYYYMMDD folder with a real date; left alone",
+                escape(&prefix)
             ));
             continue;
         };

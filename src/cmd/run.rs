@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use dropfolder::config::SecretCheck;
+use dropfolder::validate::{escape, escape_line};
 use dropfolder::worker::{RunReport, Worker};
 
 pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
@@ -29,9 +30,12 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// One line per folder and per problem, on stdout; the details are in the logs.
+/// One line per folder and per problem, on stdout; the details are in the logs. Every line
+/// starts with the integration's name, and keys are escaped as in `status.txt`, so a key
+/// cannot print a line of its own.
 pub fn print_summary(report: &RunReport) {
     for integration in &report.integrations {
+        let say = |text: &str| println!("{}: {}", integration.name, escape_line(text));
         for folder in &integration.folders {
             let records = match folder.records {
                 1 => "1 record".to_string(),
@@ -42,40 +46,38 @@ pub fn print_summary(report: &RunReport) {
                 Some(false) => format!("ERROR, {records}"),
                 None => "finished (reported by an earlier run)".to_string(),
             };
-            println!(
-                "{}: {} -> {} {result}",
-                integration.name, folder.folder, folder.target
-            );
+            say(&format!(
+                "{} -> {} {result}",
+                escape(&folder.folder),
+                escape(&folder.target)
+            ));
             for key in &folder.left {
-                println!(
-                    "{}: {key} changed while being imported; left for the next run",
-                    integration.name
-                );
+                say(&format!(
+                    "{} changed while being imported; left for the next run",
+                    escape(key)
+                ));
             }
         }
         for folder in &integration.waiting {
-            println!("{}: {folder} waiting for _SUCCESS", integration.name);
+            say(&format!("{} waiting for _SUCCESS", escape(folder)));
         }
         for notice in &integration.notices {
-            println!("{}: {notice}", integration.name);
+            say(notice);
         }
         if let Some(why) = &integration.skipped {
-            println!("{}: skipped: {why}", integration.name);
+            say(&format!("skipped: {why}"));
         }
         if let Some(error) = &integration.error {
-            println!("{}: FAILED: {error}", integration.name);
+            say(&format!("FAILED: {error}"));
         }
         if integration.stopped {
-            println!(
-                "{}: stopped by a signal; what is left waits for the next run",
-                integration.name
-            );
+            say("stopped by a signal; what is left waits for the next run");
         } else if integration.folders.is_empty()
             && integration.waiting.is_empty()
             && integration.error.is_none()
             && integration.skipped.is_none()
         {
-            println!("{}: nothing ready", integration.name);
+            say("nothing ready");
         }
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use chrono::SecondsFormat;
 use dropfolder::config::SecretCheck;
 use dropfolder::health::statuses;
+use dropfolder::validate::{escape, escape_line};
 
 pub async fn run(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path, SecretCheck::Skip)?;
@@ -21,30 +22,26 @@ pub async fn run(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             t.to_rfc3339_opts(SecondsFormat::Secs, true)
         })
     };
-    let width = all
-        .iter()
-        .map(|h| h.integration.len())
-        .max()
-        .unwrap_or(11)
-        .max(11);
-    println!(
-        "{:width$}  {:7}  {:20}  {:20}  REASON",
-        "INTEGRATION", "STATUS", "LAST SCAN", "LAST DATA"
-    );
+    // One line per integration, then its last result and notices, each line starting with
+    // the integration's name; what came from a bucket is escaped, so it cannot print a line.
+    let width = all.iter().map(|h| h.integration.len()).max().unwrap_or(0);
     for h in &all {
+        let name = &h.integration;
         println!(
-            "{:width$}  {:7}  {:20}  {:20}  {}",
-            h.integration,
+            "{name:width$}  {:7}  last scan {:20}  last data {:20}  {}",
             h.status.as_str(),
             time(h.last_scan_at),
             time(h.last_data_at),
-            h.reason
+            escape_line(&h.reason)
         );
         if let (Some(result), Some(target)) = (&h.last_result, &h.last_target) {
-            println!("{:width$}  last result: {result} {target}", "");
+            println!(
+                "{name:width$}  last result: {}",
+                escape_line(&format!("{result} {}", escape(target)))
+            );
         }
         for notice in &h.notices {
-            println!("{:width$}  notice: {notice}", "");
+            println!("{name:width$}  notice: {}", escape_line(notice));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,8 @@
 //! `errors.csv`: every located error of a rejected file (up to `limits.max_listed_errors`),
 //! so a customer can fix a 350,000-row file without guessing from the first 100 messages.
-//! Errors are spooled to a temporary file as they are found, not held in memory.
+//! Errors are spooled to a temporary file as they are found, not held in memory. The
+//! customer opens this file in a spreadsheet, so a cell that would start a formula is
+//! neutralised as OWASP's CSV-injection guidance says: prefixed with `'` and quoted.
 
 use std::io::{self, BufWriter, Write};
 use std::sync::{Arc, Mutex};
@@ -113,13 +115,20 @@ fn write_row(out: &mut impl Write, fields: &[&str]) -> io::Result<()> {
         if i > 0 {
             out.write_all(b",")?;
         }
-        if field.contains([',', '"', '\n', '\r']) {
+        if starts_formula(field) {
+            write!(out, "\"'{}\"", field.replace('"', "\"\""))?;
+        } else if field.contains([',', '"', '\n', '\r']) {
             write!(out, "\"{}\"", field.replace('"', "\"\""))?;
         } else {
             out.write_all(field.as_bytes())?;
         }
     }
     out.write_all(b"\n")
+}
+
+/// A cell a spreadsheet would read as a formula (OWASP: `=`, `+`, `-`, `@`, tab, CR).
+fn starts_formula(field: &str) -> bool {
+    field.starts_with(['=', '+', '-', '@', '\t', '\r'])
 }
 
 #[cfg(test)]
@@ -146,6 +155,20 @@ mod tests {
              users.csv.gz,2,score,\"1,5\",is not a number\n\
              users.csv.gz,3,score,\"1,5\",is not a number\n\
              users.csv.gz,,,,\"... and 2 more errors, not listed (limits.max_listed_errors = 2)\"\n"
+        );
+    }
+
+    #[test]
+    fn cells_that_start_a_formula_are_neutralised() {
+        let mut out = Vec::new();
+        write_row(
+            &mut out,
+            &["=cmd.csv.gz", "2", "+a", "-1", "@SUM(A1)", "\t=x", "ok"],
+        )
+        .expect("write");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "\"'=cmd.csv.gz\",2,\"'+a\",\"'-1\",\"'@SUM(A1)\",\"'\t=x\",ok\n"
         );
     }
 

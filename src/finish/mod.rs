@@ -19,6 +19,62 @@ use crate::store::{ObjectStore, PutBody, PutMode, StoreError, list_all};
 
 pub const PROCESSED: &str = "processed/";
 
+/// The result files of a target. They are always the importer's own: a customer file of the
+/// same name is copied under [`CUSTOMER_FILES`] instead (see [`archive_name`]).
+pub const STATUS_TXT: &str = "status.txt";
+pub const STATUS_JSON: &str = "status.json";
+/// The end of every errors file's name (`users.errors.csv`).
+pub const ERRORS_CSV: &str = ".errors.csv";
+/// Where, below the target, customer files named like a result file are kept.
+pub const CUSTOMER_FILES: &str = "customer-files/";
+/// The longest file name most file systems take (NAME_MAX); result names stay within it.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Whether `name` (below a target) is reserved for a result file: `status.txt`,
+/// `status.json`, or any `*.errors.csv` directly in the target.
+pub fn is_result_name(name: &str) -> bool {
+    name == STATUS_TXT || name == STATUS_JSON || (!name.contains('/') && name.ends_with(ERRORS_CSV))
+}
+
+/// The name below the target a customer's file is copied to: its own, unless that is reserved
+/// for a result file, or starts with `customer-files/`; then it goes under `customer-files/`.
+/// One-to-one, so no customer file takes a result's name or another customer file's.
+pub fn archive_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if is_result_name(name) || name.starts_with(CUSTOMER_FILES) {
+        format!("{CUSTOMER_FILES}{name}").into()
+    } else {
+        name.into()
+    }
+}
+
+/// The errors file of a data file: `users.errors.csv` for `users.csv.gz`. A name that would
+/// pass [`MAX_NAME_BYTES`] is cut, and a hash of the whole name keeps it apart from others.
+pub fn errors_file_name(data_name: &str) -> String {
+    let stem = data_name.strip_suffix(".csv.gz").unwrap_or(data_name);
+    let name = format!("{stem}{ERRORS_CSV}");
+    if name.len() <= MAX_NAME_BYTES {
+        return name;
+    }
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(data_name.as_bytes());
+    let tag: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let mut cut = MAX_NAME_BYTES - ERRORS_CSV.len() - tag.len() - 1;
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}~{tag}{ERRORS_CSV}", &stem[..cut])
+}
+
+/// Why the pipeline cannot handle `key`, judged from the key alone before anything is read,
+/// copied or deleted; the same rule for every store ([`crate::store::check_key`]). Such a
+/// file is listed as not imported and left where it is; it never blocks the integration.
+pub fn unhandled(key: &str) -> Option<&'static str> {
+    match crate::store::check_key(key) {
+        Err(StoreError::BadKey { reason, .. }) => Some(reason),
+        _ => None,
+    }
+}
+
 /// The first `processed/DATE/`, `processed/DATE-2/`, ... that does not exist: an earlier
 /// result is never overwritten.
 pub async fn choose_target(store: &dyn ObjectStore, date: &str) -> Result<String, StoreError> {
@@ -100,41 +156,53 @@ fn marker_last(drop: &Drop) -> Vec<&ManifestEntry> {
     entries
 }
 
-/// Copies every object of the drop into its target; returns the keys the customer replaced
-/// since they were listed (not copied). Keys that are gone are skipped.
+/// What copying a drop's objects left out.
+#[derive(Debug, Default)]
+pub struct Copied {
+    /// Keys the customer replaced or removed since they were listed (not copied).
+    pub changed: Vec<String>,
+    /// Keys the store refused to copy, and why (not a regular file, ...): left where they are.
+    pub refused: Vec<(String, &'static str)>,
+}
+
+/// Copies every object of the drop into its target, each under its [`archive_name`]. Keys
+/// that are gone are skipped; keys the pipeline cannot handle are left alone.
 pub async fn copy_all(
     store: &dyn ObjectStore,
     drop: &Drop,
     present: &Present,
-) -> Result<Vec<String>, StoreError> {
-    let mut changed = Vec::new();
+) -> Result<Copied, StoreError> {
+    let mut copied = Copied::default();
     for entry in marker_last(drop) {
         let name = relative(drop, &entry.key);
-        if is_folder_marker(name) {
+        if is_folder_marker(name) || unhandled(&entry.key).is_some() {
             continue;
         }
         match present.of(entry) {
             Presence::Here => {}
             Presence::Gone => continue,
             Presence::Replaced => {
-                changed.push(entry.key.clone());
+                copied.changed.push(entry.key.clone());
                 continue;
             }
         }
-        let to = format!("{}{name}", drop.target);
+        let to = format!("{}{}", drop.target, archive_name(name));
         match store
             .copy(&entry.key, &to, &entry.version, entry.size)
             .await
         {
             Ok(_) => {}
             Err(StoreError::Changed { .. } | StoreError::NotFound { .. }) => {
-                changed.push(entry.key.clone())
+                copied.changed.push(entry.key.clone())
+            }
+            Err(StoreError::BadKey { reason, .. }) => {
+                copied.refused.push((entry.key.clone(), reason))
             }
             Err(e) => return Err(e),
         }
         crate::crash_point!("after-copy");
     }
-    Ok(changed)
+    Ok(copied)
 }
 
 /// A result file to write into the target.
@@ -183,8 +251,9 @@ fn keep_existing<T>(result: Result<T, StoreError>) -> Result<(), StoreError> {
 }
 
 /// Deletes the originals at the versions listed. A file that was replaced stays, and then so
-/// does `_SUCCESS`, so the next run imports the new version as a new drop. Returns what was
-/// left in `current/`.
+/// does `_SUCCESS`, so the next run imports the new version as a new drop. A file the pipeline
+/// cannot handle stays too, but `_SUCCESS` goes: its folder is finished. Returns what was
+/// left in `current/` for the next run.
 pub async fn delete_originals(
     store: &dyn ObjectStore,
     drop: &Drop,
@@ -193,6 +262,9 @@ pub async fn delete_originals(
 ) -> Result<Vec<String>, StoreError> {
     let mut left: Vec<String> = replaced.to_vec();
     for entry in marker_last(drop) {
+        if unhandled(&entry.key).is_some() {
+            continue; // Left as it is, and listed so in status.txt.
+        }
         match present.of(entry) {
             Presence::Gone => continue, // Deleted by the run that crashed.
             Presence::Replaced if !left.contains(&entry.key) => left.push(entry.key.clone()),
@@ -208,6 +280,8 @@ pub async fn delete_originals(
         match store.delete(&entry.key, &entry.version).await {
             Ok(()) => {}
             Err(StoreError::Changed { .. }) => left.push(entry.key.clone()),
+            // Not a file the store handles (a FIFO, a link): left as it is, never blocking.
+            Err(StoreError::BadKey { .. }) => {}
             Err(e) => return Err(e),
         }
         crate::crash_point!("after-delete");

@@ -37,6 +37,10 @@ pub enum Outcome {
     Changed,
     /// Not a data file: moved along, not read.
     NotImported,
+    /// A key the pipeline cannot handle (a backslash, a name that is not UTF-8, not a regular
+    /// file, ...): not read, not moved, left where it is; the folder is finished all the same.
+    #[serde(rename = "not_imported")]
+    Unhandled { reason: String },
 }
 
 /// One file of a folder and its outcome.
@@ -87,8 +91,13 @@ impl FileResult {
         }
     }
 
+    /// Whether this is a data file (`*.csv.gz` directly in the folder), imported or not.
     pub fn is_data(&self) -> bool {
-        self.outcome != Outcome::NotImported
+        match self.outcome {
+            Outcome::NotImported => false,
+            Outcome::Unhandled { .. } => super::is_data_file(&self.name),
+            _ => true,
+        }
     }
 
     pub fn is_imported(&self) -> bool {
@@ -141,6 +150,9 @@ impl FileResult {
             )),
             Outcome::NotImported => out.push(format!(
                 "{name}: not imported (only files named *.csv.gz are imported)"
+            )),
+            Outcome::Unhandled { reason } => out.push(format!(
+                "{name}: not imported: {reason}; left in current/ as it is"
             )),
         }
         if let Some(note) = &self.note {

@@ -7,10 +7,19 @@
 //! fails if the key exists); and a version is `inode-mtime-size`, which changes whenever a
 //! file is replaced. Keys that would leave the root (`..`, absolute, symlinks pointing out)
 //! are refused.
+//!
+//! A customer's folder may hold what S3 cannot: symlinks, FIFOs, devices, names that are not
+//! UTF-8. They are listed as objects (a symlink is never followed, even to a folder) and
+//! refused by name ([`StoreError::BadKey`]) on every read, copy and delete, so they are
+//! reported and left alone instead of hanging a read or blocking the integration. A
+//! temporary file a killed process left behind is removed by the next write into its folder.
 
+use std::collections::HashSet;
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,11 +31,25 @@ use super::{
 /// Names of in-flight writes; never listed.
 const TEMP_PREFIX: &str = ".dropfolder-tmp-";
 
+/// A temporary file untouched for this long was left by a process that died: a live write
+/// touches its file as it goes, and one integration has one writer at a time (its lease).
+const STALE_TEMP_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// What a file name that is not valid UTF-8 shows as in a key (`to_string_lossy`); such a
+/// key names no file, so it is refused rather than looked up.
+const NOT_UTF8: char = char::REPLACEMENT_CHARACTER;
+
+/// Flags for opening a customer's file: a FIFO must not block the open, and a symlink swapped
+/// in after the check must not be followed.
+const OPEN_FLAGS: i32 = libc::O_NONBLOCK | libc::O_NOFOLLOW;
+
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
     /// Keys plus prefixes per listing page; 1,000 as on S3.
     page_size: usize,
+    /// Folders already swept of stale temporary files by this store.
+    swept: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl LocalStore {
@@ -34,6 +57,7 @@ impl LocalStore {
         LocalStore {
             root: root.into(),
             page_size: 1000,
+            swept: Arc::default(),
         }
     }
 
@@ -50,6 +74,12 @@ impl LocalStore {
     /// The path of `key`, refused if it is not a plain key or resolves outside the root.
     fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
         check_key(key)?;
+        if key.contains(NOT_UTF8) {
+            return Err(StoreError::BadKey {
+                key: key.to_string(),
+                reason: "a file name that is not valid UTF-8",
+            });
+        }
         let path = self.root.join(key);
         let root = self
             .root
@@ -118,14 +148,84 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
+/// The metadata of the file at `path`, not following a symlink: `NotFound` for none (or a
+/// folder), `BadKey` for anything but a regular file.
+fn regular_file(key: &str, path: &Path) -> Result<std::fs::Metadata, StoreError> {
+    let m = std::fs::symlink_metadata(path).map_err(|e| io_error(key, e))?;
+    match m.file_type() {
+        t if t.is_file() => Ok(m),
+        t if t.is_dir() => Err(StoreError::NotFound {
+            key: key.to_string(),
+        }),
+        _ => Err(not_regular(key)),
+    }
+}
+
+fn not_regular(key: &str) -> StoreError {
+    StoreError::BadKey {
+        key: key.to_string(),
+        reason: "not a regular file (a symlink, FIFO, socket or device)",
+    }
+}
+
+/// Opens a customer's regular file for reading, with its metadata; never blocks on a FIFO
+/// nor follows a symlink, even one swapped in after a check.
+fn open_regular(key: &str, path: &Path) -> Result<(std::fs::File, std::fs::Metadata), StoreError> {
+    regular_file(key, path)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(OPEN_FLAGS)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => not_regular(key),
+            _ => io_error(key, e),
+        })?;
+    let m = file.metadata().map_err(|e| io_error(key, e))?;
+    match m.file_type() {
+        t if t.is_file() => Ok((file, m)),
+        t if t.is_dir() => Err(StoreError::NotFound {
+            key: key.to_string(),
+        }),
+        _ => Err(not_regular(key)),
+    }
+}
+
+/// Removes the temporary files a killed process left in `dir`, once per folder per store.
+fn sweep_stale_temps(dir: &Path, swept: &Mutex<HashSet<PathBuf>>) {
+    let Ok(mut swept) = swept.lock() else { return };
+    if !swept.insert(dir.to_path_buf()) {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let stale_before = SystemTime::now() - STALE_TEMP_AFTER;
+    for entry in entries.flatten() {
+        let is_temp = entry
+            .file_name()
+            .as_encoded_bytes()
+            .starts_with(TEMP_PREFIX.as_bytes());
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified < stale_before);
+        if is_temp && stale {
+            // Best effort: a file that cannot be removed now is tried by a later store.
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// A temporary file next to `dest`, filled by `fill`, synced; the caller renames or links it.
 fn write_temp(
     key: &str,
     dest: &Path,
+    swept: &Mutex<HashSet<PathBuf>>,
     fill: impl FnOnce(&mut std::fs::File) -> io::Result<()>,
 ) -> Result<tempfile::TempPath, StoreError> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| io_error(key, e))?;
+    sweep_stale_temps(dir, swept);
     let mut temp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
@@ -171,13 +271,20 @@ impl ObjectStore for LocalStore {
             let mut keys: Vec<(String, Option<ObjectMeta>)> = Vec::new();
             for entry in entries {
                 let entry = entry.map_err(|e| io_error(&prefix, e))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
+                let file_name = entry.file_name();
+                let utf8 = file_name.to_str().is_some();
+                let name = file_name.to_string_lossy().into_owned();
                 if name.starts_with(TEMP_PREFIX) || !name.starts_with(&name_prefix) {
                     continue;
                 }
                 let key = format!("{prefix}{name}");
-                let m = std::fs::metadata(entry.path()).map_err(|e| io_error(&key, e))?;
-                if m.is_dir() {
+                // Not following symlinks: a link is an object of its own, refused when read.
+                let m = match entry.metadata() {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // Just deleted.
+                    Err(e) => return Err(io_error(&key, e)),
+                };
+                if m.is_dir() && utf8 {
                     keys.push((format!("{key}/"), None));
                 } else {
                     keys.push((key.clone(), Some(meta(&key, &m))));
@@ -207,35 +314,30 @@ impl ObjectStore for LocalStore {
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         let path = self.path_of(key)?;
         let key = key.to_string();
-        blocking(&key.clone(), move || match std::fs::metadata(&path) {
-            Ok(m) if m.is_file() => Ok(Some(meta(&key, &m))),
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error(&key, e)),
+        blocking(&key.clone(), move || {
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.is_file() => Ok(Some(meta(&key, &m))),
+                Ok(_) => Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io_error(&key, e)),
+            }
         })
         .await
     }
 
     async fn get(&self, key: &str) -> Result<(ObjectMeta, ObjectReader), StoreError> {
         let path = self.path_of(key)?;
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| io_error(key, e))?;
+        let owned = key.to_string();
         // The metadata of the open handle: the version actually being read.
-        let m = file.metadata().await.map_err(|e| io_error(key, e))?;
-        if !m.is_file() {
-            return Err(StoreError::NotFound {
-                key: key.to_string(),
-            });
-        }
-        Ok((meta(key, &m), Box::new(file)))
+        let (file, m) = blocking(key, move || open_regular(&owned, &path)).await?;
+        Ok((meta(key, &m), Box::new(tokio::fs::File::from_std(file))))
     }
 
     async fn put(&self, key: &str, body: PutBody, mode: PutMode) -> Result<ObjectMeta, StoreError> {
         let dest = self.path_of(key)?;
-        let key = key.to_string();
+        let (key, swept) = (key.to_string(), self.swept.clone());
         blocking(&key.clone(), move || {
-            let temp = write_temp(&key, &dest, |file| match &body {
+            let temp = write_temp(&key, &dest, &swept, |file| match &body {
                 PutBody::Bytes(bytes) => io::Write::write_all(file, bytes),
                 PutBody::File(source) => {
                     io::copy(&mut std::fs::File::open(source)?, file).map(|_| ())
@@ -263,12 +365,9 @@ impl ObjectStore for LocalStore {
     ) -> Result<ObjectMeta, StoreError> {
         let (source, dest) = (self.path_of(from)?, self.path_of(to)?);
         let (from, to, version) = (from.to_string(), to.to_string(), version.to_string());
+        let swept = self.swept.clone();
         blocking(&from.clone(), move || {
-            let current = |path: &Path| {
-                std::fs::metadata(path)
-                    .map(|m| meta(&from, &m).version)
-                    .map_err(|e| io_error(&from, e))
-            };
+            let current = |path: &Path| regular_file(&from, path).map(|m| meta(&from, &m).version);
             let changed = || StoreError::Changed {
                 key: from.clone(),
                 expected: version.clone(),
@@ -276,8 +375,11 @@ impl ObjectStore for LocalStore {
             if current(&source)? != version {
                 return Err(changed());
             }
-            let temp = write_temp(&to, &dest, |file| {
-                io::copy(&mut std::fs::File::open(&source)?, file).map(|_| ())
+            let (mut reader, source_meta) = open_regular(&from, &source)?;
+            let temp = write_temp(&to, &dest, &swept, |file| {
+                io::copy(&mut reader, file)?;
+                // The copy is the customer's file: it keeps the original's permissions.
+                file.set_permissions(source_meta.permissions())
             })?;
             // Replaced while we copied: the copy may mix two versions, so it is dropped.
             if current(&source)? != version {
@@ -294,9 +396,9 @@ impl ObjectStore for LocalStore {
         let path = self.path_of(key)?;
         let (key, version, root) = (key.to_string(), version.to_string(), self.root.clone());
         blocking(&key.clone(), move || {
-            match std::fs::metadata(&path) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(io_error(&key, e)),
+            match regular_file(&key, &path) {
+                Err(StoreError::NotFound { .. }) => return Ok(()),
+                Err(e) => return Err(e),
                 Ok(m) if meta(&key, &m).version != version => {
                     return Err(StoreError::Changed {
                         key,

@@ -182,7 +182,10 @@ pub async fn list_all(store: &dyn ObjectStore, prefix: &str) -> Result<ListPage,
     }
 }
 
-/// Refuses keys that could leave the root or are not plain relative keys.
+/// Refuses keys that could leave the root or are not plain relative keys. Every store calls
+/// it before touching a key, and the pipeline asks it first (`finish::unhandled`),
+/// so a customer key refused here is listed as not imported on every store alike. The
+/// reason is shown to the customer.
 pub fn check_key(key: &str) -> Result<(), StoreError> {
     let bad = |reason| {
         Err(StoreError::BadKey {
@@ -190,14 +193,17 @@ pub fn check_key(key: &str) -> Result<(), StoreError> {
             reason,
         })
     };
-    if key.starts_with('/') || key.contains('\\') {
-        return bad("absolute or backslashed");
+    if key.starts_with('/') {
+        return bad("an absolute key");
+    }
+    if key.contains('\\') {
+        return bad("a backslash in the key");
     }
     if key.split('/').any(|part| part == ".." || part == ".") {
-        return bad("'.' or '..' segment");
+        return bad("a '.' or '..' segment in the key");
     }
     if key.contains('\0') {
-        return bad("NUL byte");
+        return bad("a NUL byte in the key");
     }
     Ok(())
 }

@@ -22,6 +22,20 @@ pub fn escape(value: &str) -> String {
     out
 }
 
+/// One line of our own text (which may embed a customer's key) made safe to print: newlines,
+/// control and invisible formatting characters escaped as [`escape`] does, nothing cut, and
+/// backslashes kept as they are (keys inside were escaped already).
+pub fn escape_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '\'' | '"' => out.push(c),
+            _ => out.extend(c.escape_debug()),
+        }
+    }
+    out
+}
+
 /// `'value'`, escaped.
 pub fn quoted(value: &str) -> String {
     format!("'{}'", escape(value))
@@ -36,6 +50,13 @@ mod tests {
         let shown = escape("x\nSUCCESS\r\n\u{202e}evil\u{0}");
         assert!(!shown.contains('\n') && !shown.contains('\r'), "{shown}");
         assert_eq!(shown, "x\\nSUCCESS\\r\\n\\u{202e}evil\\0");
+    }
+
+    #[test]
+    fn a_line_keeps_its_length_and_backslashes_but_not_its_newlines() {
+        let long = "k".repeat(200);
+        assert_eq!(escape_line(&long), long);
+        assert_eq!(escape_line("a\\nb\nc\u{202e}"), "a\\nb\\nc\\u{202e}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The header row against the schema: every column an apiName (or the product-key column),
 //! `id` present, nothing twice. All header problems are found together, because a customer
-//! fixes them in one edit.
+//! fixes them in one edit; a hostile header of 150,000 columns costs one pass over it (a set
+//! of names seen), and its problems are listed up to `limits.max_status_errors`, then counted.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use csv_async::StringRecord;
@@ -65,18 +67,49 @@ impl fmt::Display for HeaderProblem {
     }
 }
 
+/// The problems of one header: the first few per column, the missing columns, the rest counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderProblems {
+    /// Per-column problems, in column order, up to the cap.
+    pub listed: Vec<HeaderProblem>,
+    /// Required columns not found; always listed (at most two).
+    pub missing: Vec<HeaderProblem>,
+    /// Per-column problems found beyond the cap.
+    pub more: u64,
+}
+
+impl HeaderProblems {
+    fn is_empty(&self) -> bool {
+        self.listed.is_empty() && self.missing.is_empty() && self.more == 0
+    }
+}
+
 impl ColumnPlan {
     /// Plans the columns named by `names` (the header row, or `csv.columns`).
     pub fn new<'n>(
         names: impl IntoIterator<Item = &'n str>,
         rules: &FileRules,
-    ) -> Result<ColumnPlan, Vec<HeaderProblem>> {
+    ) -> Result<ColumnPlan, HeaderProblems> {
         let key_column = match &rules.product_key {
             ProductKey::Column(name) => Some(name.as_str()),
             _ => None,
         };
-        let mut problems = Vec::new();
+        let cap = rules.limits.max_status_errors;
+        let mut problems = HeaderProblems {
+            listed: Vec::new(),
+            missing: Vec::new(),
+            more: 0,
+        };
+        // Built only for a problem that is listed: a suggestion costs an edit distance.
+        let mut report = |problem: &dyn Fn() -> HeaderProblem| {
+            if problems.listed.len() < cap {
+                problems.listed.push(problem());
+            } else {
+                problems.more += 1;
+            }
+        };
         let mut columns: Vec<Column> = Vec::new();
+        let mut seen: HashSet<&'n str> = HashSet::new();
         for (position, name) in names.into_iter().enumerate() {
             let role = if name == "id" {
                 Some(Role::Id(
@@ -87,14 +120,14 @@ impl ColumnPlan {
             } else {
                 rules.schema.get(name).map(Role::Attribute)
             };
-            if columns.iter().any(|c| c.name == name) {
-                problems.push(HeaderProblem::Duplicate(name.to_string()));
+            if !seen.insert(name) {
+                report(&|| HeaderProblem::Duplicate(name.to_string()));
             } else if name.is_empty() {
-                problems.push(HeaderProblem::EmptyName {
+                report(&|| HeaderProblem::EmptyName {
                     position: position + 1,
                 });
             } else if role.is_none() {
-                problems.push(HeaderProblem::Unknown {
+                report(&|| HeaderProblem::Unknown {
                     name: name.to_string(),
                     suggestion: suggest(name, rules),
                 });
@@ -108,10 +141,12 @@ impl ColumnPlan {
         let id_index = find(|r| matches!(r, Role::Id(_)));
         let product_key_index = find(|r| *r == Role::ProductKey);
         if id_index.is_none() {
-            problems.push(HeaderProblem::Missing("id".into()));
+            problems.missing.push(HeaderProblem::Missing("id".into()));
         }
         if let (Some(name), None) = (key_column, product_key_index) {
-            problems.push(HeaderProblem::Missing(name.to_string()));
+            problems
+                .missing
+                .push(HeaderProblem::Missing(name.to_string()));
         }
         match id_index {
             Some(id_index) if problems.is_empty() => Ok(ColumnPlan {
@@ -128,7 +163,7 @@ impl ColumnPlan {
     pub fn from_header(
         header: &StringRecord,
         rules: &FileRules,
-    ) -> Result<ColumnPlan, Vec<HeaderProblem>> {
+    ) -> Result<ColumnPlan, HeaderProblems> {
         ColumnPlan::new(header.iter(), rules)
     }
 
@@ -164,8 +199,16 @@ fn suggest(name: &str, rules: &FileRules) -> Option<String> {
     best.map(|(_, c)| c.to_string())
 }
 
-/// `Parsing Errors:[ a, b ]`, the source document's form.
-pub fn parsing_errors(problems: &[HeaderProblem]) -> String {
-    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+/// `Parsing Errors:[ a, b ]`, the source document's form; past the cap, `... and N more`.
+pub fn parsing_errors(problems: &HeaderProblems) -> String {
+    let mut list: Vec<String> = problems
+        .listed
+        .iter()
+        .chain(&problems.missing)
+        .map(ToString::to_string)
+        .collect();
+    if problems.more > 0 {
+        list.push(format!("... and {} more", problems.more));
+    }
     format!("Parsing Errors:[ {} ]", list.join(", "))
 }

@@ -21,8 +21,8 @@ mod rules;
 
 pub use date::{DatePattern, PatternError};
 pub use decode::DecodeError;
-pub use escape::{escape, quoted};
-pub use header::HeaderProblem;
+pub use escape::{escape, escape_line, quoted};
+pub use header::{HeaderProblem, HeaderProblems};
 pub use pipeline::{FileFailure, validate};
 pub use report::{ErrorList, ErrorListener, FileError, FileReport};
 pub use row::{CountRows, Row, RowConsumer, Value, rfc3339, write_json_str, write_json_value};

@@ -199,6 +199,8 @@ fn check_row(
         return false;
     }
     let mut ok = true;
+    // One scan of the whole record; the fields are searched only when it holds a NUL.
+    let has_nul = memchr::memchr(0, record.as_slice().as_bytes()).is_some();
     for (i, (column, field)) in plan.columns.iter().zip(record.iter()).enumerate() {
         if field.len() > rules.limits.max_field_bytes {
             errors.push(FileError::cell(
@@ -209,6 +211,17 @@ fn check_row(
                     "field longer than {} bytes (limits.max_field_bytes)",
                     rules.limits.max_field_bytes
                 ),
+            ));
+            ok = false;
+            continue;
+        }
+        // PostgreSQL refuses U+0000 in text, so no sink gets it: a located error everywhere.
+        if has_nul && field.contains('\0') {
+            errors.push(FileError::cell(
+                line,
+                &column.name,
+                Some(field),
+                "contains a NUL byte (U+0000), which cannot be stored",
             ));
             ok = false;
             continue;

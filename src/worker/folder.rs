@@ -10,7 +10,8 @@ use crate::config::IntegrationConfig;
 use crate::finish::report::StatusJson;
 use crate::finish::status::{FileResult, Outcome, is_success, records_uploaded, status_text};
 use crate::finish::{
-    self, Presence, Present, ResultFile, is_data_file, is_folder_marker, relative,
+    self, Presence, Present, ResultFile, archive_name, errors_file_name, is_data_file,
+    is_folder_marker, relative, unhandled,
 };
 use crate::load::{LoadError, Opened, already, load_file};
 use crate::scan::{Folder, MARKER};
@@ -18,7 +19,7 @@ use crate::sink::{FileRef, Sink, SinkError};
 use crate::state::{Drop, DropResult, ManifestEntry, Stage, StateError};
 use crate::store::{ObjectStore, StoreError};
 use crate::telemetry::FolderFinished;
-use crate::validate::FileRules;
+use crate::validate::{FileRules, escape};
 
 /// Why a folder could not be finished; it is resumed by the next run.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +106,9 @@ pub(super) async fn process(
     let mut changed = Vec::new();
     if drop.stage == Stage::Loading {
         let (mut files, result_files) = load_all(ctx, &drop, &present).await?;
-        changed = finish::copy_all(ctx.store, &drop, &present).await?;
+        let copied = finish::copy_all(ctx.store, &drop, &present).await?;
+        refused(&drop, &mut files, &copied.refused);
+        changed = copied.changed;
         for file in files.iter_mut().filter(|f| f.is_imported()) {
             if changed.iter().any(|key| relative(&drop, key) == file.name) {
                 file.note = Some(
@@ -122,12 +125,12 @@ pub(super) async fn process(
         );
         let mut results = result_files;
         results.push(ResultFile::Text {
-            name: "status.json",
+            name: finish::STATUS_JSON,
             body: StatusJson::new(folder_path.clone(), &drop.folder, &files).to_json(),
         });
         let text = status_text(&files);
         results.push(ResultFile::Text {
-            name: "status.txt",
+            name: finish::STATUS_TXT,
             body: text.clone(),
         });
         finish::write_results(ctx.store, &drop.target, results).await?;
@@ -173,6 +176,23 @@ pub(super) async fn process(
     Ok(report)
 }
 
+/// Marks the files the store refused to copy: left where they are, and said so.
+fn refused(drop: &Drop, files: &mut [FileResult], refused: &[(String, &'static str)]) {
+    for (key, reason) in refused {
+        let name = relative(drop, key);
+        for file in files.iter_mut().filter(|f| f.name == name) {
+            if file.outcome == Outcome::NotImported {
+                file.note = None;
+                file.outcome = Outcome::Unhandled {
+                    reason: reason.to_string(),
+                };
+            } else {
+                file.note = Some(format!("not moved: {reason}; left in current/ as it is"));
+            }
+        }
+    }
+}
+
 /// Loads every data file of the drop in key order; other files are listed as not imported.
 async fn load_all(
     ctx: &Context<'_>,
@@ -186,13 +206,26 @@ async fn load_all(
         if name == MARKER || is_folder_marker(name) {
             continue;
         }
+        if let Some(reason) = unhandled(&entry.key) {
+            let reason = reason.to_string();
+            files.push(FileResult::new(name, Outcome::Unhandled { reason }));
+            continue;
+        }
         if !is_data_file(name) {
-            files.push(FileResult::new(name, Outcome::NotImported));
+            let mut result = FileResult::new(name, Outcome::NotImported);
+            let archived = archive_name(name);
+            if archived != name {
+                result.note = Some(format!(
+                    "moved along as {}: this name is kept for the importer's own results",
+                    escape(&archived)
+                ));
+            }
+            files.push(result);
             continue;
         }
         let (mut result, errors_csv) = load_entry(ctx, drop, entry, name, present).await?;
         if let Some(file) = errors_csv {
-            let errors_name = format!("{}.errors.csv", name.trim_end_matches(".csv.gz"));
+            let errors_name = errors_file_name(name);
             result.errors_file = Some(errors_name.clone());
             spooled.push(ResultFile::Spooled {
                 name: errors_name,
@@ -250,6 +283,11 @@ async fn load_entry(
     {
         Ok(loaded) => loaded,
         Err(LoadError::Changed { .. }) => return Ok((result(Outcome::Changed), None)),
+        // Not something the store can read (a FIFO, a link): listed, left where it is.
+        Err(LoadError::Store(StoreError::BadKey { reason, .. })) => {
+            let reason = reason.to_string();
+            return Ok((result(Outcome::Unhandled { reason }), None));
+        }
         Err(e) => return Err(e.into()),
     };
     Ok((loaded.result, loaded.errors_csv))

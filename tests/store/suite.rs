@@ -33,6 +33,7 @@ pub async fn run(store: &dyn ObjectStore) {
     delete_only_the_version_read(store).await;
     create_refuses_to_overwrite(store).await;
     keys_that_leave_the_root_are_refused(store).await;
+    keys_the_pipeline_cannot_handle_are_refused_by_name(store).await;
 }
 
 async fn put_get_head(store: &dyn ObjectStore) {
@@ -183,4 +184,29 @@ async fn keys_that_leave_the_root_are_refused(store: &dyn ObjectStore) {
             "{key}: {result:?}"
         );
     }
+}
+
+/// Legal on S3 but not handled by the pipeline: refused by name with the reason the customer
+/// reads in `status.txt`, on every store alike (never a NotFound, never another error).
+async fn keys_the_pipeline_cannot_handle_are_refused_by_name(store: &dyn ObjectStore) {
+    let key = "odd/current/dt=20210228/a\\b.csv.gz";
+    let refused = |result: Result<(), StoreError>| match result {
+        Err(StoreError::BadKey { key: k, reason }) => {
+            assert_eq!((k.as_str(), reason), (key, "a backslash in the key"))
+        }
+        other => panic!("{key}: {other:?}"),
+    };
+    refused(store.get(key).await.map(|_| ()));
+    refused(store.copy(key, "odd/processed/x", "v", 1).await.map(|_| ()));
+    refused(store.delete(key, "v").await);
+    refused(
+        store
+            .put(
+                key,
+                PutBody::Bytes(Bytes::from_static(b"x")),
+                PutMode::Create,
+            )
+            .await
+            .map(|_| ()),
+    );
 }
