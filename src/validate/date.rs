@@ -702,7 +702,7 @@ fn match_name(rest: &str, names: &[&str]) -> Option<(usize, usize)> {
     };
     names
         .iter()
-        .position(|name| starts(*name))
+        .position(|name| starts(name))
         .map(|i| (i, names[i].len()))
         .or_else(|| {
             names
