@@ -202,6 +202,9 @@ pub struct Suggestion {
     pub dates: Vec<(String, String)>,
 }
 
+/// Columns looked at by `suggest`; a wider sample is no CSV anyone exports.
+const MAX_COLUMNS: usize = 4096;
+
 /// The delimiters tried, in order of preference when several split the lines evenly.
 const DELIMITERS: [char; 4] = [',', ';', '\t', '|'];
 
@@ -219,7 +222,12 @@ pub async fn suggest(text: &[u8]) -> Suggestion {
     while let Ok(true) = reader.read_record(&mut record).await {
         records.push(record.clone());
     }
-    let width = records.iter().map(|r| r.len()).max().unwrap_or(0);
+    let width = records
+        .iter()
+        .map(|r| r.len())
+        .max()
+        .unwrap_or(0)
+        .min(MAX_COLUMNS);
     let mut guesses = vec![DateGuess::default(); width];
     for record in records.iter().skip(1) {
         for (guess, value) in guesses.iter_mut().zip(record.iter()) {
