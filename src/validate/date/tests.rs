@@ -425,6 +425,15 @@ fn optional_sections_and_fractions_of_any_width() {
             ("2021-06-25T13:55:42.123", "2021-06-25T13:55:42.123Z"),
         ],
     );
+    // Time-zone-aware columns: DuckDB's timestamptz (`+00`), pandas (`+00:00`).
+    parse_all(
+        "yyyy-MM-dd HH:mm:ss[.SSSSSS][X]",
+        &[
+            ("2021-06-25 13:55:42.5+00", "2021-06-25T13:55:42.500Z"),
+            ("2021-06-25 13:55:42+02:00", "2021-06-25T11:55:42Z"),
+            ("2021-06-25 13:55:42", "2021-06-25T13:55:42Z"),
+        ],
+    );
     // Without brackets, a fraction still takes 1 up to its width in digits.
     parse_all(
         "yyyy-MM-dd HH:mm:ss.SSS",
