@@ -42,6 +42,10 @@ enum Command {
         /// Files to check; `-` reads standard input.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Print the dialect and the `date_format` that would read each file, instead of
+        /// checking it (no config needed).
+        #[arg(long, conflicts_with = "integration")]
+        suggest: bool,
     },
     /// Check the config (schemas, date patterns, secrets present).
     Check {
@@ -89,9 +93,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Validate { integration, files } => {
-                cmd::validate::run(&cli.config, integration.as_deref(), &files).await
-            }
+            Command::Validate {
+                files,
+                suggest: true,
+                ..
+            } => cmd::validate::suggest(&files).await,
+            Command::Validate {
+                integration, files, ..
+            } => cmd::validate::run(&cli.config, integration.as_deref(), &files).await,
             Command::Check { offline } => cmd::check::run(&cli.config, offline).await,
             Command::Run => cmd::run::run(&cli.config).await,
             Command::Import {

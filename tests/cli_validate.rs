@@ -132,3 +132,78 @@ fn check_offline_needs_the_named_secrets() {
     assert!(run.stdout.contains("acme-users: ok"), "{run:?}");
     assert!(!run.stdout.contains("s3cr3t-value") && !run.stderr.contains("s3cr3t-value"));
 }
+
+#[test]
+fn date_pattern_mistakes_are_refused_or_noted_by_check() {
+    let wd = setup();
+    // A field named twice stored 2021-07-25T13:00:00Z for 2021-06-25 13:07 on main.
+    wd.write(
+        "twice.toml",
+        CONFIG.replace("yyyy-MM-dd", "yyyy-MM-dd HH:MM"),
+    );
+    let run = wd.run(&["--config", "twice.toml", "validate", "good.csv.gz"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("date_format: 'yyyy-MM-dd HH:MM': names the month twice: minutes are 'mm'"),
+        "{run:?}"
+    );
+    // Letters Java misreads are read as meant, and check says how.
+    wd.write(
+        "java.toml",
+        CONFIG.replace("yyyy-MM-dd", "YYYY-MM-DD hh:mm"),
+    );
+    let key = [("DROPFOLDER_TEST_CB_KEY", "k")];
+    let run = wd.run_env(&["--config", "java.toml", "check", "--offline"], &key);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    for note in [
+        "acme-users: note: date_format 'YYYY-MM-DD hh:mm': 'YYYY' is read as the calendar year",
+        "acme-users: note: date_format 'YYYY-MM-DD hh:mm': 'DD' is read as the day of the month",
+        "acme-users: note: date_format 'YYYY-MM-DD hh:mm': 'hh' without 'a' is read as the hour 0-23",
+    ] {
+        assert!(run.stdout.contains(note), "{note}: {run:?}");
+    }
+    let run = wd.run_env(&["check", "--offline"], &key);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(!run.stdout.contains("note:"), "{run:?}");
+}
+
+#[test]
+fn suggest_prints_the_dialect_and_date_format_that_read_a_file() {
+    let wd = Workdir::new();
+    wd.write(
+        "export.csv.gz",
+        gzip(b"id;signUpDate;score\nu1;06/25/2021;12\nu2;1/5/2021 ;7\nu3;;1\n"),
+    );
+    // No config is needed.
+    let run = wd.run(&["validate", "--suggest", "export.csv.gz"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "# export.csv.gz: 4 records read\n\
+         csv = { delimiter = \";\", header = true }\n\
+         # column 'signUpDate': MM/dd/yyyy\n\
+         date_format = \"MM/dd/yyyy\"\n",
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_failing_date_column_says_what_its_values_look_like() {
+    let wd = setup();
+    wd.write(
+        "us.csv.gz",
+        gzip(b"id,email,signUpDate\nu1,a@x.com,06/25/2021\nu2,b@x.com,1/5/2021\n"),
+    );
+    let run = wd.run(&["validate", "us.csv.gz"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "line 2, column 'signUpDate': '06/25/2021' is not a date in format yyyy-MM-dd; \
+             the values in this column look like MM/dd/yyyy"
+        ),
+        "{run:?}"
+    );
+    // The hint is said once, on the column's first error.
+    assert_eq!(run.stdout.matches("look like").count(), 1, "{run:?}");
+}

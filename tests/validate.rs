@@ -409,3 +409,90 @@ async fn other_dialects_and_date_formats() {
         [r#"u1||{"email":"say \"hi\"","signUpDate":"2021-12-25T00:00:00Z"}"#]
     );
 }
+
+/// Issue 12: dates as customers' tools write them, whole files through the validator.
+#[tokio::test]
+async fn dates_are_read_as_the_customer_meant_them() {
+    let read = [
+        ("MM/dd/yyyy", "1/5/2021", "2021-01-05T00:00:00Z"),
+        (
+            "yyyy-MM-dd HH:mm:ss",
+            "2021-1-5 8:5:9",
+            "2021-01-05T08:05:09Z",
+        ),
+        (
+            "yyyy-MM-dd'T'HH:mm:ssX",
+            " 2021-06-25T13:55:42Z",
+            "2021-06-25T13:55:42Z",
+        ),
+        ("MM/dd/yyyy", "06/25/2021 \t", "2021-06-25T00:00:00Z"),
+        ("dd MMM yyyy", "25 June 2021", "2021-06-25T00:00:00Z"),
+        ("MMMM d yyyy", "Jun 5 2021", "2021-06-05T00:00:00Z"),
+        (
+            "EEE MMM dd HH:mm:ss zzz yyyy",
+            "Fri Jun 25 13:55:42 UTC 2021",
+            "2021-06-25T13:55:42Z",
+        ),
+        (
+            "EEE MMM dd HH:mm:ss zzz yyyy",
+            "Fri Jun 25 13:55:42 PDT 2021",
+            "2021-06-25T20:55:42Z",
+        ),
+        (
+            "EEE MMM dd HH:mm:ss zzz yyyy",
+            "Fri Jun 25 13:55:42 GMT+02:00 2021",
+            "2021-06-25T11:55:42Z",
+        ),
+        // Within 80 years before and 20 after today (main stored 2069).
+        ("dd/MM/yy", "25/06/69", "1969-06-25T00:00:00Z"),
+        ("dd/MM/yy", "25/06/2021", "2021-06-25T00:00:00Z"),
+        (
+            "yyyy-MM-dd HH:mm:ss[.SSSSSS]",
+            "2005-05-05 07:24:55.65",
+            "2005-05-05T07:24:55.650Z",
+        ),
+        (
+            "yyyy-MM-dd HH:mm:ss[.SSSSSS]",
+            "1970-01-01 00:00:00",
+            "1970-01-01T00:00:00Z",
+        ),
+    ];
+    for (format, value, stored) in read {
+        let dated = rules_with(&format!("date_format = \"{format}\""));
+        let (report, rows) = check_csv(&dated, &format!("id,signUpDate\nu1,{value}\n")).await;
+        assert!(
+            report.is_valid(),
+            "{format} on {value:?}: {:?}",
+            messages(&report)
+        );
+        assert_eq!(
+            rows,
+            [format!(r#"u1||{{"signUpDate":"{stored}"}}"#)],
+            "{format} on {value:?}"
+        );
+    }
+    // A day name that is not the date's, and impossible dates, stay refused, located.
+    let dated = rules_with("date_format = \"EEE, dd MMM yyyy\"");
+    let (report, _) = check_csv(
+        &dated,
+        "id,signUpDate\nu1,\"Fri, 25 Jun 2021\"\nu2,\"Mon, 25 Jun 2021\"\n",
+    )
+    .await;
+    assert!(!report.is_valid());
+    assert_eq!(
+        messages(&report),
+        [
+            "line 3, column 'signUpDate': 'Mon, 25 Jun 2021' is not a date in format EEE, dd MMM yyyy"
+        ]
+    );
+    let dated = rules_with("date_format = \"MM/dd/yyyy\"");
+    let (report, _) = check_csv(&dated, "id,signUpDate\nu1,2/30/2021\nu2, \n").await;
+    assert_eq!(
+        messages(&report),
+        ["line 2, column 'signUpDate': '2/30/2021' is not a date in format MM/dd/yyyy"]
+    );
+    // Strings keep their spaces.
+    let (report, rows) = check_csv(&rules(), "id,email\nu1, a@x.com \n").await;
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    assert_eq!(rows, [r#"u1||{"email":" a@x.com "}"#]);
+}

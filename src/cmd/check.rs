@@ -2,6 +2,8 @@
 //! `--offline`, each integration's bucket reached as a scan would (credentials, region, a
 //! LIST of `current/`), one line each saying ok (and, for S3, the identity it acts as) or
 //! what is wrong and what to do.
+//! A date pattern with letters Java would misread (`YYYY`, `DD`, `u`, `hh` without `a`) gets a
+//! note saying how dropfolder reads it; notes are not problems.
 //! Exit 0 all ok, 1 a bucket could not be reached, 2 the config has problems.
 
 use std::path::Path;
@@ -9,6 +11,7 @@ use std::process::ExitCode;
 
 use dropfolder::config::{Config, IntegrationConfig, SecretCheck, StoreLocation};
 use dropfolder::scan::scan;
+use dropfolder::validate::DatePattern;
 
 pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
     let config = super::load_config(path, SecretCheck::Require)?;
@@ -20,6 +23,15 @@ pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
     let aws = tokio::sync::OnceCell::new();
     let mut failed = false;
     for integration in &config.integrations {
+        // The config check has compiled every pattern already.
+        if let Ok(pattern) = DatePattern::compile(&integration.date_format) {
+            for note in pattern.notes() {
+                println!(
+                    "{}: note: date_format '{pattern}': {note}",
+                    integration.name
+                );
+            }
+        }
         let location = match integration.location(&config.base_dir) {
             Ok(StoreLocation::Local(dir)) => format!("folder {}", dir.display()),
             Ok(StoreLocation::S3 { bucket, prefix }) => format!("s3://{bucket}/{prefix}"),

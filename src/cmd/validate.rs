@@ -1,12 +1,15 @@
 //! `dropfolder validate`: local files checked offline, printed as the `status.txt` the import
 //! would write. Exit 0 when every file is valid, 1 when one is not, 2 on bad config or usage.
+//! With `--suggest`, no config: the dialect and the `date_format` that would read each file.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use dropfolder::config::SecretCheck;
 use dropfolder::finish::status::{FileResult, status_text};
+use dropfolder::validate::sniff::{self, Suggestion};
 use dropfolder::validate::{CountRows, FileReport, FileRules, validate};
 use tokio::io::AsyncRead;
 
@@ -82,4 +85,89 @@ async fn open(file: &Path) -> anyhow::Result<(String, Box<dyn AsyncRead + Send +
         .await
         .with_context(|| format!("cannot open {}", file.display()))?;
     Ok((name, Box::new(handle)))
+}
+
+/// How much of a file `--suggest` reads, decompressed: enough rows to see a column's layouts.
+const SUGGEST_SAMPLE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// `validate --suggest`: each file's dialect and date format, as config lines to paste.
+pub async fn suggest(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    for file in files {
+        if file.as_os_str() != "-" && !file.is_file() {
+            return Err(UsageError(format!("{} is not a readable file", file.display())).into());
+        }
+    }
+    for (n, file) in files.iter().enumerate() {
+        let sample =
+            read_sample(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let found = sniff::suggest(&sample).await;
+        if n > 0 {
+            println!();
+        }
+        print_suggestion(&file.display().to_string(), &found);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The start of a file, decompressed when it is gzip; the last, maybe partial, line cut off.
+fn read_sample(file: &Path) -> std::io::Result<Vec<u8>> {
+    let mut raw: Box<dyn Read> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(file)?)
+    };
+    let mut magic = [0u8; 2];
+    let got = raw.read(&mut magic)?;
+    let head = std::io::Cursor::new(magic[..got].to_vec()).chain(raw);
+    let mut reader: Box<dyn Read> = if magic[..got] == [0x1f, 0x8b] {
+        Box::new(flate2::read::MultiGzDecoder::new(head))
+    } else {
+        Box::new(head)
+    };
+    let mut sample = Vec::new();
+    (&mut reader)
+        .take(SUGGEST_SAMPLE_BYTES)
+        .read_to_end(&mut sample)?;
+    if sample.len() as u64 == SUGGEST_SAMPLE_BYTES
+        && let Some(end) = sample.iter().rposition(|&b| b == b'\n')
+    {
+        sample.truncate(end + 1);
+    }
+    Ok(sample)
+}
+
+fn print_suggestion(name: &str, found: &Suggestion) {
+    let toml_string = |s: &str| toml::Value::String(s.to_string()).to_string();
+    println!("# {name}: {} records read", found.records);
+    let header = if found.header {
+        "header = true".to_string()
+    } else {
+        "header = false, columns = [...]".to_string()
+    };
+    println!(
+        "csv = {{ delimiter = {}, {header} }}",
+        toml_string(&found.delimiter.to_string())
+    );
+    let mut formats: Vec<&str> = Vec::new();
+    for (column, format) in &found.dates {
+        // "P (or Q: ...)": the pattern to configure comes first.
+        let pattern = format.split(" (or ").next().unwrap_or(format);
+        if !formats.contains(&pattern) {
+            formats.push(pattern);
+        }
+        println!(
+            "# column '{}': {format}",
+            dropfolder::validate::escape(column)
+        );
+    }
+    match formats.as_slice() {
+        [] => println!("# no column looks like dates in one common format"),
+        [one] => println!("date_format = {}", toml_string(one)),
+        several => {
+            println!("# the date columns differ; one integration reads one date_format:");
+            for format in several {
+                println!("# date_format = {}", toml_string(format));
+            }
+        }
+    }
 }

@@ -25,9 +25,18 @@ pub enum Expected {
     Date,
 }
 
-/// Parses `field` as `ty`; an empty field is [`Cell::Absent`].
+/// Parses `field` as `ty`; an empty field is [`Cell::Absent`]. Spaces and tabs around a
+/// number, boolean or date are padding exporters add, not part of the value, and are trimmed;
+/// a string is kept as written. A typed field of only spaces and tabs is empty.
 #[inline]
 pub fn parse(field: &str, ty: AttributeType, dates: &DatePattern) -> Result<Cell, Expected> {
+    if field.is_empty() {
+        return Ok(Cell::Absent);
+    }
+    if let AttributeType::String = ty {
+        return Ok(Cell::Text);
+    }
+    let field = field.trim_matches([' ', '\t']);
     if field.is_empty() {
         return Ok(Cell::Absent);
     }
@@ -151,6 +160,32 @@ mod tests {
         for bad in ["yes", "1", "0", "t", "true ", "truee"] {
             assert_eq!(parse_boolean(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn spaces_and_tabs_around_typed_values_are_trimmed_never_around_strings() {
+        let dates = DatePattern::compile("MM/dd/yyyy").expect("valid pattern");
+        assert_eq!(
+            parse(" 12\t", AttributeType::Number, &dates),
+            Ok(Cell::Int(12))
+        );
+        assert_eq!(
+            parse("\tTRUE ", AttributeType::Boolean, &dates),
+            Ok(Cell::Bool(true))
+        );
+        let date = parse("06/25/2021 ", AttributeType::Date, &dates);
+        assert!(matches!(date, Ok(Cell::Date(_))), "{date:?}");
+        assert_eq!(parse(" ", AttributeType::Date, &dates), Ok(Cell::Absent));
+        assert_eq!(parse(" x ", AttributeType::String, &dates), Ok(Cell::Text));
+        // Only spaces and tabs: other whitespace is not padding.
+        assert_eq!(
+            parse("12\n", AttributeType::Number, &dates),
+            Err(Expected::Number)
+        );
+        assert_eq!(
+            parse("1 2", AttributeType::Number, &dates),
+            Err(Expected::Number)
+        );
     }
 
     #[test]

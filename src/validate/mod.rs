@@ -18,6 +18,7 @@ mod pipeline;
 mod report;
 mod row;
 mod rules;
+pub mod sniff;
 
 pub use date::{DatePattern, PatternError};
 pub use decode::DecodeError;

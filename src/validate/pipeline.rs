@@ -14,6 +14,7 @@ use super::input::{MeteredInput, RecordTooLong};
 use super::report::{ErrorList, ErrorListener, FileError, FileReport, expected_message};
 use super::row::{Row, RowConsumer};
 use super::rules::FileRules;
+use super::sniff::DateHints;
 
 /// The CSV parser's read buffer.
 const PARSER_BUFFER_BYTES: usize = 64 * 1024;
@@ -72,7 +73,17 @@ where
         .create_reader(input);
     let mut errors = ErrorList::new(limits.max_status_errors, listener);
     let mut rows = 0;
-    let result = read_file(rules, &mut csv, consumer, &mut errors, &mut rows).await;
+    let mut hints = DateHints::default();
+    let result = read_file(
+        rules,
+        &mut csv,
+        consumer,
+        &mut errors,
+        &mut hints,
+        &mut rows,
+    )
+    .await;
+    hints.annotate(&mut errors);
     let report = FileReport {
         name: name.to_string(),
         rows,
@@ -89,6 +100,7 @@ async fn read_file<C: RowConsumer>(
     csv: &mut Csv,
     consumer: &mut C,
     errors: &mut ErrorList,
+    hints: &mut DateHints,
     rows: &mut u64,
 ) -> Result<(), FileFailure<C::Error>> {
     let mut record = StringRecord::new();
@@ -151,7 +163,7 @@ async fn read_file<C: RowConsumer>(
             ));
             return Ok(());
         }
-        let row_ok = check_row(rules, &plan, &record, line, &mut cells, errors);
+        let row_ok = check_row(rules, &plan, &record, line, &mut cells, errors, hints);
         if row_ok && errors.is_empty() {
             let row = Row {
                 line,
@@ -185,6 +197,7 @@ fn check_row(
     line: u64,
     cells: &mut [Cell],
     errors: &mut ErrorList,
+    hints: &mut DateHints,
 ) -> bool {
     if record.len() != plan.len() {
         let source = if rules.csv.header {
@@ -248,8 +261,16 @@ fn check_row(
             Role::ProductKey => Ok(Cell::Text),
         };
         match parsed {
-            Ok(cell) => cells[i] = cell,
+            Ok(cell) => {
+                if let Cell::Date(_) = cell {
+                    hints.read(i);
+                }
+                cells[i] = cell;
+            }
             Err(expected) => {
+                if expected == cell::Expected::Date {
+                    hints.refused(i, &column.name, field);
+                }
                 errors.push(FileError::cell(
                     line,
                     &column.name,
