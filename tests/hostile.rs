@@ -4,6 +4,19 @@
 //! written against; the README's "Tenant isolation" section names the test behind each promise.
 
 mod common;
+// The shared helpers, declared once for every module of the suite.
+#[path = "common/daemon.rs"]
+mod daemon;
+#[path = "common/drops.rs"]
+mod drops;
+#[path = "common/http_server.rs"]
+mod http_server;
+#[path = "common/localstack.rs"]
+mod localstack;
+#[path = "common/sts_stub.rs"]
+mod sts_stub;
+#[path = "common/workdir.rs"]
+mod workdir;
 
 #[path = "hostile/outbound.rs"]
 mod outbound;

@@ -1,10 +1,8 @@
 //! What the keys and bytes in a customer's folder can do: forge or block result files, names
 //! and values the pipeline cannot handle, spreadsheet formulas, forged output lines.
 
-#[path = "../common/drops.rs"]
-mod drops;
-#[path = "../common/workdir.rs"]
-mod workdir;
+use crate::drops;
+use crate::workdir;
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;

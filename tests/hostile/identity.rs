@@ -1,14 +1,10 @@
 //! How an integration gets in and what it can reach: explicit identities, overlapping roots,
 //! the status endpoint's token.
 
-#[path = "../common/daemon.rs"]
-mod daemon;
-#[path = "../common/drops.rs"]
-mod drops;
-#[path = "../common/localstack.rs"]
-mod localstack;
-#[path = "../common/workdir.rs"]
-mod workdir;
+use crate::daemon;
+use crate::drops;
+use crate::localstack;
+use crate::workdir;
 
 use daemon::Daemon;
 use drops::{Env, HEADER};

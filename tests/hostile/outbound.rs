@@ -1,12 +1,9 @@
 //! What a customer's callback server or ingest API can do: huge bodies, redirects, addresses
 //! inside the operator's network, secrets in URLs and logs.
 
-#[path = "../common/drops.rs"]
-mod drops;
-#[path = "../common/http_server.rs"]
-mod http_server;
-#[path = "../common/sts_stub.rs"]
-mod sts_stub;
+use crate::drops;
+use crate::http_server;
+use crate::sts_stub;
 
 use dropfolder::config::{Config, SecretCheck};
 use dropfolder::worker::{RunReport, Worker};
