@@ -284,18 +284,32 @@ fn sniff_delimiter(text: &[u8]) -> char {
     for delimiter in DELIMITERS {
         let counts: Vec<usize> = lines
             .iter()
-            .map(|line| line.iter().filter(|&&b| b == delimiter as u8).count())
+            .map(|line| outside_quotes(line, delimiter as u8))
             .collect();
         let Some(&first) = counts.first() else {
             continue;
         };
-        // Quoted fields may hold the delimiter: most lines agreeing is enough.
+        // A quoted line break can still split a record: most lines agreeing is enough.
         let agreeing = counts.iter().filter(|&&c| c == first).count();
         if first > 0 && agreeing * 10 >= counts.len() * 9 && first > best.1 {
             best = (delimiter, first);
         }
     }
     best.0
+}
+
+/// How many `delimiter` bytes `line` has outside `"`-quoted fields.
+fn outside_quotes(line: &[u8], delimiter: u8) -> usize {
+    let mut quoted = false;
+    let mut count = 0;
+    for &b in line {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if b == delimiter && !quoted {
+            count += 1;
+        }
+    }
+    count
 }
 
 #[cfg(test)]
@@ -355,6 +369,9 @@ mod tests {
                 dates: vec![("signUpDate".into(), "MM/dd/yyyy".into())],
             }
         );
+        // Delimiters inside quotes do not count.
+        let found = suggest(b"id;name\nu1;\"a;b;c\"\nu2;x\n").await;
+        assert_eq!((found.delimiter, found.header), (';', true), "{found:?}");
         let found = suggest(b"u1,2021-06-25T13:55:42Z\nu2,2021-06-26T08:00:00+02:00\n").await;
         assert!(!found.header, "{found:?}");
         assert_eq!(found.delimiter, ',');
