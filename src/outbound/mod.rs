@@ -6,7 +6,7 @@
 //! The other side is a customer's server, so it is trusted with nothing: a body is read only
 //! as far as [`MAX_ERROR_BODY`] (then the connection is dropped), no redirect is followed (it
 //! would carry the body and the credentials elsewhere), every address is put to the
-//! [`EgressPolicy`] (IP literals here, names in [`resolve`]), and a URL is shown only through
+//! [`EgressPolicy`] (IP literals here, names in `resolve.rs`), and a URL is shown only through
 //! [`redact_url`].
 
 pub mod auth;
