@@ -253,7 +253,8 @@ async fn a_database_that_is_down_moves_nothing_and_the_next_run_imports_all() {
     .expect("join");
     assert_eq!(code, Some(1), "{output}");
     assert!(
-        output.contains("cannot connect to postgres://dropfolder@127.0.0.1"),
+        // The URL is shown redacted: a bare user name may be a token in other URLs.
+        output.contains("cannot connect to postgres://***@127.0.0.1"),
         "{output}"
     );
     assert!(
