@@ -3,7 +3,9 @@
 //! text columns keyed by `id` (a plain keyed load: no validation, no JSON, no merge), side by
 //! side in one run, with peak RSS.
 //!
-//! Run: `cargo bench --bench import_sqlite` (add `-- --quick` for one run of each).
+//! Run: `cargo bench --bench import_sqlite` (add `-- --quick` for one run of each). With
+//! `DROPFOLDER_BASELINE=/path/to/an/older/release/dropfolder`, that binary runs in the same
+//! comparison too, so a change's cost is a ratio from one run on one machine.
 
 mod support;
 
@@ -20,6 +22,15 @@ fn main() {
     datagen::ensure_file(&file, rows).expect("generate bench data");
     let ours_db = dir.join("import-ours.db");
     let plain_db = dir.join("import-plain.db");
+    let baseline_db = dir.join("import-baseline.db");
+    let baseline = std::env::var_os("DROPFOLDER_BASELINE").map(std::path::PathBuf::from);
+    let baseline_config = dir.join("import-sqlite-baseline.toml");
+    let baseline_state = format!("[state]\nurl = \"sqlite://{}\"\n", baseline_db.display());
+    std::fs::write(
+        &baseline_config,
+        datagen::config("file:///tmp/unused", rows, &baseline_state),
+    )
+    .expect("write config");
     let config = dir.join("import-sqlite.toml");
     let state = format!("[state]\nurl = \"sqlite://{}\"\n", ours_db.display());
     std::fs::write(&config, datagen::config("file:///tmp/unused", rows, &state))
@@ -42,28 +53,42 @@ fn main() {
         }
     };
 
-    let results = compare(
-        runs,
-        &mut [
-            ("sqlite3 .import", &mut || {
-                fresh(&plain_db);
-                let script = format!(
-                    "gzip -dc '{}' | sqlite3 '{}' '{create}' '.import --csv --skip 1 /dev/stdin t'",
-                    file.display(),
-                    plain_db.display()
-                );
-                let mut c = Command::new("sh");
-                c.arg("-c").arg(script);
-                c
-            }),
-            ("dropfolder import", &mut || {
-                fresh(&ours_db);
-                let mut c = dropfolder();
-                c.arg("--config").arg(&config).arg("import").arg(&file);
-                c
-            }),
-        ],
-    );
+    let mut sqlite3 = || {
+        fresh(&plain_db);
+        let script = format!(
+            "gzip -dc '{}' | sqlite3 '{}' '{create}' '.import --csv --skip 1 /dev/stdin t'",
+            file.display(),
+            plain_db.display()
+        );
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(script);
+        c
+    };
+    let mut ours = || {
+        fresh(&ours_db);
+        let mut c = dropfolder();
+        c.arg("--config").arg(&config).arg("import").arg(&file);
+        c
+    };
+    let mut older = || {
+        fresh(&baseline_db);
+        let mut c = Command::new(baseline.as_deref().unwrap_or(std::path::Path::new("false")));
+        c.env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::null())
+            .arg("--config")
+            .arg(&baseline_config)
+            .arg("import")
+            .arg(&file);
+        c
+    };
+    let mut commands: Vec<(&str, &mut dyn FnMut() -> Command)> = vec![
+        ("sqlite3 .import", &mut sqlite3),
+        ("dropfolder import", &mut ours),
+    ];
+    if baseline.is_some() {
+        commands.push(("baseline dropfolder import", &mut older));
+    }
+    let results = compare(runs, &mut commands);
     let count = |db: &std::path::Path, table: &str| {
         let out = Command::new("sqlite3")
             .arg(db)
@@ -83,6 +108,15 @@ fn main() {
         "dropfolder loaded every row"
     );
     let (plain, ours) = (results[0], results[1]);
+    if let Some(older) = results.get(2) {
+        println!(
+            "baseline: {:.3} s, ratio {:.2}×, peak RSS {:.1} MiB (this build: ratio {:.2}×)",
+            older.wall.as_secs_f64(),
+            older.wall.as_secs_f64() / plain.wall.as_secs_f64(),
+            mib(older.max_rss_kib),
+            ours.wall.as_secs_f64() / plain.wall.as_secs_f64(),
+        );
+    }
     println!(
         "| rows | sqlite3 .import (plain keyed load) | dropfolder import (validate + JSON + upsert + ledger) | ratio | rows/s | peak RSS sqlite3 / dropfolder |"
     );

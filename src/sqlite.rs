@@ -30,14 +30,20 @@ pub fn open(path: &Path, migrations: &[(i64, &str)]) -> rusqlite::Result<Connect
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")?;
-    for (version, sql) in migrations {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let done: bool = tx.query_row(
+    let applied = |conn: &Connection, version: &i64| -> rusqlite::Result<bool> {
+        conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
             [version],
             |row| row.get(0),
-        )?;
-        if !done {
+        )
+    };
+    for (version, sql) in migrations {
+        // Checked with a read first: every open would otherwise queue for the write lock.
+        if applied(&conn, version)? {
+            continue;
+        }
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if !applied(&tx, version)? {
             tx.execute_batch(sql)?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",

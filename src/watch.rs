@@ -41,6 +41,7 @@ pub async fn watch(
         running: HashSet::new(),
         again: HashMap::new(),
         holders: HashMap::new(),
+        task_names: HashMap::new(),
         tasks: JoinSet::new(),
         deletes: JoinSet::new(),
     };
@@ -53,10 +54,7 @@ pub async fn watch(
         tokio::select! {
             biased;
             () = stop.cancelled() => break,
-            Some(joined) = watcher.tasks.join_next() => match joined {
-                Ok(finished) => watcher.finished(finished),
-                Err(e) => tracing::error!(error = %e, "an integration task failed"),
-            },
+            Some(joined) = watcher.tasks.join_next_with_id() => watcher.joined(joined),
             Some(_) = watcher.deletes.join_next() => {}
             Some(message) = events.recv() => {
                 for integration in &message.integrations {
@@ -78,12 +76,12 @@ pub async fn watch(
     }
     // Stopping: what runs finishes the folder in hand (the worker checks the token).
     let drained = tokio::time::timeout(grace, async {
-        while let Some(joined) = watcher.tasks.join_next().await {
-            if let Ok(finished) = joined {
-                watcher.finished(finished);
-            }
+        while let Some(joined) = watcher.tasks.join_next_with_id().await {
+            watcher.joined(joined);
         }
         while watcher.deletes.join_next().await.is_some() {}
+        // Callbacks of the folders just finished, each within its own timeout and retries.
+        worker.outbox.drain().await;
     })
     .await;
     drained.is_ok()
@@ -99,6 +97,8 @@ struct Watcher {
     /// Integrations a message still waits for, by receipt: deleted at zero.
     holders: HashMap<String, usize>,
     tasks: JoinSet<Finished>,
+    /// Which integration each task runs, to report one that died without a result.
+    task_names: HashMap<tokio::task::Id, (String, Vec<String>)>,
     /// Deletions of handled messages, awaited before exit.
     deletes: JoinSet<()>,
 }
@@ -119,7 +119,8 @@ impl Watcher {
             self.queue.clone(),
         );
         let name = integration.to_string();
-        self.tasks.spawn(async move {
+        let names = (name.clone(), receipts.clone());
+        let task = self.tasks.spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return Finished {
                     integration: name,
@@ -148,6 +149,37 @@ impl Watcher {
                 done,
             }
         });
+        self.task_names.insert(task.id(), names);
+    }
+
+    /// A task ended: with its result, or without one (it panicked outside the integration's
+    /// own work, which catches its panics). Either way the integration is no longer running,
+    /// so the next tick or event starts it again.
+    fn joined(&mut self, joined: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) {
+        match joined {
+            Ok((id, finished)) => {
+                self.task_names.remove(&id);
+                self.finished(finished);
+            }
+            Err(e) => {
+                let Some((integration, receipts)) = self.task_names.remove(&e.id()) else {
+                    tracing::error!(error = %e, "an integration task failed");
+                    return;
+                };
+                let error = e.to_string();
+                crate::telemetry::RunFailed {
+                    integration: &integration,
+                    what: "panic",
+                    error: &error,
+                }
+                .emit();
+                self.finished(Finished {
+                    integration,
+                    receipts,
+                    done: false,
+                });
+            }
+        }
     }
 
     fn finished(&mut self, finished: Finished) {

@@ -1,9 +1,9 @@
-//! The validator's side of a database load, the same for SQLite and PostgreSQL: rows owned
-//! and batched, handed over a bounded channel to the writer that holds the file's one
-//! transaction (a blocking thread for SQLite, a task for PostgreSQL), then commit or rollback.
-//! The bound keeps memory flat and both sides busy.
+//! The validator's side of a PostgreSQL load: rows owned and batched, handed over a bounded
+//! channel to the writer task that holds the file's one transaction, then commit or
+//! rollback. The bound keeps memory flat and both sides busy. (SQLite, with one writer for
+//! the whole database, spools instead: see [`super::sqlite`].)
 
-use tokio::sync::{OwnedMutexGuard, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{Committed, FileLoad, OwnedRow, SinkError};
@@ -34,13 +34,13 @@ pub(super) fn channel() -> (mpsc::Sender<Message>, mpsc::Receiver<Message>) {
 pub struct BatchedLoad {
     tx: Option<mpsc::Sender<Message>>,
     batch: Vec<OwnedRow>,
-    writer: JoinHandle<Result<(), SinkError>>,
+    /// Taken when awaited: a finished task must not be polled again, and its result was
+    /// already given to whoever closed the load.
+    writer: Option<JoinHandle<Result<(), SinkError>>>,
     /// The last row's JSON length, to size the next buffer.
     json_size: usize,
-    /// The writer, named in errors ("the SQLite writer").
+    /// The writer, named in errors ("the PostgreSQL writer").
     writer_name: &'static str,
-    /// Held until commit or rollback (SQLite's turn as the one writer).
-    _turn: Option<OwnedMutexGuard<()>>,
 }
 
 impl BatchedLoad {
@@ -48,15 +48,13 @@ impl BatchedLoad {
         tx: mpsc::Sender<Message>,
         writer: JoinHandle<Result<(), SinkError>>,
         writer_name: &'static str,
-        turn: Option<OwnedMutexGuard<()>>,
     ) -> BatchedLoad {
         BatchedLoad {
             tx: Some(tx),
             batch: Vec::with_capacity(BATCH_ROWS),
-            writer,
+            writer: Some(writer),
             json_size: 64,
             writer_name,
-            _turn: turn,
         }
     }
 
@@ -86,10 +84,14 @@ impl BatchedLoad {
         self.send(Message::Rows(rows)).await
     }
 
-    /// Closes the channel and waits for the writer's result.
+    /// Closes the channel and waits for the writer's result. Once the writer's result was
+    /// taken (a send found it stopped), closing again has nothing more to say.
     async fn close(&mut self) -> Result<(), SinkError> {
         self.tx = None;
-        match (&mut self.writer).await {
+        let Some(writer) = self.writer.take() else {
+            return Ok(());
+        };
+        match writer.await {
             Ok(result) => result,
             Err(e) => Err(SinkError::Task(e.to_string())),
         }
@@ -130,5 +132,45 @@ impl FileLoad for BatchedLoad {
     async fn rollback(mut self) -> Result<(), SinkError> {
         // Closing the channel without a commit rolls the transaction back.
         self.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::{FileRules, validate};
+
+    /// A writer that fails at its first batch, as a full disk would, while the validator
+    /// still has rows to send: the load fails with the writer's error, and rolling it back
+    /// after that (what `load_file` does) must not poll the finished writer again.
+    #[tokio::test]
+    async fn a_writer_failing_mid_file_fails_the_load_without_a_panic() {
+        let (tx, mut rx) = channel();
+        let writer = tokio::spawn(async move {
+            let _ = rx.recv().await;
+            Err(SinkError::Database {
+                database: "test.db".into(),
+                message: "database or disk is full".into(),
+            })
+        });
+        let mut load = BatchedLoad::new(tx, writer, "test writer");
+        let config = crate::config::Config::parse(
+            "[schemas.s]\nid = \"string\"\n\n[[integrations]]\nname = \"t\"\nentity = \"user\"\nschema = \"s\"\nbucket = \"file:///tmp/unused\"\n",
+            std::path::PathBuf::new(),
+        )
+        .expect("config parses");
+        let rules = FileRules::for_integration(&config, &config.integrations[0]).expect("rules");
+        let mut csv = String::from("id\n");
+        for i in 0..BATCH_ROWS * (BATCHES_IN_FLIGHT + 4) {
+            csv.push_str(&format!("u{i}\n"));
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, csv.as_bytes()).expect("gzip");
+        let bytes = gz.finish().expect("gzip");
+        let source = std::io::Cursor::new(bytes);
+        let failure = validate(&rules, "f.csv.gz", source, &mut load, None).await;
+        assert!(failure.is_err(), "the writer's failure stops the file");
+        // What load_file does next: must return, not panic.
+        let _ = load.rollback().await;
     }
 }

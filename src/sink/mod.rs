@@ -3,8 +3,9 @@
 //! together) or rolls back. The ledger makes loading idempotent: the same file version is
 //! never applied twice, even across a crash.
 //!
-//! Implementations: [`sqlite`] (the embedded default), [`postgres`] (production), both fed
-//! through [`batch`]; and [`http`] (ingest APIs, which cannot roll back). `tests/sink.rs` runs
+//! Implementations: [`sqlite`] (the embedded default: rows spooled, then applied in one short
+//! transaction), [`postgres`] (production: rows streamed through [`batch`] into the file's
+//! transaction); and [`http`] (ingest APIs, which cannot roll back). `tests/sink.rs` runs
 //! one suite against every implementation.
 
 pub mod batch;
@@ -22,7 +23,7 @@ use crate::validate::RowConsumer;
 pub use batch::BatchedLoad;
 pub use http::{HttpLoad, HttpSink};
 pub use postgres::PgSink;
-pub use sqlite::SqliteSink;
+pub use sqlite::{SqliteLoad, SqliteSink};
 
 /// One version of one file, as the ledger knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +58,8 @@ pub enum SinkError {
     Database { database: String, message: String },
     #[error("sink task failed: {0}")]
     Task(String),
+    #[error("cannot spool the valid rows to a temporary file: {0}")]
+    Spool(#[source] std::io::Error),
     #[error("{0}")]
     Http(String),
     #[error(transparent)]
@@ -136,6 +139,7 @@ pub enum AnySink {
 
 /// A file load of [`AnySink`].
 pub enum AnyLoad {
+    Sqlite(SqliteLoad),
     Database(BatchedLoad),
     Http(HttpLoad),
 }
@@ -196,7 +200,7 @@ impl Sink for AnySink {
 
     async fn begin(&self, file: &FileRef, updated_at: DateTime<Utc>) -> Result<AnyLoad, SinkError> {
         match self {
-            AnySink::Sqlite(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Database),
+            AnySink::Sqlite(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Sqlite),
             AnySink::Postgres(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Database),
             AnySink::Http(sink) => sink.begin(file, updated_at).await.map(AnyLoad::Http),
         }
@@ -208,6 +212,7 @@ impl RowConsumer for AnyLoad {
 
     async fn accept(&mut self, row: &crate::validate::Row<'_>) -> Result<(), SinkError> {
         match self {
+            AnyLoad::Sqlite(load) => load.accept(row).await,
             AnyLoad::Database(load) => load.accept(row).await,
             AnyLoad::Http(load) => load.accept(row).await,
         }
@@ -217,6 +222,7 @@ impl RowConsumer for AnyLoad {
 impl FileLoad for AnyLoad {
     async fn commit(self, rows: u64, version: &str) -> Result<Committed, SinkError> {
         match self {
+            AnyLoad::Sqlite(load) => load.commit(rows, version).await,
             AnyLoad::Database(load) => load.commit(rows, version).await,
             AnyLoad::Http(load) => load.commit(rows, version).await,
         }
@@ -224,6 +230,7 @@ impl FileLoad for AnyLoad {
 
     async fn rollback(self) -> Result<(), SinkError> {
         match self {
+            AnyLoad::Sqlite(load) => load.rollback().await,
             AnyLoad::Database(load) => load.rollback().await,
             AnyLoad::Http(load) => load.rollback().await,
         }

@@ -133,7 +133,7 @@ impl Sink for PgSink {
                 .await
                 .map_err(|e| db_error(&url, &e))
         });
-        Ok(BatchedLoad::new(tx, writer, "PostgreSQL writer", None))
+        Ok(BatchedLoad::new(tx, writer, "PostgreSQL writer"))
     }
 }
 

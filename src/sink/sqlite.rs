@@ -1,19 +1,26 @@
 //! The embedded default sink: records in a SQLite file, no server.
 //!
-//! A file is loaded in one `BEGIN IMMEDIATE` transaction on a blocking thread of its own, fed
-//! in batches over a channel while the validator is still reading, with one prepared upsert;
-//! the ledger row goes into the same transaction. SQLite has one writer at a time, so loads
-//! take turns (a tokio mutex) instead of piling up on the busy timeout.
+//! SQLite has one writer at a time for the whole file, shared by every tenant (and the
+//! state, by default in the same file). So a file's valid rows are first spooled to a
+//! temporary file while the customer's file is downloaded and validated, holding no lock;
+//! only once the whole file validated without error is the spool applied, in one short
+//! `BEGIN IMMEDIATE` transaction on a blocking thread with one prepared upsert, the ledger row
+//! in the same transaction. A file with any error never touches the database. Applies take
+//! turns (a tokio mutex) instead of piling up on the busy timeout.
 
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use tokio::sync::mpsc;
+use tempfile::NamedTempFile;
 
-use super::batch::{BatchedLoad, Message, channel};
-use super::{Applied, Committed, FileRef, Sink, SinkError};
+use super::{Applied, Committed, FileLoad, FileRef, Sink, SinkError};
+use crate::validate::{Row, RowConsumer};
+
+/// The spool's write buffer: memory per load stays this, whatever the file's size.
+const SPOOL_BUFFER: usize = 256 * 1024;
 
 /// The primary key is SPEC's four columns, declared most selective first: SQLite compares
 /// composite keys left to right, and `integration`, `entity` and `product_key` are the same on
@@ -110,7 +117,7 @@ fn ledger_entry(tx: &rusqlite::Connection, file: &FileRef) -> rusqlite::Result<O
 }
 
 impl Sink for SqliteSink {
-    type Load = BatchedLoad;
+    type Load = SqliteLoad;
 
     async fn applied(&self, file: &FileRef) -> Result<Option<Applied>, SinkError> {
         let (path, file) = (self.path.clone(), file.clone());
@@ -125,77 +132,152 @@ impl Sink for SqliteSink {
         &self,
         file: &FileRef,
         updated_at: DateTime<Utc>,
-    ) -> Result<BatchedLoad, SinkError> {
-        let turn = self.writer.clone().lock_owned().await;
-        let (tx, rx) = channel();
-        let (path, file) = (self.path.clone(), file.clone());
-        let writer = tokio::task::spawn_blocking(move || {
-            write_file(
-                &path,
-                &file,
-                &updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                rx,
-            )
-            .map_err(|e| db_error(&path, e))
-        });
-        Ok(BatchedLoad::new(tx, writer, "SQLite writer", Some(turn)))
+    ) -> Result<SqliteLoad, SinkError> {
+        let spool = NamedTempFile::new().map_err(SinkError::Spool)?;
+        Ok(SqliteLoad {
+            sink: self.clone(),
+            file: file.clone(),
+            updated_at: updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            spool: BufWriter::with_capacity(SPOOL_BUFFER, spool),
+            attributes: Vec::with_capacity(256),
+        })
     }
 }
 
-/// The writer thread: one transaction, committed only on `Commit`. If the channel closes
-/// without one (rollback, or the run died), dropping the transaction rolls it back.
-fn write_file(
+/// A file being loaded into SQLite: its valid rows in a temporary file until the commit
+/// applies them. Dropped (rolled back) it leaves nothing: the temporary file goes with it.
+pub struct SqliteLoad {
+    sink: SqliteSink,
+    file: FileRef,
+    updated_at: String,
+    /// Each row as three length-prefixed fields: id, product key, attributes JSON.
+    spool: BufWriter<NamedTempFile>,
+    /// Reused for each row's attributes JSON.
+    attributes: Vec<u8>,
+}
+
+fn write_field(out: &mut impl Write, field: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(field.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a field over 4 GiB"))?;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(field)
+}
+
+/// The next field of a spool this process wrote; `None` at its end.
+fn read_field(input: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Option<String>> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    buf.clear();
+    input
+        .take(u64::from(u32::from_le_bytes(len)))
+        .read_to_end(buf)?;
+    String::from_utf8(std::mem::take(buf))
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+impl RowConsumer for SqliteLoad {
+    type Error = SinkError;
+
+    async fn accept(&mut self, row: &Row<'_>) -> Result<(), SinkError> {
+        self.attributes.clear();
+        row.write_attributes_json(&mut self.attributes);
+        // A buffered write to a local temporary file: no await needed, as for `errors.csv`.
+        write_field(&mut self.spool, row.id().as_bytes())
+            .and_then(|()| write_field(&mut self.spool, row.product_key().as_bytes()))
+            .and_then(|()| write_field(&mut self.spool, &self.attributes))
+            .map_err(SinkError::Spool)
+    }
+}
+
+impl FileLoad for SqliteLoad {
+    async fn commit(self, rows: u64, version: &str) -> Result<Committed, SinkError> {
+        let mut spool = self
+            .spool
+            .into_inner()
+            .map_err(|e| SinkError::Spool(e.into_error()))?;
+        spool.rewind().map_err(SinkError::Spool)?;
+        let file = FileRef {
+            version: version.to_string(),
+            ..self.file
+        };
+        let _turn = self.sink.writer.clone().lock_owned().await;
+        let path = self.sink.path.clone();
+        let updated_at = self.updated_at;
+        match tokio::task::spawn_blocking(move || apply(&path, &file, &updated_at, rows, spool))
+            .await
+        {
+            Ok(result) => result,
+            Err(e) => Err(SinkError::Task(e.to_string())),
+        }
+    }
+
+    async fn rollback(self) -> Result<(), SinkError> {
+        // Nothing was written to the database; the spool is deleted with the load.
+        Ok(())
+    }
+}
+
+/// Applies a spool in one transaction, with the ledger row, unless the ledger already has the
+/// file (applied by a run that crashed after committing: then nothing changes).
+fn apply(
     path: &Path,
     file: &FileRef,
     updated_at: &str,
-    mut rx: mpsc::Receiver<Message>,
-) -> rusqlite::Result<()> {
-    let mut conn = crate::sqlite::open(path, MIGRATIONS)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let entity = file.entity.as_str();
-    let mut upsert = tx.prepare_cached(UPSERT)?;
-    while let Some(message) = rx.blocking_recv() {
-        match message {
-            Message::Rows(rows) => {
-                for row in rows {
-                    upsert.execute(params![
-                        file.integration,
-                        entity,
-                        row.product_key,
-                        row.id,
-                        row.attributes,
-                        updated_at
-                    ])?;
-                }
-            }
-            Message::Commit {
-                rows,
-                version,
-                reply,
-            } => {
-                drop(upsert);
-                let file = FileRef {
-                    version,
-                    ..file.clone()
-                };
-                if let Some(prior) = ledger_entry(&tx, &file)? {
-                    // Applied before (by a run that crashed after committing): change nothing.
-                    tx.rollback()?;
-                    let _ = reply.send(Committed::AlreadyApplied(prior));
-                    return Ok(());
-                }
-                // Full precision, stamped now: recovery compares it with the drop's start to
-                // tell this drop's loads from an earlier drop's.
-                tx.execute(
-                    "INSERT INTO file_ledger (integration, file_key, version, rows, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![file.integration, file.key, file.version, rows as i64, Utc::now().to_rfc3339()],
-                )?;
-                crate::crash_point!("sqlite-before-commit");
-                tx.commit()?;
-                let _ = reply.send(Committed::Applied);
-                return Ok(());
-            }
+    rows: u64,
+    spool: NamedTempFile,
+) -> Result<Committed, SinkError> {
+    let db = |e: rusqlite::Error| db_error(path, e);
+    let mut conn = crate::sqlite::open(path, MIGRATIONS).map_err(db)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    if let Some(prior) = ledger_entry(&tx, file).map_err(db)? {
+        tx.rollback().map_err(db)?;
+        return Ok(Committed::AlreadyApplied(prior));
+    }
+    {
+        let entity = file.entity.as_str();
+        let mut upsert = tx.prepare_cached(UPSERT).map_err(db)?;
+        let mut input = BufReader::with_capacity(SPOOL_BUFFER, spool.as_file());
+        let mut buf = Vec::new();
+        while let Some(id) = read_field(&mut input, &mut buf).map_err(SinkError::Spool)? {
+            let truncated = || {
+                SinkError::Spool(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the spool ends inside a row",
+                ))
+            };
+            let product_key = read_field(&mut input, &mut buf)
+                .map_err(SinkError::Spool)?
+                .ok_or_else(truncated)?;
+            let attributes = read_field(&mut input, &mut buf)
+                .map_err(SinkError::Spool)?
+                .ok_or_else(truncated)?;
+            upsert
+                .execute(params![
+                    file.integration,
+                    entity,
+                    product_key,
+                    id,
+                    attributes,
+                    updated_at
+                ])
+                .map_err(db)?;
         }
     }
-    Ok(())
+    // Full precision, stamped now: recovery compares it with the drop's start to tell this
+    // drop's loads from an earlier drop's.
+    tx.execute(
+        "INSERT INTO file_ledger (integration, file_key, version, rows, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![file.integration, file.key, file.version, rows as i64, Utc::now().to_rfc3339()],
+    )
+    .map_err(db)?;
+    crate::crash_point!("sqlite-before-commit");
+    tx.commit().map_err(db)?;
+    Ok(Committed::Applied)
 }

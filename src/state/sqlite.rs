@@ -1,10 +1,15 @@
 //! The state in a SQLite file (by default the same file as the records).
+//!
+//! Every write transaction begins `IMMEDIATE`: it takes the write lock first, waiting its
+//! turn on the busy timeout. A deferred one reads, then asks for the write lock, and in WAL
+//! mode that upgrade is refused at once ("database is locked") when another writer got in
+//! between, whatever the timeout.
 
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     CallbackOutcome, CallbackRequest, Claim, Drop, DropResult, IntegrationState, Lease,
@@ -156,7 +161,7 @@ impl StateStore for SqliteState {
         let manifest = serde_json::to_string(&drop.manifest).unwrap_or_else(|_| "[]".into());
         let held = self
             .with(move |conn| {
-                let tx = conn.transaction()?;
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 if !holds(&tx, &drop)? {
                     return Ok(false);
                 }
@@ -188,7 +193,7 @@ impl StateStore for SqliteState {
         let (drop, result, callback) = (drop.clone(), result.clone(), callback.cloned());
         let held = self.with(move |conn| {
             let now = time(Utc::now());
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if !holds(&tx, &drop)? {
                 return Ok(false);
             }
@@ -223,7 +228,7 @@ impl StateStore for SqliteState {
         let drop = drop.clone();
         let held = self
             .with(move |conn| {
-                let tx = conn.transaction()?;
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 if !holds(&tx, &drop)? {
                     return Ok(false);
                 }
@@ -250,7 +255,7 @@ impl StateStore for SqliteState {
             dead.map(str::to_string),
         );
         self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = Utc::now();
             let current: Option<(String, i64, String)> = tx
                 .query_row(
@@ -342,7 +347,7 @@ impl StateStore for SqliteState {
         let outcome = outcome.clone();
         self.with(move |conn| {
             let now = time(Utc::now());
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let (state, retry_at, error) = match &outcome {
                 CallbackOutcome::Delivered => ("delivered", now.clone(), None),
                 CallbackOutcome::Failed { error, retry_at } => ("pending", time(*retry_at), Some(error.clone())),

@@ -1,17 +1,21 @@
 //! One run: every integration scanned, integrations worked on concurrently (up to
-//! `schedule.concurrency`), one failing integration never stopping the others. Within an
+//! `schedule.concurrency`, a finished one's slot taken by the next at once), one failing or
+//! panicking integration never stopping the others; callbacks go to the [`Outbox`]'s own
+//! workers so they never hold a slot. Within an
 //! integration, drops left open by an earlier run are finished first, then ready folders
 //! oldest date first; a folder that cannot be finished stops that integration, so a later
 //! date is never applied before an earlier one.
 
 mod folder;
 mod holder;
+mod outbox;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::callback::Callbacks;
@@ -23,6 +27,7 @@ use crate::telemetry::{IntegrationScanned, LeaseHeld, LeftAlone, RunFailed, RunF
 use crate::validate::{FileRules, RulesError};
 
 pub use folder::{FolderError, FolderReport};
+pub use outbox::{CALLBACK_WORKERS, Outbox};
 
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +54,9 @@ pub enum IntegrationError {
     State(#[from] StateError),
     #[error("folder {folder}: {error}")]
     Folder { folder: String, error: FolderError },
+    /// A bug, not the customer's doing: caught so it stays this integration's failure.
+    #[error("panicked: {0}")]
+    Panicked(String),
 }
 
 /// What a run did for one integration.
@@ -86,7 +94,9 @@ pub struct Worker {
     pub config: Arc<Config>,
     pub sink: AnySink,
     pub state: Arc<dyn StateStore>,
-    pub callbacks: Callbacks,
+    pub callbacks: Arc<Callbacks>,
+    /// The callback workers: they deliver what the folders queue, outside the slots.
+    pub outbox: Outbox,
     /// Stores given instead of opening one from the config, by integration name.
     stores: std::collections::HashMap<String, Arc<dyn ObjectStore>>,
     /// The base AWS identity, loaded the first time an S3 bucket needs it.
@@ -101,12 +111,14 @@ impl Worker {
     pub async fn open(config: Config) -> Result<Worker, StartError> {
         let state = open_state(&config).await?;
         let sink = AnySink::open(&config, state.clone()).await?;
-        let callbacks = Callbacks::from_config(&config)?;
+        let callbacks = Arc::new(Callbacks::from_config(&config)?);
+        let outbox = Outbox::new(callbacks.clone(), state.clone());
         Ok(Worker {
             config: Arc::new(config),
             sink,
             state,
             callbacks,
+            outbox,
             stores: Default::default(),
             aws: tokio::sync::OnceCell::new(),
             holder: holder::me(),
@@ -120,15 +132,25 @@ impl Worker {
         self.stores.insert(integration.to_string(), store);
     }
 
-    /// Scans every integration once.
+    /// Scans every integration once: `schedule.concurrency` integrations in flight at all
+    /// times, each next one started the moment any finishes (a slow one holds only its own
+    /// slot). The report is in config order. Callbacks queued by the run are delivered before
+    /// it returns, by the callback workers, outside the integrations' slots.
     pub async fn run_once(&self) -> RunReport {
         let started = Instant::now();
         let concurrency = self.config.schedule.concurrency.max(1);
-        let integrations = futures_util::stream::iter(&self.config.integrations)
-            .map(|integration| self.run_integration(integration))
-            .buffered(concurrency)
-            .collect::<Vec<_>>()
-            .await;
+        let mut integrations =
+            futures_util::stream::iter(self.config.integrations.iter())
+                .enumerate()
+                .map(|(order, integration)| async move {
+                    (order, self.run_integration(integration).await)
+                })
+                .buffer_unordered(concurrency)
+                .collect::<Vec<_>>()
+                .await;
+        integrations.sort_by_key(|(order, _)| *order);
+        let integrations = integrations.into_iter().map(|(_, report)| report).collect();
+        self.outbox.drain().await;
         let report = RunReport {
             integrations,
             elapsed: started.elapsed(),
@@ -196,15 +218,25 @@ impl Worker {
                 return report;
             }
         };
-        let heartbeat = tokio::spawn(keep_alive(self.state.clone(), lease.clone(), ttl));
-        let result = self.work_on(integration, lease.token, &mut report).await;
-        heartbeat.abort();
+        let heartbeat = AbortOnDrop(tokio::spawn(keep_alive(
+            self.state.clone(),
+            lease.clone(),
+            ttl,
+        )));
+        // A panic in one integration's work is that integration's failure, reported like any
+        // other (Failed with the reason, an event, a metric), its lease released below: it
+        // never unwinds into the run or leaves the integration marked running.
+        let result = AssertUnwindSafe(self.work_on(integration, lease.token, &mut report))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(IntegrationError::Panicked(panic_message(&*panic))));
+        drop(heartbeat);
         if let Err(e) = &result {
             let error = e.to_string();
-            let what = if matches!(e, IntegrationError::Folder { .. }) {
-                "folder"
-            } else {
-                "scan"
+            let what = match e {
+                IntegrationError::Folder { .. } => "folder",
+                IntegrationError::Panicked(_) => "panic",
+                _ => "scan",
             };
             RunFailed {
                 integration: &integration.name,
@@ -284,12 +316,10 @@ impl Worker {
             lease,
         };
         // Callbacks an earlier run could not deliver, then drops it left open: both are older
-        // than anything ready now. Each folder's callback goes out once the folder is finished.
-        let deliver = || {
-            self.callbacks
-                .deliver_due(self.state.as_ref(), &integration.name)
-        };
-        deliver().await?;
+        // than anything ready now. Each folder's callback goes out once the folder is finished,
+        // by the callback workers: this integration goes on to its next folder meanwhile.
+        let deliver = || self.outbox.deliver(&integration.name);
+        deliver();
         for mut drop in self.state.open_drops(&integration.name).await? {
             if self.stopping(report) {
                 return Ok(());
@@ -300,7 +330,7 @@ impl Worker {
             report
                 .folders
                 .push(done.map_err(|error| IntegrationError::Folder { folder, error })?);
-            deliver().await?;
+            deliver();
         }
         let scan = crate::scan::scan(store.as_ref()).await?;
         for notice in &scan.notices {
@@ -326,9 +356,29 @@ impl Worker {
                     folder: ready.prefix.clone(),
                     error,
                 })?);
-            deliver().await?;
+            deliver();
         }
         Ok(())
+    }
+}
+
+/// Aborts a spawned task when dropped, so a panic unwinding past it stops it too.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The message of a caught panic (a `&str` or `String` payload, as `panic!` makes them).
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        message.to_string()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a panic without a message".to_string()
     }
 }
 
