@@ -409,3 +409,43 @@ async fn other_dialects_and_date_formats() {
         [r#"u1||{"email":"say \"hi\"","signUpDate":"2021-12-25T00:00:00Z"}"#]
     );
 }
+
+#[tokio::test]
+async fn numbers_keep_their_value_and_kind() {
+    let values = [
+        ("1.5e300", "1.5e300"),
+        ("1e21", "1e21"),
+        ("1E+21", "1e21"),
+        ("-0.0", "0.0"),
+        ("-0", "0"),
+        ("9223372036854775807", "9223372036854775807"),
+        ("-9223372036854775808", "-9223372036854775808"),
+        ("0.30000000000000004", "0.30000000000000004"),
+        ("42.0", "42.0"),
+        ("+42", "42"),
+        ("1e-7", "1e-7"),
+        ("12345.60", "12345.6"),
+        ("1e16", "1e16"),
+        ("123456789.125", "123456789.125"),
+    ];
+    let rows: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, (text, _))| format!("u{i},,,{text},"))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let (report, stored) = check_csv(&rules(), &csv(&rows)).await;
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    for (i, (text, expected)) in values.iter().enumerate() {
+        assert_eq!(
+            stored[i],
+            format!("u{i}||{{\"score\":{expected}}}"),
+            "{text} is stored as {expected}"
+        );
+        // What is stored reads back as the value the file meant.
+        let json: serde_json::Value =
+            serde_json::from_str(&format!("{{\"score\":{expected}}}")).expect("valid JSON");
+        let meant: f64 = text.parse().expect("a number");
+        assert_eq!(json["score"].as_f64(), Some(meant), "{text}");
+    }
+}

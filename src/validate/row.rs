@@ -97,9 +97,18 @@ pub fn write_json_value(out: &mut Vec<u8>, value: Value<'_>) {
         Value::Int(n) => {
             let _ = write!(out, "{n}");
         }
-        // f64's Display is the shortest text that reads back the same, and valid JSON.
+        // The shortest text that reads back the same, always with a `.` or an exponent so it
+        // reads back as a decimal (`1e21`, `1.5e300`, `42.0`), never a 301-digit integer as
+        // f64's Display writes. Zero has no sign: `-0.0` is stored as `0.0`.
         Value::Float(f) => {
-            let _ = write!(out, "{f}");
+            let f = if f == 0.0 { 0.0 } else { f };
+            // serde_json writes a finite f64 in its shortest round-trip digits; its exponent
+            // sign `e+21` says nothing, so it goes (`1e21`).
+            let start = out.len();
+            let _ = serde_json::to_writer(&mut *out, &f);
+            if let Some(plus) = out[start..].iter().position(|&b| b == b'+') {
+                out.remove(start + plus);
+            }
         }
         Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
         Value::Date(d) => {
@@ -201,6 +210,11 @@ mod tests {
         for v in [
             Value::Int(-3),
             Value::Float(12345.6),
+            Value::Float(1.5e300),
+            Value::Float(-0.0),
+            Value::Float(1e21),
+            Value::Float(42.0),
+            Value::Float(1e-7),
             Value::Bool(true),
             Value::Date(date),
         ] {
@@ -209,7 +223,7 @@ mod tests {
         }
         assert_eq!(
             String::from_utf8_lossy(&out),
-            "-3 12345.6 true \"2021-06-25T11:55:42.500Z\" "
+            "-3 12345.6 1.5e300 0.0 1e21 42.0 1e-7 true \"2021-06-25T11:55:42.500Z\" "
         );
     }
 }
