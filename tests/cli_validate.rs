@@ -132,3 +132,19 @@ fn check_offline_needs_the_named_secrets() {
     assert!(run.stdout.contains("acme-users: ok"), "{run:?}");
     assert!(!run.stdout.contains("s3cr3t-value") && !run.stderr.contains("s3cr3t-value"));
 }
+
+#[test]
+fn a_backslash_escaped_quote_is_an_error_that_names_the_fix() {
+    let wd = setup();
+    wd.write(
+        "spark.csv.gz",
+        gzip(b"id,email\nu1,\"The \\\"Best\\\" Shop\"\nu2,\"x\"\n"),
+    );
+    let run = wd.run(&["validate", "spark.csv.gz"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "ERROR\nspark.csv.gz: line 2, column 'email': text after the closing quote; if the file escapes quotes with a backslash, set csv.escape = \"\\\\\"\n",
+        "{run:?}"
+    );
+}

@@ -449,3 +449,85 @@ async fn numbers_keep_their_value_and_kind() {
         assert_eq!(json["score"].as_f64(), Some(meant), "{text}");
     }
 }
+
+const AFTER_QUOTE: &str = "text after the closing quote; if the file escapes quotes with a backslash, set csv.escape = \"\\\\\"";
+
+#[tokio::test]
+async fn text_after_a_closing_quote_is_an_error_in_every_dialect() {
+    // Spark's default output escapes a quote with a backslash; read as RFC 4180 it used to be
+    // stored as `The \Best\" Shop"`.
+    let spark = "id,email\nu1,plain\nu2,\"The \\\"Best\\\" Shop\"\nu3,\"fine, quoted\"\n";
+    let (report, _) = check_csv(&rules(), spark).await;
+    assert_eq!(
+        messages(&report),
+        [format!("line 3, column 'email': {AFTER_QUOTE}")]
+    );
+
+    // With the escape the file was written with, the same bytes read exactly.
+    let (report, rows) = check_csv(&rules_with("csv = { escape = \"\\\\\" }"), spark).await;
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    assert_eq!(
+        rows,
+        [
+            r#"u1||{"email":"plain"}"#,
+            r#"u2||{"email":"The \"Best\" Shop"}"#,
+            r#"u3||{"email":"fine, quoted"}"#,
+        ]
+    );
+
+    // CRLF, the id column, a quoted line break before the stray text, the last field.
+    let (report, _) = check_csv(
+        &rules(),
+        "id,email\r\n\"u1\"x,a\r\nu2,\"two\r\nlines\"!\r\nu3,\"ok\"\r\nu4,\"end\"z",
+    )
+    .await;
+    assert_eq!(
+        messages(&report),
+        [
+            format!("line 2, column 'id': {AFTER_QUOTE}"),
+            format!("line 3, column 'email': {AFTER_QUOTE}"),
+            format!("line 6, column 'email': {AFTER_QUOTE}"),
+        ]
+    );
+
+    // Another quote and delimiter: the rule follows the dialect.
+    let semicolons = rules_with("csv = { delimiter = \";\", quote = \"'\" }");
+    let (report, _) = check_csv(&semicolons, "id;email\nu1;'it''s'\nu2;'a\"b'c\nu3;x'y'z\n").await;
+    assert_eq!(
+        messages(&report),
+        [format!("line 3, column 'email': {AFTER_QUOTE}")]
+    );
+
+    // With an escape character configured, the hint about it is left out.
+    let backslash = rules_with("csv = { escape = \"\\\\\" }");
+    let (report, _) = check_csv(&backslash, "id,email\nu1,\"a\\\"b\"c\n").await;
+    assert_eq!(
+        messages(&report),
+        ["line 2, column 'email': text after the closing quote"]
+    );
+
+    // In the header, the field is named by position.
+    let (report, _) = check_csv(&rules(), "id,\"email\"s\nu1,a\n").await;
+    assert_eq!(
+        messages(&report),
+        [format!("line 1: the header, field 2: {AFTER_QUOTE}")]
+    );
+}
+
+#[tokio::test]
+async fn a_bare_carriage_return_in_a_value_is_named() {
+    // pandas quotes only values with the delimiter, the quote or "\n": a value with "\r" is
+    // written bare, and the CR ends the record in the middle of the row.
+    let (report, _) = check_csv(
+        &rules(),
+        &csv(&["u1,before\rafter,,,", "u2,fine,,,", "u3,\"quoted\rCR\",,,"]),
+    )
+    .await;
+    assert_eq!(
+        messages(&report),
+        [
+            "line 2: 2 fields, but the header has 5; a bare carriage return (CR) ended the record inside a value (a value containing a line break must be quoted)",
+            "line 2: 4 fields, but the header has 5; this is the rest of a record that a bare carriage return (CR) ended early",
+        ]
+    );
+}
