@@ -256,3 +256,50 @@ async fn a_file_replaced_while_it_is_imported_is_not_lost() {
     );
     assert!(!env.exists("current/dt=20210228"));
 }
+
+/// A config over `env`'s bucket and database whose schema is `schema` (the `[schemas.s]`
+/// body), with `extra` integration lines.
+fn config_with_schema(env: &Env, schema: &str, extra: &str) -> dropfolder::config::Config {
+    let text = format!(
+        "[state]\nurl = \"sqlite://{db}\"\n\n[schemas.s]\n{schema}\n\n[[integrations]]\n\
+         name = \"acme\"\nentity = \"user\"\nschema = \"s\"\nbucket = \"file://{bucket}\"\n{extra}\n",
+        db = env.db().display(),
+        bucket = env.bucket().display(),
+    );
+    let config = dropfolder::config::Config::parse(&text, env.dir.path().to_path_buf())
+        .expect("config parses");
+    let problems = config.check(dropfolder::config::SecretCheck::Require);
+    assert!(problems.is_empty(), "{problems:?}");
+    config
+}
+
+async fn run_config(config: dropfolder::config::Config) -> RunReport {
+    Worker::open(config)
+        .await
+        .expect("worker opens")
+        .run_once()
+        .await
+}
+
+#[tokio::test]
+async fn numeric_ids_written_differently_are_one_record() {
+    let env = Env::new();
+    env.csv(
+        "20210228",
+        "orders.csv.gz",
+        "id,note,total\n42,first,1\n42.0,second,\n042,,3\n4.2e1,fourth,\n7,other,2.50\n",
+    );
+    env.success("20210228");
+    let config = config_with_schema(
+        &env,
+        "id = \"number\"\nnote = \"string\"\ntotal = \"number\"",
+        "",
+    );
+    let report = run_config(config).await;
+    assert!(!report.failed(), "{report:?}");
+    let records = env.records();
+    assert_eq!(records.keys().collect::<Vec<_>>(), ["/42", "/7"]);
+    // Later rows win, empty cells leave a value unchanged: one record, as the file meant.
+    assert_eq!(records["/42"], json!({"note": "fourth", "total": 3}));
+    assert_eq!(records["/7"], json!({"note": "other", "total": 2.5}));
+}

@@ -531,3 +531,58 @@ async fn a_bare_carriage_return_in_a_value_is_named() {
         ]
     );
 }
+
+/// Rules whose schema types `id` as a number.
+fn numeric_id_rules() -> dropfolder::validate::FileRules {
+    let text = r#"
+[schemas.orders]
+id = "number"
+note = "string"
+
+[[integrations]]
+name = "acme-orders"
+entity = "account"
+schema = "orders"
+bucket = "file:///tmp/unused"
+"#;
+    let config = dropfolder::config::Config::parse(text, std::path::PathBuf::new())
+        .expect("test config parses");
+    dropfolder::validate::FileRules::for_integration(&config, &config.integrations[0])
+        .expect("rules build")
+}
+
+#[tokio::test]
+async fn a_numeric_id_is_one_canonical_text() {
+    let text = "id,note\n42,a\n42.0,b\n042,c\n4.2e1,d\n+42.000,e\n-0,f\n0.0,g\n1.50,h\n\
+                1.5,i\n12345678901234567890123,j\n1E300,k\n10e299,l\n-0.00125,m\n1e-30,n\n";
+    let (report, rows) = check_csv(&numeric_id_rules(), text).await;
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    let ids: Vec<&str> = rows.iter().filter_map(|r| r.split('|').next()).collect();
+    assert_eq!(
+        ids,
+        [
+            "42",
+            "42",
+            "42",
+            "42",
+            "42",
+            "0",
+            "0",
+            "1.5",
+            "1.5",
+            "12345678901234567890123",
+            "1e300",
+            "1e300",
+            "-0.00125",
+            "0.000000000000000000000000000001",
+        ]
+    );
+    // Still a number: anything else is a located error.
+    let (report, _) = check_csv(&numeric_id_rules(), "id,note\n4x2,a\n").await;
+    assert_eq!(
+        messages(&report),
+        [
+            "line 2, column 'id': '4x2' is not a number (digits with '.' for decimals, no thousands separators)"
+        ]
+    );
+}

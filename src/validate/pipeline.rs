@@ -14,6 +14,7 @@ use super::input::{MeteredInput, Quirk, Quoting, RecordTooLong};
 use super::report::{ErrorList, ErrorListener, FileError, FileReport, expected_message};
 use super::row::{Row, RowConsumer};
 use super::rules::FileRules;
+use crate::config::AttributeType;
 
 /// The CSV parser's read buffer.
 const PARSER_BUFFER_BYTES: usize = 64 * 1024;
@@ -142,6 +143,10 @@ async fn read_file<C: RowConsumer>(
         }
     };
     let mut cells = vec![Cell::Absent; plan.len()];
+    // The canonical text of a numeric id, reused for every row.
+    let mut numeric_id = String::new();
+    let id_is_number =
+        plan.columns.get(plan.id_index).map(|c| c.role) == Some(Role::Id(AttributeType::Number));
     let mut last_line = 1;
     loop {
         let (line, quirks) = match next(csv, &mut record, Some(&plan))
@@ -182,8 +187,18 @@ async fn read_file<C: RowConsumer>(
         }
         let row_ok = check_row(rules, &plan, &record, line, quirks, &mut cells, errors);
         if row_ok && errors.is_empty() {
+            let id = if id_is_number {
+                cell::canonical_number(
+                    record.get(plan.id_index).unwrap_or_default(),
+                    &mut numeric_id,
+                );
+                numeric_id.as_str()
+            } else {
+                record.get(plan.id_index).unwrap_or_default()
+            };
             let row = Row {
                 line,
+                id,
                 record: &record,
                 plan: &plan,
                 cells: &cells,

@@ -25,6 +25,8 @@ pub enum Value<'a> {
 pub struct Row<'a> {
     /// The line the row starts on (the header is line 1).
     pub line: u64,
+    /// The id as stored: the field's text, or the canonical text of a numeric id.
+    pub(super) id: &'a str,
     pub(super) record: &'a StringRecord,
     pub(super) plan: &'a ColumnPlan,
     /// Aligned with `plan.columns`.
@@ -33,8 +35,10 @@ pub struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
+    /// The record's key: the `id` field, or for an id of type number its canonical text, so
+    /// that `42`, `42.0` and `4.2e1` name one record.
     pub fn id(&self) -> &'a str {
-        self.record.get(self.plan.id_index).unwrap_or_default()
+        self.id
     }
 
     /// The row's product key: from its column, or the integration's fixed one, or `""`.
