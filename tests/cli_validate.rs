@@ -207,3 +207,19 @@ fn a_failing_date_column_says_what_its_values_look_like() {
     // The hint is said once, on the column's first error.
     assert_eq!(run.stdout.matches("look like").count(), 1, "{run:?}");
 }
+
+#[test]
+fn a_backslash_escaped_quote_is_an_error_that_names_the_fix() {
+    let wd = setup();
+    wd.write(
+        "spark.csv.gz",
+        gzip(b"id,email\nu1,\"The \\\"Best\\\" Shop\"\nu2,\"x\"\n"),
+    );
+    let run = wd.run(&["validate", "spark.csv.gz"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "ERROR\nspark.csv.gz: line 2, column 'email': text after the closing quote; if the file escapes quotes with a backslash, set csv.escape = \"\\\\\"\n",
+        "{run:?}"
+    );
+}

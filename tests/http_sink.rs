@@ -301,3 +301,39 @@ async fn the_dcr_preset_fetches_an_oauth2_token_once_and_refreshes_it() {
             .is_some_and(|c| c.header("authorization") == Some("Bearer token-2"))
     );
 }
+
+#[tokio::test]
+async fn a_files_rows_for_one_id_arrive_in_file_order() {
+    let server = Server::start().await;
+    // The first request is told to come back in a second: on main, the other 15 in flight
+    // overtook it, and the receiver ended with an older value of u1.
+    server.script([Reply::RetryAfter(429, 1)]);
+    let env = Env::new();
+    let mut csv = String::from("id,email,score\n");
+    for i in 0..30 {
+        csv.push_str(&format!("u1,v{i}@example.com,{i}\n"));
+    }
+    for i in 0..10 {
+        csv.push_str(&format!("o{i},o{i}@example.com,\n"));
+    }
+    env.csv("20210228", "users.csv.gz", &csv);
+    env.success("20210228");
+    let sink = format!(
+        "kind = \"http\"\npreset = \"streaming-ingest\"\nurl = \"{}/stream/v0/data/is-1\"\nauth = {{ type = \"bearer\", token_file = \"token\" }}",
+        server.url
+    );
+    let report = run(&config(&env, &sink)).await;
+    assert!(!report.failed(), "{report:?}");
+    let calls = server.calls();
+    assert_eq!(calls.len(), 41, "40 records, one retried");
+    // The receiver applies requests as they arrive; the one answered 429 applied nothing.
+    let applied: Vec<serde_json::Value> = calls[1..].iter().map(|c| c.json()).collect();
+    let u1: Vec<&str> = applied
+        .iter()
+        .filter(|b| b["id"] == "u1")
+        .filter_map(|b| b["email"].as_str())
+        .collect();
+    let expected: Vec<String> = (0..30).map(|i| format!("v{i}@example.com")).collect();
+    assert_eq!(u1, expected, "u1's values arrive in file order");
+    assert_eq!(ids(&applied).len(), 40);
+}

@@ -256,3 +256,162 @@ async fn a_file_replaced_while_it_is_imported_is_not_lost() {
     );
     assert!(!env.exists("current/dt=20210228"));
 }
+
+/// A config over `env`'s bucket and database whose schema is `schema` (the `[schemas.s]`
+/// body), with `extra` integration lines.
+fn config_with_schema(env: &Env, schema: &str, extra: &str) -> dropfolder::config::Config {
+    let text = format!(
+        "[state]\nurl = \"sqlite://{db}\"\n\n[schemas.s]\n{schema}\n\n[[integrations]]\n\
+         name = \"acme\"\nentity = \"user\"\nschema = \"s\"\nbucket = \"file://{bucket}\"\n{extra}\n",
+        db = env.db().display(),
+        bucket = env.bucket().display(),
+    );
+    let config = dropfolder::config::Config::parse(&text, env.dir.path().to_path_buf())
+        .expect("config parses");
+    let problems = config.check(dropfolder::config::SecretCheck::Require);
+    assert!(problems.is_empty(), "{problems:?}");
+    config
+}
+
+async fn run_config(config: dropfolder::config::Config) -> RunReport {
+    Worker::open(config)
+        .await
+        .expect("worker opens")
+        .run_once()
+        .await
+}
+
+#[tokio::test]
+async fn numeric_ids_written_differently_are_one_record() {
+    let env = Env::new();
+    env.csv(
+        "20210228",
+        "orders.csv.gz",
+        "id,note,total\n42,first,1\n42.0,second,\n042,,3\n4.2e1,fourth,\n7,other,2.50\n",
+    );
+    env.success("20210228");
+    let config = config_with_schema(
+        &env,
+        "id = \"number\"\nnote = \"string\"\ntotal = \"number\"",
+        "",
+    );
+    let report = run_config(config).await;
+    assert!(!report.failed(), "{report:?}");
+    let records = env.records();
+    assert_eq!(records.keys().collect::<Vec<_>>(), ["/42", "/7"]);
+    // Later rows win, empty cells leave a value unchanged: one record, as the file meant.
+    assert_eq!(records["/42"], json!({"note": "fourth", "total": 3}));
+    assert_eq!(records["/7"], json!({"note": "other", "total": 2.5}));
+}
+
+/// The schema of the fixtures in tests/data/real-tools (`updated` stays a string until the
+/// date pattern `yyyy-MM-dd HH:mm:ss[.SSSSSS]` can read every tool's timestamps).
+const REAL_TOOLS_SCHEMA: &str =
+    "name = \"string\"\nscore = \"number\"\nactive = \"boolean\"\nupdated = \"string\"";
+
+/// Imports the fixture `name` with `id` of type `id_type` and the CSV options `csv`, and
+/// checks every stored value against what the generator fed the tool.
+async fn import_real_tool_file(name: &str, id_type: &str, csv: &str) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/real-tools");
+    let bytes = std::fs::read(format!("{dir}/{name}.csv.gz")).expect("fixture");
+    let expected: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(format!("{dir}/{name}.expected.json")).expect("expected"),
+    )
+    .expect("expected JSON");
+    let env = Env::new();
+    env.put(&format!("current/dt=20210228/{name}.csv.gz"), &bytes);
+    env.success("20210228");
+    let schema = format!("id = \"{id_type}\"\n{REAL_TOOLS_SCHEMA}");
+    let report = run_config(config_with_schema(&env, &schema, csv)).await;
+    assert!(!report.failed(), "{report:?}");
+    assert_eq!(
+        env.read("processed/20210228/status.txt"),
+        format!("SUCCESS\n{} records were uploaded\n", expected.len()),
+        "{name}"
+    );
+    let records = env.records();
+    assert_eq!(records.len(), expected.len(), "{name}");
+    for (id, attributes) in &expected {
+        assert_eq!(
+            records.get(&format!("/{id}")),
+            Some(attributes),
+            "{name}: record {id}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_spark_part_file_with_default_options_reads_exactly_with_its_escape() {
+    import_real_tool_file("spark-part-00000", "string", "csv = { escape = \"\\\\\" }").await;
+}
+
+#[tokio::test]
+async fn a_spark_part_file_read_as_rfc_4180_is_an_error_not_altered_names() {
+    let env = Env::new();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/real-tools/spark-part-00000.csv.gz"
+    );
+    env.put(
+        "current/dt=20210228/part-00000.csv.gz",
+        &std::fs::read(fixture).expect("fixture"),
+    );
+    env.success("20210228");
+    let schema = format!("id = \"string\"\n{REAL_TOOLS_SCHEMA}");
+    run_config(config_with_schema(&env, &schema, "")).await;
+    assert!(env.records().is_empty(), "nothing of the file is loaded");
+    let status = env.read("processed/20210228/status.txt");
+    assert!(
+        status.starts_with(
+            "ERROR\npart-00000.csv.gz: line 2, column 'name': text after the closing quote; \
+             if the file escapes quotes with a backslash, set csv.escape = \"\\\\\"\n"
+        ),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn a_pandas_file_with_float_ids_and_mixed_fraction_widths() {
+    import_real_tool_file("pandas", "number", "").await;
+}
+
+#[tokio::test]
+async fn a_pandas_value_with_a_bare_carriage_return_is_named() {
+    let env = Env::new();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/real-tools/pandas-bare-cr.csv.gz"
+    );
+    env.put(
+        "current/dt=20210228/users.csv.gz",
+        &std::fs::read(fixture).expect("fixture"),
+    );
+    env.success("20210228");
+    run_config(config_with_schema(
+        &env,
+        "id = \"string\"\nname = \"string\"",
+        "",
+    ))
+    .await;
+    assert!(env.records().is_empty());
+    assert_eq!(
+        env.read("processed/20210228/status.txt"),
+        "ERROR\n\
+         users.csv.gz: line 2: 1 fields, but the header has 2; this is the rest of a record that a bare carriage return (CR) ended early\n"
+    );
+}
+
+#[tokio::test]
+async fn a_duckdb_file_with_mixed_fraction_widths() {
+    import_real_tool_file("duckdb", "string", "").await;
+}
+
+#[tokio::test]
+async fn an_excel_style_file_with_a_bom_and_crlf() {
+    import_real_tool_file("excel-bom-crlf", "string", "").await;
+}
+
+#[tokio::test]
+async fn a_multi_member_gzip_file() {
+    import_real_tool_file("multi-member", "string", "").await;
+}

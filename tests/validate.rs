@@ -496,3 +496,180 @@ async fn dates_are_read_as_the_customer_meant_them() {
     assert!(report.is_valid(), "{:?}", messages(&report));
     assert_eq!(rows, [r#"u1||{"email":" a@x.com "}"#]);
 }
+
+#[tokio::test]
+async fn numbers_keep_their_value_and_kind() {
+    let values = [
+        ("1.5e300", "1.5e300"),
+        ("1e21", "1e21"),
+        ("1E+21", "1e21"),
+        ("-0.0", "0.0"),
+        ("-0", "0"),
+        ("9223372036854775807", "9223372036854775807"),
+        ("-9223372036854775808", "-9223372036854775808"),
+        ("0.30000000000000004", "0.30000000000000004"),
+        ("42.0", "42.0"),
+        ("+42", "42"),
+        ("1e-7", "1e-7"),
+        ("12345.60", "12345.6"),
+        ("1e16", "1e16"),
+        ("123456789.125", "123456789.125"),
+    ];
+    let rows: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, (text, _))| format!("u{i},,,{text},"))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let (report, stored) = check_csv(&rules(), &csv(&rows)).await;
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    for (i, (text, expected)) in values.iter().enumerate() {
+        assert_eq!(
+            stored[i],
+            format!("u{i}||{{\"score\":{expected}}}"),
+            "{text} is stored as {expected}"
+        );
+        // What is stored reads back as the value the file meant.
+        let json: serde_json::Value =
+            serde_json::from_str(&format!("{{\"score\":{expected}}}")).expect("valid JSON");
+        let meant: f64 = text.parse().expect("a number");
+        assert_eq!(json["score"].as_f64(), Some(meant), "{text}");
+    }
+}
+
+const AFTER_QUOTE: &str = "text after the closing quote; if the file escapes quotes with a backslash, set csv.escape = \"\\\\\"";
+
+#[tokio::test]
+async fn text_after_a_closing_quote_is_an_error_in_every_dialect() {
+    // Spark's default output escapes a quote with a backslash; read as RFC 4180 it used to be
+    // stored as `The \Best\" Shop"`.
+    let spark = "id,email\nu1,plain\nu2,\"The \\\"Best\\\" Shop\"\nu3,\"fine, quoted\"\n";
+    let (report, _) = check_csv(&rules(), spark).await;
+    assert_eq!(
+        messages(&report),
+        [format!("line 3, column 'email': {AFTER_QUOTE}")]
+    );
+
+    // With the escape the file was written with, the same bytes read exactly.
+    let (report, rows) = check_csv(&rules_with("csv = { escape = \"\\\\\" }"), spark).await;
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    assert_eq!(
+        rows,
+        [
+            r#"u1||{"email":"plain"}"#,
+            r#"u2||{"email":"The \"Best\" Shop"}"#,
+            r#"u3||{"email":"fine, quoted"}"#,
+        ]
+    );
+
+    // CRLF, the id column, a quoted line break before the stray text, the last field.
+    let (report, _) = check_csv(
+        &rules(),
+        "id,email\r\n\"u1\"x,a\r\nu2,\"two\r\nlines\"!\r\nu3,\"ok\"\r\nu4,\"end\"z",
+    )
+    .await;
+    assert_eq!(
+        messages(&report),
+        [
+            format!("line 2, column 'id': {AFTER_QUOTE}"),
+            format!("line 3, column 'email': {AFTER_QUOTE}"),
+            format!("line 6, column 'email': {AFTER_QUOTE}"),
+        ]
+    );
+
+    // Another quote and delimiter: the rule follows the dialect.
+    let semicolons = rules_with("csv = { delimiter = \";\", quote = \"'\" }");
+    let (report, _) = check_csv(&semicolons, "id;email\nu1;'it''s'\nu2;'a\"b'c\nu3;x'y'z\n").await;
+    assert_eq!(
+        messages(&report),
+        [format!("line 3, column 'email': {AFTER_QUOTE}")]
+    );
+
+    // With an escape character configured, the hint about it is left out.
+    let backslash = rules_with("csv = { escape = \"\\\\\" }");
+    let (report, _) = check_csv(&backslash, "id,email\nu1,\"a\\\"b\"c\n").await;
+    assert_eq!(
+        messages(&report),
+        ["line 2, column 'email': text after the closing quote"]
+    );
+
+    // In the header, the field is named by position.
+    let (report, _) = check_csv(&rules(), "id,\"email\"s\nu1,a\n").await;
+    assert_eq!(
+        messages(&report),
+        [format!("line 1: the header, field 2: {AFTER_QUOTE}")]
+    );
+}
+
+#[tokio::test]
+async fn a_bare_carriage_return_in_a_value_is_named() {
+    // pandas quotes only values with the delimiter, the quote or "\n": a value with "\r" is
+    // written bare, and the CR ends the record in the middle of the row.
+    let (report, _) = check_csv(
+        &rules(),
+        &csv(&["u1,before\rafter,,,", "u2,fine,,,", "u3,\"quoted\rCR\",,,"]),
+    )
+    .await;
+    assert_eq!(
+        messages(&report),
+        [
+            "line 2: 2 fields, but the header has 5; a bare carriage return (CR) ended the record inside a value (a value containing a line break must be quoted)",
+            "line 2: 4 fields, but the header has 5; this is the rest of a record that a bare carriage return (CR) ended early",
+        ]
+    );
+}
+
+/// Rules whose schema types `id` as a number.
+fn numeric_id_rules() -> dropfolder::validate::FileRules {
+    let text = r#"
+[schemas.orders]
+id = "number"
+note = "string"
+
+[[integrations]]
+name = "acme-orders"
+entity = "account"
+schema = "orders"
+bucket = "file:///tmp/unused"
+"#;
+    let config = dropfolder::config::Config::parse(text, std::path::PathBuf::new())
+        .expect("test config parses");
+    dropfolder::validate::FileRules::for_integration(&config, &config.integrations[0])
+        .expect("rules build")
+}
+
+#[tokio::test]
+async fn a_numeric_id_is_one_canonical_text() {
+    let text = "id,note\n42,a\n42.0,b\n042,c\n4.2e1,d\n+42.000,e\n-0,f\n0.0,g\n1.50,h\n\
+                1.5,i\n12345678901234567890123,j\n1E300,k\n10e299,l\n-0.00125,m\n1e-30,n\n";
+    let (report, rows) = check_csv(&numeric_id_rules(), text).await;
+    assert!(report.is_valid(), "{:?}", messages(&report));
+    let ids: Vec<&str> = rows.iter().filter_map(|r| r.split('|').next()).collect();
+    assert_eq!(
+        ids,
+        [
+            "42",
+            "42",
+            "42",
+            "42",
+            "42",
+            "0",
+            "0",
+            "1.5",
+            "1.5",
+            "12345678901234567890123",
+            "1e300",
+            "1e300",
+            "-0.00125",
+            "0.000000000000000000000000000001",
+        ]
+    );
+    // Still a number: anything else is a located error.
+    let (report, _) = check_csv(&numeric_id_rules(), "id,note\n4x2,a\n").await;
+    assert_eq!(
+        messages(&report),
+        [
+            "line 2, column 'id': '4x2' is not a number (digits with '.' for decimals, no thousands separators)"
+        ]
+    );
+}

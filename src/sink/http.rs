@@ -9,12 +9,19 @@
 //! a file whole before sending any of it. The ledger lives in the state database and records
 //! a file only when every batch was accepted; a run that dies mid-file sends it again (at
 //! least once). A 413 splits the batch in two.
+//!
+//! A file's rows for one id reach the API in file order, as the SQL sinks apply them: a
+//! request holding an id that an earlier request still in flight holds waits for that one
+//! to finish before it is sent. Other requests go on in parallel.
 
+use std::collections::HashSet;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Applied, Committed, FileLoad, FileRef, Sink, SinkError};
@@ -180,8 +187,10 @@ impl Sink for HttpSink {
             state: self.state.clone(),
             file: file.clone(),
             batch: Vec::new(),
+            batch_ids: Vec::new(),
             batch_bytes: 2,
             in_flight: JoinSet::new(),
+            sent: Vec::new(),
         })
     }
 }
@@ -193,8 +202,24 @@ pub struct HttpLoad {
     file: FileRef,
     /// Records of the batch being filled, each a JSON object.
     batch: Vec<Vec<u8>>,
+    /// The hashes of the batch's ids, to order it after earlier requests with the same ids.
+    batch_ids: Vec<u64>,
     batch_bytes: usize,
     in_flight: JoinSet<Result<(), SinkError>>,
+    /// The requests not finished yet, with their ids: at most `IN_FLIGHT` once pruned.
+    sent: Vec<SentBatch>,
+}
+
+/// A request on its way, as later requests with one of its ids wait for it.
+struct SentBatch {
+    ids: HashSet<u64>,
+    /// Turns true when the request is finished, accepted or not.
+    done: watch::Receiver<bool>,
+}
+
+/// The hash of an id, the same for every load (a collision only makes a request wait).
+fn id_hash(id: &str) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
 }
 
 impl HttpLoad {
@@ -225,10 +250,28 @@ impl HttpLoad {
             self.finish_one().await?;
         }
         let records = std::mem::take(&mut self.batch);
+        let ids: HashSet<u64> = self.batch_ids.drain(..).collect();
         self.batch_bytes = 2;
+        // Rows of one id stay in file order: wait for the earlier requests that hold one.
+        self.sent.retain(|sent| !*sent.done.borrow());
+        let earlier: Vec<watch::Receiver<bool>> = self
+            .sent
+            .iter()
+            .filter(|sent| ids.iter().any(|id| sent.ids.contains(id)))
+            .map(|sent| sent.done.clone())
+            .collect();
+        let (finished, done) = watch::channel(false);
+        self.sent.push(SentBatch { ids, done });
         let shared = self.shared.clone();
-        self.in_flight
-            .spawn(async move { send(&shared, records).await });
+        self.in_flight.spawn(async move {
+            for mut request in earlier {
+                // An error means that request's task is gone: there is nothing to wait for.
+                let _ = request.wait_for(|done| *done).await;
+            }
+            let result = send(&shared, records).await;
+            let _ = finished.send(true);
+            result
+        });
         Ok(())
     }
 
@@ -313,6 +356,7 @@ impl RowConsumer for HttpLoad {
         }
         self.batch_bytes += record.len() + 1;
         self.batch.push(record);
+        self.batch_ids.push(id_hash(row.id()));
         Ok(())
     }
 }

@@ -100,6 +100,81 @@ pub fn parse_number(field: &str) -> Option<Cell> {
     f.is_finite().then_some(Cell::Float(f))
 }
 
+/// Plain notation up to this many characters; past it, `d.ddde±N`.
+const MAX_PLAIN_ID: usize = 40;
+
+/// Writes into `out` the canonical text of a number that [`parse_number`] accepted, the key of
+/// a numeric id: its exact decimal value (not through `f64`, so long ids stay distinct),
+/// without `+`, leading zeros or trailing fraction zeros, and `0` for any zero. Plain notation
+/// (`42`, `1.5`, `-0.00125`) when that takes at most 40 characters, else `1e300`, `1.5e-61`.
+pub fn canonical_number(field: &str, out: &mut String) {
+    out.clear();
+    let field = field.trim_matches([' ', '\t']);
+    let negative = field.starts_with('-');
+    let body = field.trim_start_matches(['+', '-']);
+    let (mantissa, exponent) = body.split_once(['e', 'E']).unwrap_or((body, ""));
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).collect();
+    let Some(first) = digits.iter().position(|&d| d != b'0') else {
+        out.push('0');
+        return;
+    };
+    let last = digits.iter().rposition(|&d| d != b'0').unwrap_or(first);
+    let significant = &digits[first..=last];
+    let m = significant.len() as i64;
+    // value = significant × 10^scale; `point` digits stand before the decimal point.
+    let trailing_zeros = (digits.len() - 1 - last) as i64;
+    let scale = exponent_value(exponent) - frac_part.len() as i64 + trailing_zeros;
+    let point = m + scale;
+    let plain_len = if scale >= 0 {
+        point
+    } else if point > 0 {
+        m + 1
+    } else {
+        2 - point + m
+    };
+    let digit = |d: &u8| char::from(*d);
+    if negative {
+        out.push('-');
+    }
+    if plain_len as usize > MAX_PLAIN_ID {
+        out.push(char::from(significant[0]));
+        if m > 1 {
+            out.push('.');
+            out.extend(significant[1..].iter().map(digit));
+        }
+        out.push('e');
+        out.push_str(&(point - 1).to_string());
+    } else if scale >= 0 {
+        out.extend(significant.iter().map(digit));
+        out.extend(std::iter::repeat_n('0', scale as usize));
+    } else if point > 0 {
+        let (int, frac) = significant.split_at(point as usize);
+        out.extend(int.iter().map(digit));
+        out.push('.');
+        out.extend(frac.iter().map(digit));
+    } else {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-point) as usize));
+        out.extend(significant.iter().map(digit));
+    }
+}
+
+/// An exponent's value (`+5`, `-12`, `007`), saturating far beyond any `f64`.
+fn exponent_value(text: &str) -> i64 {
+    let negative = text.starts_with('-');
+    let value = text
+        .trim_start_matches(['+', '-'])
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .fold(0i64, |n, d| {
+            n.saturating_mul(10)
+                .saturating_add(i64::from(d - b'0'))
+                .min(1 << 40)
+        });
+    if negative { -value } else { value }
+}
+
 fn count_digits(bytes: &[u8]) -> usize {
     bytes.iter().take_while(|b| b.is_ascii_digit()).count()
 }
@@ -150,6 +225,38 @@ mod tests {
             "1_000",
         ] {
             assert_eq!(parse_number(bad), None, "{bad:?} must not be a number");
+        }
+    }
+
+    #[test]
+    fn numeric_ids_have_one_canonical_text() {
+        let mut out = String::new();
+        for (field, canonical) in [
+            ("42", "42"),
+            ("42.0", "42"),
+            ("042", "42"),
+            ("4.2e1", "42"),
+            ("+4200E-2", "42"),
+            ("-0", "0"),
+            ("-0.000e5", "0"),
+            ("0", "0"),
+            ("1.50", "1.5"),
+            (".5", "0.5"),
+            ("5.", "5"),
+            ("-12.5e-3", "-0.0125"),
+            ("12345678901234567890123", "12345678901234567890123"),
+            ("1e39", "1000000000000000000000000000000000000000"),
+            ("1e40", "1e40"),
+            ("1.5E300", "1.5e300"),
+            ("-15e-62", "-1.5e-61"),
+            ("1e-38", "0.00000000000000000000000000000000000001"),
+            ("1e-39", "1e-39"),
+            ("0e99999999999999999999999", "0"),
+            ("7e-99999999999999999999999", "7e-1099511627776"),
+        ] {
+            assert!(parse_number(field).is_some(), "{field}");
+            canonical_number(field, &mut out);
+            assert_eq!(out, canonical, "{field}");
         }
     }
 

@@ -6,6 +6,12 @@
 //! where. It also counts quote characters: in RFC 4180 they come in pairs, so an odd count at
 //! the end means a quoted field was never closed (which csv-core silently runs to EOF).
 //!
+//! It also follows the dialect's quoting, byte by byte, to see what csv-core lets pass in
+//! silence: text after a closing quote (csv-core appends it to the value, so Spark's `\"`
+//! would be stored altered), and a bare carriage return outside quotes (csv-core ends the
+//! record there, which shows only as a ragged row). Each is noted with its byte offset, for
+//! the pipeline to name in the record that holds it.
+//!
 //! Line numbers come from here too. csv-core counts `\n` as it consumes them, but with CRLF
 //! endings it stops a record at `\r` and leaves the `\n` to the next one, so its count is one
 //! short. Knowing where each `\n` passed, a record's line follows from its byte offset.
@@ -24,8 +30,59 @@ pub struct RecordTooLong {
     pub limit: usize,
 }
 
+/// The dialect, as far as quoting goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Quoting {
+    pub delimiter: u8,
+    pub quote: u8,
+    /// The escape byte inside quoted fields; `None` for RFC 4180 (a quote is doubled).
+    pub escape: Option<u8>,
+}
+
+/// Where the scanner is, as csv-core would be after the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    /// At the start of a field.
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// After the escape byte inside quotes: the next byte is taken as it is.
+    Escaped,
+    /// After a quote inside a quoted field: a doubled quote, or the closing one.
+    AfterQuote,
+}
+
+/// Something csv-core accepts in silence, at a byte offset of the decompressed stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quirk {
+    /// Text after the closing quote of field `field` (from 0) of its record.
+    AfterClosingQuote { offset: u64, field: usize },
+    /// A carriage return outside quotes not followed by a line feed: csv-core ends the record
+    /// there.
+    BareCr { offset: u64 },
+}
+
+impl Quirk {
+    fn offset(&self) -> u64 {
+        match *self {
+            Quirk::AfterClosingQuote { offset, .. } | Quirk::BareCr { offset } => offset,
+        }
+    }
+}
+
 pub struct MeteredInput<R> {
     inner: R,
+    quoting: Quoting,
+    scan: Scan,
+    /// The field of the current record the scanner is in.
+    field: usize,
+    /// The offset of a carriage return outside quotes whose next byte is not seen yet.
+    pending_cr: Option<u64>,
+    /// Quirks seen but not yet behind a record end, in offset order. Bounded by the parser's
+    /// read-ahead, as `newlines` is.
+    quirks: VecDeque<Quirk>,
+    /// The last bare carriage return taken with a record.
+    last_bare_cr: Option<u64>,
     /// Bytes handed to the parser since the last record ended.
     since_record: usize,
     /// `since_record` may exceed the record limit by the parser's read-ahead buffer.
@@ -43,9 +100,21 @@ pub struct MeteredInput<R> {
 }
 
 impl<R> MeteredInput<R> {
-    pub fn new(inner: R, record_limit: usize, parser_buffer: usize, quote: Option<u8>) -> Self {
+    pub fn new(
+        inner: R,
+        record_limit: usize,
+        parser_buffer: usize,
+        quote: Option<u8>,
+        quoting: Quoting,
+    ) -> Self {
         MeteredInput {
             inner,
+            quoting,
+            scan: Scan::FieldStart,
+            field: 0,
+            pending_cr: None,
+            quirks: VecDeque::new(),
+            last_bare_cr: None,
             since_record: 0,
             allowed: record_limit.saturating_add(parser_buffer),
             record_limit,
@@ -73,6 +142,110 @@ impl<R> MeteredInput<R> {
         self.since_record = 0;
     }
 
+    /// Takes the quirks in the bytes before `end` (the end of the record just read, or the
+    /// start of the next), oldest first.
+    pub fn quirks_before(&mut self, end: u64) -> impl Iterator<Item = Quirk> + '_ {
+        let n = self.quirks.iter().take_while(|q| q.offset() < end).count();
+        if let Some(Quirk::BareCr { offset }) = self
+            .quirks
+            .iter()
+            .take(n)
+            .rev()
+            .find(|q| matches!(q, Quirk::BareCr { .. }))
+        {
+            self.last_bare_cr = Some(*offset);
+        }
+        self.quirks.drain(..n)
+    }
+
+    /// Whether a record starting at `offset` starts right after a bare carriage return taken
+    /// by [`quirks_before`](Self::quirks_before).
+    pub fn follows_bare_cr(&self, offset: u64) -> bool {
+        self.last_bare_cr.is_some_and(|cr| cr + 1 == offset)
+    }
+
+    /// Follows `bytes` (at stream offset `start`) through the dialect's quoting, noting quirks.
+    fn scan(&mut self, bytes: &[u8], start: u64) {
+        let Quoting {
+            delimiter,
+            quote,
+            escape,
+        } = self.quoting;
+        // csv-async drops a byte order mark before csv-core sees the first field.
+        let mut i = if start == 0 && bytes.starts_with(b"\xef\xbb\xbf") {
+            3
+        } else {
+            0
+        };
+        while i < bytes.len() {
+            let b = bytes[i];
+            if let Some(cr) = self.pending_cr.take()
+                && b != b'\n'
+            {
+                self.quirks.push_back(Quirk::BareCr { offset: cr });
+            }
+            match self.scan {
+                Scan::FieldStart | Scan::Unquoted => {
+                    if self.scan == Scan::FieldStart && b == quote {
+                        self.scan = Scan::Quoted;
+                    } else if b == delimiter {
+                        self.field += 1;
+                        self.scan = Scan::FieldStart;
+                    } else if b == b'\n' || b == b'\r' {
+                        self.end_record(b, start + i as u64);
+                    } else if self.scan == Scan::Unquoted {
+                        // Most bytes: skip to the next one that can end the field.
+                        i += memchr::memchr3(delimiter, b'\n', b'\r', &bytes[i..])
+                            .unwrap_or(bytes.len() - i);
+                        continue;
+                    } else {
+                        self.scan = Scan::Unquoted;
+                    }
+                }
+                Scan::Quoted => {
+                    let next = match escape {
+                        Some(escape) => memchr::memchr2(quote, escape, &bytes[i..]),
+                        None => memchr::memchr(quote, &bytes[i..]),
+                    };
+                    let Some(n) = next else { break };
+                    i += n;
+                    self.scan = if bytes[i] == quote {
+                        Scan::AfterQuote
+                    } else {
+                        Scan::Escaped
+                    };
+                }
+                Scan::Escaped => self.scan = Scan::Quoted,
+                Scan::AfterQuote => {
+                    if b == quote && escape.is_none() {
+                        self.scan = Scan::Quoted;
+                    } else if b == delimiter {
+                        self.field += 1;
+                        self.scan = Scan::FieldStart;
+                    } else if b == b'\n' || b == b'\r' {
+                        self.end_record(b, start + i as u64);
+                    } else {
+                        self.quirks.push_back(Quirk::AfterClosingQuote {
+                            offset: start + i as u64,
+                            field: self.field,
+                        });
+                        // csv-core goes on with the field unquoted.
+                        self.scan = Scan::Unquoted;
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+
+    fn end_record(&mut self, byte: u8, offset: u64) {
+        self.field = 0;
+        self.scan = Scan::FieldStart;
+        if byte == b'\r' {
+            self.pending_cr = Some(offset);
+        }
+    }
+
     /// Whether the quotes seen so far pair up (always true when they are not counted).
     pub fn quotes_balanced(&self) -> bool {
         self.quotes % 2 == 0
@@ -94,6 +267,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for MeteredInput<R> {
             self.quotes += memchr::memchr_iter(quote, fresh).count() as u64;
         }
         let start = self.offset;
+        self.scan(fresh, start);
         self.newlines
             .extend(memchr::memchr_iter(b'\n', fresh).map(|i| start + i as u64));
         self.offset += fresh.len() as u64;

@@ -10,11 +10,12 @@ use tokio::io::AsyncRead;
 use super::cell::{self, Cell};
 use super::decode::{self, DecodedReader};
 use super::header::{ColumnPlan, Role, parsing_errors};
-use super::input::{MeteredInput, RecordTooLong};
+use super::input::{MeteredInput, Quirk, Quoting, RecordTooLong};
 use super::report::{ErrorList, ErrorListener, FileError, FileReport, expected_message};
 use super::row::{Row, RowConsumer};
 use super::rules::FileRules;
 use super::sniff::DateHints;
+use crate::config::AttributeType;
 
 /// The CSV parser's read buffer.
 const PARSER_BUFFER_BYTES: usize = 64 * 1024;
@@ -32,12 +33,23 @@ type Csv = AsyncReader<MeteredInput<DecodedReader>>;
 
 /// What reading the next record gave.
 enum Next {
-    Record,
+    Record(Quirks),
     End,
     /// A bad record; reading goes on.
     Invalid(FileError),
     /// The stream cannot be read further.
     Fatal(FileError),
+}
+
+/// What csv-core let pass in silence in a record, from the raw bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Quirks {
+    /// The field (from 0) with text after its closing quote.
+    after_quote: Option<usize>,
+    /// The record ended at a bare carriage return.
+    ended_by_bare_cr: bool,
+    /// The record starts right after a bare carriage return.
+    follows_bare_cr: bool,
 }
 
 /// Validates one file, handing its rows to `consumer` while it has no error.
@@ -61,6 +73,11 @@ where
         limits.max_record_bytes,
         PARSER_BUFFER_BYTES,
         paired_quotes,
+        Quoting {
+            delimiter: rules.csv.delimiter as u8,
+            quote: rules.csv.quote as u8,
+            escape: rules.csv.escape.map(|c| c as u8),
+        },
     );
     let mut csv = AsyncReaderBuilder::new()
         .has_headers(false)
@@ -109,7 +126,15 @@ async fn read_file<C: RowConsumer>(
             .await
             .map_err(FileFailure::Source)?
         {
-            Next::Record => ColumnPlan::from_header(&record, rules),
+            Next::Record(Quirks {
+                after_quote: Some(field),
+                ..
+            }) => {
+                let message = format!("the header, field {}: {}", field + 1, after_quote(rules));
+                errors.push(FileError::line(1, message));
+                return Ok(());
+            }
+            Next::Record(_) => ColumnPlan::from_header(&record, rules),
             Next::End => {
                 errors.push(FileError::file("the file has no header row: it is empty"));
                 return Ok(());
@@ -130,9 +155,13 @@ async fn read_file<C: RowConsumer>(
         }
     };
     let mut cells = vec![Cell::Absent; plan.len()];
+    // The canonical text of a numeric id, reused for every row.
+    let mut numeric_id = String::new();
+    let id_is_number =
+        plan.columns.get(plan.id_index).map(|c| c.role) == Some(Role::Id(AttributeType::Number));
     let mut last_line = 1;
     loop {
-        let line = match next(csv, &mut record, Some(&plan))
+        let (line, quirks) = match next(csv, &mut record, Some(&plan))
             .await
             .map_err(FileFailure::Source)?
         {
@@ -146,9 +175,9 @@ async fn read_file<C: RowConsumer>(
                 errors.push(e);
                 continue;
             }
-            Next::Record => {
+            Next::Record(quirks) => {
                 let start = record.position().map_or(0, |p| p.byte());
-                csv.get_mut().line_at(start)
+                (csv.get_mut().line_at(start), quirks)
             }
         };
         last_line = line;
@@ -163,10 +192,27 @@ async fn read_file<C: RowConsumer>(
             ));
             return Ok(());
         }
-        let row_ok = check_row(rules, &plan, &record, line, &mut cells, errors, hints);
+        if let Some(field) = quirks.after_quote {
+            let column = plan.columns.get(field).map_or("", |c| c.name.as_str());
+            errors.push(FileError::cell(line, column, None, after_quote(rules)));
+            continue;
+        }
+        let row_ok = check_row(
+            rules, &plan, &record, line, quirks, &mut cells, errors, hints,
+        );
         if row_ok && errors.is_empty() {
+            let id = if id_is_number {
+                cell::canonical_number(
+                    record.get(plan.id_index).unwrap_or_default(),
+                    &mut numeric_id,
+                );
+                numeric_id.as_str()
+            } else {
+                record.get(plan.id_index).unwrap_or_default()
+            };
             let row = Row {
                 line,
+                id,
                 record: &record,
                 plan: &plan,
                 cells: &cells,
@@ -189,12 +235,27 @@ async fn read_file<C: RowConsumer>(
     Ok(())
 }
 
+/// The message for text after a closing quote, with the likely fix.
+fn after_quote(rules: &FileRules) -> String {
+    let mut message = String::from("text after the closing quote");
+    if rules.csv.escape.is_none() {
+        // Spark's default, and other writers': `\"` inside quotes.
+        message
+            .push_str("; if the file escapes quotes with a backslash, set csv.escape = \"\\\\\"");
+    }
+    message
+}
+
 /// Checks every cell of a record, filling `cells`; false if any was wrong.
+// The per-row state of `read_file`, passed apart so that each borrow stays as narrow as the
+// hot loop needs; bundling it would only move these names into a struct.
+#[allow(clippy::too_many_arguments)]
 fn check_row(
     rules: &FileRules,
     plan: &ColumnPlan,
     record: &StringRecord,
     line: u64,
+    quirks: Quirks,
     cells: &mut [Cell],
     errors: &mut ErrorList,
     hints: &mut DateHints,
@@ -205,10 +266,18 @@ fn check_row(
         } else {
             "csv.columns"
         };
-        errors.push(FileError::line(
-            line,
-            format!("{} fields, but {source} has {}", record.len(), plan.len()),
-        ));
+        let mut message = format!("{} fields, but {source} has {}", record.len(), plan.len());
+        if quirks.ended_by_bare_cr {
+            message.push_str(
+                "; a bare carriage return (CR) ended the record inside a value \
+                 (a value containing a line break must be quoted)",
+            );
+        } else if quirks.follows_bare_cr {
+            message.push_str(
+                "; this is the rest of a record that a bare carriage return (CR) ended early",
+            );
+        }
+        errors.push(FileError::line(line, message));
         return false;
     }
     let mut ok = true;
@@ -292,10 +361,28 @@ async fn next(
 ) -> Result<Next, io::Error> {
     let start = csv.position().byte();
     let start_line = csv.get_mut().line_at(start);
+    // Quirks of a record that failed to read went with its error.
+    csv.get_mut().quirks_before(start).for_each(drop);
+    let follows_bare_cr = csv.get_ref().follows_bare_cr(start);
     let result = csv.read_record(record).await;
     csv.get_mut().record_done();
     let error = match result {
-        Ok(true) => return Ok(Next::Record),
+        Ok(true) => {
+            let end = csv.position().byte();
+            let mut quirks = Quirks {
+                follows_bare_cr,
+                ..Quirks::default()
+            };
+            for quirk in csv.get_mut().quirks_before(end) {
+                match quirk {
+                    Quirk::AfterClosingQuote { field, .. } => {
+                        quirks.after_quote = quirks.after_quote.or(Some(field));
+                    }
+                    Quirk::BareCr { .. } => quirks.ended_by_bare_cr = true,
+                }
+            }
+            return Ok(Next::Record(quirks));
+        }
         Ok(false) => return Ok(Next::End),
         Err(error) => error,
     };

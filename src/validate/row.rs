@@ -25,6 +25,8 @@ pub enum Value<'a> {
 pub struct Row<'a> {
     /// The line the row starts on (the header is line 1).
     pub line: u64,
+    /// The id as stored: the field's text, or the canonical text of a numeric id.
+    pub(super) id: &'a str,
     pub(super) record: &'a StringRecord,
     pub(super) plan: &'a ColumnPlan,
     /// Aligned with `plan.columns`.
@@ -33,8 +35,10 @@ pub struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
+    /// The record's key: the `id` field, or for an id of type number its canonical text, so
+    /// that `42`, `42.0` and `4.2e1` name one record.
     pub fn id(&self) -> &'a str {
-        self.record.get(self.plan.id_index).unwrap_or_default()
+        self.id
     }
 
     /// The row's product key: from its column, or the integration's fixed one, or `""`.
@@ -97,9 +101,18 @@ pub fn write_json_value(out: &mut Vec<u8>, value: Value<'_>) {
         Value::Int(n) => {
             let _ = write!(out, "{n}");
         }
-        // f64's Display is the shortest text that reads back the same, and valid JSON.
+        // The shortest text that reads back the same, always with a `.` or an exponent so it
+        // reads back as a decimal (`1e21`, `1.5e300`, `42.0`), never a 301-digit integer as
+        // f64's Display writes. Zero has no sign: `-0.0` is stored as `0.0`.
         Value::Float(f) => {
-            let _ = write!(out, "{f}");
+            let f = if f == 0.0 { 0.0 } else { f };
+            // serde_json writes a finite f64 in its shortest round-trip digits; its exponent
+            // sign `e+21` says nothing, so it goes (`1e21`).
+            let start = out.len();
+            let _ = serde_json::to_writer(&mut *out, &f);
+            if let Some(plus) = out[start..].iter().position(|&b| b == b'+') {
+                out.remove(start + plus);
+            }
         }
         Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
         Value::Date(d) => {
@@ -201,6 +214,11 @@ mod tests {
         for v in [
             Value::Int(-3),
             Value::Float(12345.6),
+            Value::Float(1.5e300),
+            Value::Float(-0.0),
+            Value::Float(1e21),
+            Value::Float(42.0),
+            Value::Float(1e-7),
             Value::Bool(true),
             Value::Date(date),
         ] {
@@ -209,7 +227,7 @@ mod tests {
         }
         assert_eq!(
             String::from_utf8_lossy(&out),
-            "-3 12345.6 true \"2021-06-25T11:55:42.500Z\" "
+            "-3 12345.6 1.5e300 0.0 1e21 42.0 1e-7 true \"2021-06-25T11:55:42.500Z\" "
         );
     }
 }
