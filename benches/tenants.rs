@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 use support::{bench_dir, datagen, dropfolder};
 
 const ROWS: u64 = 20_000;
+/// The bench's callback receiver is on 127.0.0.1, which outbound requests may reach only when
+/// the operator allows it.
+const ALLOW_LOOPBACK: &str = "[outbound]\nallow_networks = [\"127.0.0.0/8\"]\n";
 const DATES: [&str; 2] = ["20210301", "20210302"];
 
 /// A server that accepts connections and never answers, for the life of the bench.
@@ -49,7 +52,7 @@ fn setup(
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).expect("bench dir");
     let mut config = format!(
-        "[state]\nurl = \"sqlite://{}\"\n{top}\n[schemas.bench]\n{}\n",
+        "[state]\nurl = \"sqlite://{}\"\n{top}\n{ALLOW_LOOPBACK}[schemas.bench]\n{}\n",
         dir.join("dropfolder.db").display(),
         datagen::SCHEMA
     );

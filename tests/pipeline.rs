@@ -307,7 +307,23 @@ async fn numeric_ids_written_differently_are_one_record() {
 /// The schema of the fixtures in tests/data/real-tools (`updated` stays a string until the
 /// date pattern `yyyy-MM-dd HH:mm:ss[.SSSSSS]` can read every tool's timestamps).
 const REAL_TOOLS_SCHEMA: &str =
-    "name = \"string\"\nscore = \"number\"\nactive = \"boolean\"\nupdated = \"string\"";
+    "name = \"string\"\nscore = \"number\"\nactive = \"boolean\"\nupdated = \"date\"";
+
+/// The pattern that reads every timestamp pandas, DuckDB and Python's `csv` write: the
+/// fraction is absent or 1 to 6 digits, in one column.
+const PYTHON_TIMESTAMPS: &str = "date_format = \"yyyy-MM-dd HH:mm:ss[.SSSSSS]\"";
+
+/// What the generator fed the tool for `updated`, as the sink stores a date: RFC 3339 UTC,
+/// read here by chrono, independently of dropfolder's own date parser.
+fn stored_date(written: &str) -> String {
+    let utc = match chrono::DateTime::parse_from_rfc3339(written) {
+        Ok(with_offset) => with_offset.with_timezone(&chrono::Utc),
+        Err(_) => chrono::NaiveDateTime::parse_from_str(written, "%Y-%m-%d %H:%M:%S%.f")
+            .expect("the generator's timestamp")
+            .and_utc(),
+    };
+    utc.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
 
 /// Imports the fixture `name` with `id` of type `id_type` and the CSV options `csv`, and
 /// checks every stored value against what the generator fed the tool.
@@ -332,9 +348,13 @@ async fn import_real_tool_file(name: &str, id_type: &str, csv: &str) {
     let records = env.records();
     assert_eq!(records.len(), expected.len(), "{name}");
     for (id, attributes) in &expected {
+        let mut attributes = attributes.clone();
+        if let Some(serde_json::Value::String(written)) = attributes.get_mut("updated") {
+            *written = stored_date(written);
+        }
         assert_eq!(
             records.get(&format!("/{id}")),
-            Some(attributes),
+            Some(&attributes),
             "{name}: record {id}"
         );
     }
@@ -342,7 +362,12 @@ async fn import_real_tool_file(name: &str, id_type: &str, csv: &str) {
 
 #[tokio::test]
 async fn a_spark_part_file_with_default_options_reads_exactly_with_its_escape() {
-    import_real_tool_file("spark-part-00000", "string", "csv = { escape = \"\\\\\" }").await;
+    import_real_tool_file(
+        "spark-part-00000",
+        "string",
+        "csv = { escape = \"\\\\\" }\ndate_format = \"yyyy-MM-dd'T'HH:mm:ss.SSSXXX\"",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -358,7 +383,8 @@ async fn a_spark_part_file_read_as_rfc_4180_is_an_error_not_altered_names() {
     );
     env.success("20210228");
     let schema = format!("id = \"string\"\n{REAL_TOOLS_SCHEMA}");
-    run_config(config_with_schema(&env, &schema, "")).await;
+    let spark_dates = "date_format = \"yyyy-MM-dd'T'HH:mm:ss.SSSXXX\"";
+    run_config(config_with_schema(&env, &schema, spark_dates)).await;
     assert!(env.records().is_empty(), "nothing of the file is loaded");
     let status = env.read("processed/20210228/status.txt");
     assert!(
@@ -372,7 +398,7 @@ async fn a_spark_part_file_read_as_rfc_4180_is_an_error_not_altered_names() {
 
 #[tokio::test]
 async fn a_pandas_file_with_float_ids_and_mixed_fraction_widths() {
-    import_real_tool_file("pandas", "number", "").await;
+    import_real_tool_file("pandas", "number", PYTHON_TIMESTAMPS).await;
 }
 
 #[tokio::test]
@@ -403,15 +429,15 @@ async fn a_pandas_value_with_a_bare_carriage_return_is_named() {
 
 #[tokio::test]
 async fn a_duckdb_file_with_mixed_fraction_widths() {
-    import_real_tool_file("duckdb", "string", "").await;
+    import_real_tool_file("duckdb", "string", PYTHON_TIMESTAMPS).await;
 }
 
 #[tokio::test]
 async fn an_excel_style_file_with_a_bom_and_crlf() {
-    import_real_tool_file("excel-bom-crlf", "string", "").await;
+    import_real_tool_file("excel-bom-crlf", "string", PYTHON_TIMESTAMPS).await;
 }
 
 #[tokio::test]
 async fn a_multi_member_gzip_file() {
-    import_real_tool_file("multi-member", "string", "").await;
+    import_real_tool_file("multi-member", "string", PYTHON_TIMESTAMPS).await;
 }

@@ -2,6 +2,7 @@
 //! shared SQLite database, hostile headers.
 
 use crate::daemon;
+use crate::drops::ALLOW_LOOPBACK;
 use crate::http_server;
 
 use std::fmt::Write as _;
@@ -83,7 +84,7 @@ impl Tenants {
     /// The config text: `top` sections first, then every tenant with `extra(i)` lines.
     fn config_text(&self, top: &str, extra: impl Fn(usize) -> String) -> String {
         let mut text = format!(
-            "[state]\nurl = \"sqlite://{}\"\n\n{top}\n\n[schemas.users]\nid = \"string\"\nemail = \"string\"\nsignUpDate = \"date\"\nscore = \"number\"\nisTrial = \"boolean\"\n",
+            "[state]\nurl = \"sqlite://{}\"\n\n{top}\n\n{ALLOW_LOOPBACK}\n[schemas.users]\nid = \"string\"\nemail = \"string\"\nsignUpDate = \"date\"\nscore = \"number\"\nisTrial = \"boolean\"\n",
             self.db().display()
         );
         for i in 0..self.count {
