@@ -185,21 +185,35 @@ impl<R> MeteredInput<R> {
                 self.quirks.push_back(Quirk::BareCr { offset: cr });
             }
             match self.scan {
+                Scan::FieldStart if b == quote => self.scan = Scan::Quoted,
                 Scan::FieldStart | Scan::Unquoted => {
-                    if self.scan == Scan::FieldStart && b == quote {
-                        self.scan = Scan::Quoted;
-                    } else if b == delimiter {
-                        self.field += 1;
-                        self.scan = Scan::FieldStart;
-                    } else if b == b'\n' || b == b'\r' {
-                        self.end_record(b, start + i as u64);
-                    } else if self.scan == Scan::Unquoted {
-                        // Most bytes: skip to the next one that can end the field.
-                        i += memchr::memchr3(delimiter, b'\n', b'\r', &bytes[i..])
-                            .unwrap_or(bytes.len() - i);
-                        continue;
-                    } else {
-                        self.scan = Scan::Unquoted;
+                    // Outside quotes only a quote or a line end changes more than the field
+                    // count: jump to the next one (one search per line, not one per field)
+                    // and count the delimiters passed (a loop the compiler vectorises).
+                    let rest = &bytes[i..];
+                    let n = memchr::memchr3(quote, b'\n', b'\r', rest).unwrap_or(rest.len());
+                    let span = &rest[..n];
+                    let delimiters = span.iter().filter(|&&c| c == delimiter).count();
+                    if delimiters > 0 {
+                        self.field += delimiters;
+                    }
+                    if let Some(&last) = span.last() {
+                        self.scan = if last == delimiter {
+                            Scan::FieldStart
+                        } else {
+                            Scan::Unquoted
+                        };
+                    }
+                    i += n;
+                    match bytes.get(i) {
+                        None => break,
+                        // A quote inside an unquoted field is a character of it (csv-core).
+                        Some(&c) if c == quote => {
+                            if self.scan == Scan::FieldStart {
+                                self.scan = Scan::Quoted;
+                            }
+                        }
+                        Some(&c) => self.end_record(c, start + i as u64),
                     }
                 }
                 Scan::Quoted => {
