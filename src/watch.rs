@@ -237,15 +237,18 @@ async fn receive(queue: Queue, triggers: mpsc::Sender<Message>, stop: Cancellati
     }
 }
 
-/// Extends the messages' visibility at half their timeout while their integration runs.
+/// Extends the messages' visibility while their integration runs: at once (the time since
+/// they were received, waiting for a permit, counts against the timeout), then at a third of
+/// the timeout, so that one late tick on a busy runtime still leaves them hidden.
 async fn keep_hidden(queue: Queue, receipts: Vec<String>) {
-    let every = Duration::from_secs((queue.visibility_seconds.max(2) / 2) as u64);
+    let every =
+        Duration::from_millis(u64::from(queue.visibility_seconds.max(2).unsigned_abs()) * 1000 / 3);
     loop {
-        tokio::time::sleep(every).await;
         for receipt in &receipts {
             if let Err(e) = queue.extend(receipt).await {
                 tracing::warn!(error = %e, "cannot extend an event's visibility");
             }
         }
+        tokio::time::sleep(every).await;
     }
 }
