@@ -11,12 +11,14 @@
 //! - [`validate`]: the hot path. A gzipped CSV stream judged against the integration's
 //!   schema, row by row, with bounded memory; valid rows go to a consumer.
 //! - [`load`]: one file through the validator into a sink, ledger-checked.
-//! - [`sink`]: where records go ([`sink::SqliteSink`] by default), one transaction per file.
+//! - [`sink`]: where records go ([`sink::SqliteSink`] by default), one transaction per file;
+//!   SQLite spools a file's valid rows and takes its write lock only to apply them.
 //! - [`finish`]: copy to `processed/`, write `status.txt`, delete the originals, `_SUCCESS`
 //!   last; [`finish::status`] is the text the customer reads.
 //! - [`state`]: the journal of drops and each integration's last result.
 //! - [`callback`]: the customer's callback, queued with the result and delivered after.
-//! - [`worker`]: one run over every integration, concurrently, one drop at a time each.
+//! - [`worker`]: one run over every integration, concurrently, one drop at a time each; a
+//!   panicking or slow integration holds only its own slot, callbacks have their own workers.
 //!
 //! Running as a service: [`watch`] (the loop of `dropfolder watch`: the [`schedule`] and the
 //! S3 [`events`] of an SQS queue start integration runs), [`shutdown`] (SIGTERM finishes the

@@ -1,10 +1,9 @@
 //! One run: every integration scanned, integrations worked on concurrently (up to
 //! `schedule.concurrency`, a finished one's slot taken by the next at once), one failing or
 //! panicking integration never stopping the others; callbacks go to the [`Outbox`]'s own
-//! workers so they never hold a slot. Within an
-//! integration, drops left open by an earlier run are finished first, then ready folders
-//! oldest date first; a folder that cannot be finished stops that integration, so a later
-//! date is never applied before an earlier one.
+//! workers so they never hold a slot. Within an integration, drops left open by an earlier
+//! run are finished first, then ready folders oldest date first; a folder that cannot be
+//! finished stops that integration, so a later date is never applied before an earlier one.
 
 mod folder;
 mod holder;
