@@ -114,17 +114,26 @@ pub fn canonical_number(field: &str, out: &mut String) {
     let body = field.trim_start_matches(['+', '-']);
     let (mantissa, exponent) = body.split_once(['e', 'E']).unwrap_or((body, ""));
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).collect();
-    let Some(first) = digits.iter().position(|&d| d != b'0') else {
+    // The digits of the mantissa, point dropped, read in place: this runs once per row of a
+    // file keyed by a numeric id, so it allocates nothing but what `out` may grow by.
+    let (int, frac) = (int_part.as_bytes(), frac_part.as_bytes());
+    let len = int.len() + frac.len();
+    let digit = |i: usize| {
+        char::from(if i < int.len() {
+            int[i]
+        } else {
+            frac[i - int.len()]
+        })
+    };
+    let Some(first) = (0..len).position(|i| digit(i) != '0') else {
         out.push('0');
         return;
     };
-    let last = digits.iter().rposition(|&d| d != b'0').unwrap_or(first);
-    let significant = &digits[first..=last];
-    let m = significant.len() as i64;
+    let last = (0..len).rposition(|i| digit(i) != '0').unwrap_or(first);
+    let m = (last + 1 - first) as i64;
     // value = significant × 10^scale; `point` digits stand before the decimal point.
-    let trailing_zeros = (digits.len() - 1 - last) as i64;
-    let scale = exponent_value(exponent) - frac_part.len() as i64 + trailing_zeros;
+    let trailing_zeros = (len - 1 - last) as i64;
+    let scale = exponent_value(exponent) - frac.len() as i64 + trailing_zeros;
     let point = m + scale;
     let plain_len = if scale >= 0 {
         point
@@ -133,30 +142,29 @@ pub fn canonical_number(field: &str, out: &mut String) {
     } else {
         2 - point + m
     };
-    let digit = |d: &u8| char::from(*d);
     if negative {
         out.push('-');
     }
     if plain_len as usize > MAX_PLAIN_ID {
-        out.push(char::from(significant[0]));
+        out.push(digit(first));
         if m > 1 {
             out.push('.');
-            out.extend(significant[1..].iter().map(digit));
+            out.extend((first + 1..=last).map(digit));
         }
         out.push('e');
         out.push_str(&(point - 1).to_string());
     } else if scale >= 0 {
-        out.extend(significant.iter().map(digit));
+        out.extend((first..=last).map(digit));
         out.extend(std::iter::repeat_n('0', scale as usize));
     } else if point > 0 {
-        let (int, frac) = significant.split_at(point as usize);
-        out.extend(int.iter().map(digit));
+        let split = first + point as usize;
+        out.extend((first..split).map(digit));
         out.push('.');
-        out.extend(frac.iter().map(digit));
+        out.extend((split..=last).map(digit));
     } else {
         out.push_str("0.");
         out.extend(std::iter::repeat_n('0', (-point) as usize));
-        out.extend(significant.iter().map(digit));
+        out.extend((first..=last).map(digit));
     }
 }
 
