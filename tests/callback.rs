@@ -9,7 +9,7 @@ mod http_server;
 
 use std::time::Duration;
 
-use dropfolder::worker::Worker;
+use common::{callback_error, run_once};
 use drops::{Env, HEADER};
 use http_server::{Reply, Server};
 
@@ -34,30 +34,11 @@ fn setup(url: &str, options: &str) -> (Env, dropfolder::config::Config) {
     (env, config)
 }
 
-async fn run(config: &dropfolder::config::Config) -> dropfolder::worker::RunReport {
-    Worker::open(config.clone())
-        .await
-        .expect("worker")
-        .run_once()
-        .await
-}
-
-async fn callback_error(config: &dropfolder::config::Config) -> Option<String> {
-    let state = dropfolder::worker::open_state(config).await.expect("state");
-    state
-        .integrations()
-        .await
-        .expect("status")
-        .into_iter()
-        .next()
-        .and_then(|s| s.callback_error)
-}
-
 #[tokio::test]
 async fn the_callback_arrives_with_the_key_and_the_result() {
     let server = Server::start().await;
     let (env, config) = setup(&server.url, "");
-    let report = run(&config).await;
+    let report = run_once(&config).await;
     assert!(!report.failed(), "{report:?}");
     let calls = server.calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
@@ -78,7 +59,7 @@ async fn the_callback_arrives_with_the_key_and_the_result() {
         serde_json::json!({"folder_path": folder, "success": true, "message": "1 record was uploaded"})
     );
     // Delivered once: the next run sends nothing.
-    run(&config).await;
+    run_once(&config).await;
     assert_eq!(server.calls().len(), 1);
     assert_eq!(callback_error(&config).await, None);
 }
@@ -88,7 +69,7 @@ async fn two_500s_then_200_is_one_delivery() {
     let server = Server::start().await;
     server.script([Reply::Status(500), Reply::Status(500)]);
     let (_env, config) = setup(&server.url, ", retry_count = 3");
-    run(&config).await;
+    run_once(&config).await;
     let calls = server.calls();
     assert_eq!(calls.len(), 3);
     let keys: Vec<_> = calls
@@ -99,7 +80,7 @@ async fn two_500s_then_200_is_one_delivery() {
         keys.windows(2).all(|w| w[0] == w[1]),
         "one logical delivery: {keys:?}"
     );
-    run(&config).await;
+    run_once(&config).await;
     assert_eq!(server.calls().len(), 3, "delivered, so not sent again");
 }
 
@@ -108,7 +89,7 @@ async fn a_401_is_not_retried_and_shows_in_the_status() {
     let server = Server::start().await;
     server.script([Reply::Status(401)]);
     let (env, config) = setup(&server.url, ", retry_count = 6");
-    let report = run(&config).await;
+    let report = run_once(&config).await;
     assert!(
         !report.failed(),
         "a failed callback never undoes an import: {report:?}"
@@ -121,7 +102,7 @@ async fn a_401_is_not_retried_and_shows_in_the_status() {
         .expect("callback error recorded");
     assert!(error.contains("answered 401"), "{error}");
     assert!(!error.contains(KEY), "{error}");
-    run(&config).await;
+    run_once(&config).await;
     assert_eq!(server.calls().len(), 1, "a 401 is refused for good");
 }
 
@@ -130,7 +111,7 @@ async fn a_429_waits_as_long_as_retry_after_says() {
     let server = Server::start().await;
     server.script([Reply::RetryAfter(429, 1)]);
     let (_env, config) = setup(&server.url, "");
-    run(&config).await;
+    run_once(&config).await;
     let calls = server.calls();
     assert_eq!(calls.len(), 2);
     let waited = calls[1].at - calls[0].at;
@@ -143,7 +124,7 @@ async fn a_hanging_receiver_times_out_and_gets_it_next_run() {
     server.set_default(Reply::Hang);
     let (_env, config) = setup(&server.url, ", retry_count = 1, timeout_seconds = 1");
     let started = std::time::Instant::now();
-    let report = run(&config).await;
+    let report = run_once(&config).await;
     assert!(!report.failed(), "{report:?}");
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -155,7 +136,7 @@ async fn a_hanging_receiver_times_out_and_gets_it_next_run() {
             .is_some_and(|e| e.contains("timed out") || e.contains("timeout"))
     );
     server.set_default(Reply::Status(200));
-    run(&config).await;
+    run_once(&config).await;
     assert_eq!(server.calls().len(), 2);
     assert_eq!(callback_error(&config).await, None);
 }
@@ -167,11 +148,11 @@ async fn a_receiver_down_during_the_run_gets_it_on_the_next_run() {
     let (_env, config) = setup(&server.url, ", retry_count = 2");
     server.stop();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    run(&config).await;
+    run_once(&config).await;
     let error = callback_error(&config).await.expect("not delivered");
     assert!(error.contains("/prd/data-export"), "{error}");
     let server = Server::start_on(&addr).await;
-    run(&config).await;
+    run_once(&config).await;
     assert_eq!(server.calls().len(), 1, "delivered on the next run");
     assert_eq!(callback_error(&config).await, None);
 }

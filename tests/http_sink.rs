@@ -10,8 +10,9 @@ mod http_server;
 
 use std::collections::HashSet;
 
+use common::run_once;
 use dropfolder::config::Config;
-use dropfolder::worker::{RunReport, Worker};
+use dropfolder::worker::Worker;
 use drops::Env;
 use http_server::{Reply, Server};
 
@@ -36,14 +37,6 @@ fn drop_rows(env: &Env, date: &str, rows: u64) {
     }
     env.csv(date, "users.csv.gz", &csv);
     env.success(date);
-}
-
-async fn run(config: &Config) -> RunReport {
-    Worker::open(config.clone())
-        .await
-        .expect("worker")
-        .run_once()
-        .await
 }
 
 fn ids(bodies: &[serde_json::Value]) -> Vec<String> {
@@ -76,7 +69,7 @@ async fn streaming_ingest_gets_every_one_of_350000_records_one_per_request() {
         server.url
     );
     let config = config(&env, &sink);
-    let report = run(&config).await;
+    let report = run_once(&config).await;
     assert!(!report.failed(), "{report:?}");
     assert_eq!(
         env.read("processed/20210228/status.txt"),
@@ -117,7 +110,7 @@ async fn headers_and_the_bearer_token_go_with_each_request() {
         "kind = \"http\"\npreset = \"streaming-ingest\"\nurl = \"{}/stream/v0/data/is-1\"\nauth = {{ type = \"bearer\", token_file = \"token\" }}\nheaders = {{ \"X-Amperity-Tenant\" = \"acme\" }}",
         server.url
     );
-    run(&config(&env, &sink)).await;
+    run_once(&config(&env, &sink)).await;
     let calls = server.calls();
     assert_eq!(calls.len(), 3);
     for call in &calls {
@@ -142,7 +135,7 @@ async fn streaming_ingest_never_retries_400_401_or_413() {
             server.url
         );
         let config = config(&env, &sink);
-        let report = run(&config).await;
+        let report = run_once(&config).await;
         assert!(report.failed(), "{status}: the file could not be delivered");
         let error = report.integrations[0].error.clone().unwrap_or_default();
         assert!(error.contains(&format!("answered {status}")), "{error}");
@@ -172,7 +165,7 @@ async fn a_file_is_in_the_ledger_only_when_every_batch_was_accepted() {
     let config = config(&env, &sink);
     // The batch holding u500 is refused until its attempts are spent.
     server.fail_bodies_with(Some(("\"u500\"", 502)));
-    let report = run(&config).await;
+    let report = run_once(&config).await;
     assert!(report.failed(), "{report:?}");
     assert!(
         env.exists("current/dt=20210228/users.csv.gz"),
@@ -185,7 +178,7 @@ async fn a_file_is_in_the_ledger_only_when_every_batch_was_accepted() {
     assert_eq!(recorded, 0, "not every batch was accepted");
     server.fail_bodies_with(None);
     // The next run sends the whole file again and records it.
-    let report = run(&config).await;
+    let report = run_once(&config).await;
     assert!(!report.failed(), "{report:?}");
     let bodies: Vec<serde_json::Value> = server.calls().iter().map(|c| c.json()).collect();
     let delivered: HashSet<String> = ids(&bodies).into_iter().collect();
@@ -214,7 +207,7 @@ async fn a_413_splits_the_batch() {
         "kind = \"http\"\nurl = \"{}/records\"\nformat = \"ndjson\"\nmax_body_bytes = 8192",
         server.url
     );
-    let report = run(&config(&env, &sink)).await;
+    let report = run_once(&config(&env, &sink)).await;
     assert!(!report.failed(), "{report:?}");
     let calls = server.calls();
     assert!(
@@ -322,7 +315,7 @@ async fn a_files_rows_for_one_id_arrive_in_file_order() {
         "kind = \"http\"\npreset = \"streaming-ingest\"\nurl = \"{}/stream/v0/data/is-1\"\nauth = {{ type = \"bearer\", token_file = \"token\" }}",
         server.url
     );
-    let report = run(&config(&env, &sink)).await;
+    let report = run_once(&config(&env, &sink)).await;
     assert!(!report.failed(), "{report:?}");
     let calls = server.calls();
     assert_eq!(calls.len(), 41, "40 records, one retried");

@@ -118,3 +118,24 @@ pub fn unique_name(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}_{}_{n}_{nanos:x}", std::process::id())
 }
+
+/// One scan of every integration of `config`, with a worker opened for it.
+pub async fn run_once(config: &Config) -> dropfolder::worker::RunReport {
+    dropfolder::worker::Worker::open(config.clone())
+        .await
+        .expect("worker")
+        .run_once()
+        .await
+}
+
+/// The first integration's last callback error, as the state keeps it.
+pub async fn callback_error(config: &Config) -> Option<String> {
+    let state = dropfolder::worker::open_state(config).await.expect("state");
+    state
+        .integrations()
+        .await
+        .expect("status")
+        .into_iter()
+        .next()
+        .and_then(|s| s.callback_error)
+}

@@ -6,7 +6,8 @@ use crate::http_server;
 use crate::sts_stub;
 
 use dropfolder::config::{Config, SecretCheck};
-use dropfolder::worker::{RunReport, Worker};
+
+use crate::common::{callback_error, run_once};
 use drops::{ALLOW_LOOPBACK, Env, HEADER};
 use http_server::{Reply, Server};
 
@@ -52,25 +53,6 @@ fn unchecked(env: &Env, text: &str) -> Config {
     Config::parse(text, env.dir.path().to_path_buf()).expect("config parses")
 }
 
-async fn run(config: &Config) -> RunReport {
-    Worker::open(config.clone())
-        .await
-        .expect("worker")
-        .run_once()
-        .await
-}
-
-async fn callback_error(config: &Config) -> Option<String> {
-    let state = dropfolder::worker::open_state(config).await.expect("state");
-    state
-        .integrations()
-        .await
-        .expect("status")
-        .into_iter()
-        .next()
-        .and_then(|s| s.callback_error)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_answering_500_with_a_huge_body_is_read_only_a_few_kib() {
     let server = Server::start().await;
@@ -81,7 +63,7 @@ async fn a_callback_answering_500_with_a_huge_body_is_read_only_a_few_kib() {
         ", retry_count = 1, timeout_seconds = 60",
     ));
     let config = checked(&env, &text);
-    let report = run(&config).await;
+    let report = run_once(&config).await;
     assert!(!report.failed(), "{report:?}");
     assert_eq!(server.calls().len(), 1);
     let error = callback_error(&config).await.expect("not delivered");
@@ -105,7 +87,7 @@ async fn an_http_sink_answering_500_with_a_huge_body_is_read_only_a_few_kib() {
         server.url
     );
     let config = checked(&env, &text);
-    let report = run(&config).await;
+    let report = run_once(&config).await;
     let shown = format!("{report:?}");
     assert!(shown.contains("answered 500"), "{shown}");
     let streamed = server.streamed();
@@ -126,7 +108,7 @@ async fn an_oauth2_token_endpoint_answering_a_huge_body_is_read_only_a_few_kib()
         url = server.url
     );
     let config = checked(&env, &text);
-    let report = run(&config).await;
+    let report = run_once(&config).await;
     let shown = format!("{report:?}");
     assert!(shown.contains("token"), "{shown}");
     assert!(server.calls().is_empty(), "no records without a token");
@@ -214,7 +196,7 @@ async fn a_callback_is_refused_when_connecting_to_an_internal_address() {
             .config_text(&callback(&url, ", retry_count = 1"))
             .replace(ALLOW_LOOPBACK, "");
         let config = unchecked(&env, &text);
-        let report = run(&config).await;
+        let report = run_once(&config).await;
         assert!(!report.failed(), "{report:?}");
         assert!(server.calls().is_empty(), "{url} was reached");
         let error = callback_error(&config).await.expect("not delivered");
@@ -229,7 +211,7 @@ async fn a_callback_is_refused_when_connecting_to_an_internal_address() {
         &env,
         &env.config_text(&callback(&format!("http://localhost:{port}/cb"), "")),
     );
-    run(&config).await;
+    run_once(&config).await;
     assert_eq!(server.calls().len(), 1);
     assert_eq!(callback_error(&config).await, None);
 }
@@ -246,7 +228,7 @@ async fn the_http_sink_never_follows_a_redirect_with_the_records() {
         sink.url
     );
     let config = checked(&env, &text);
-    let report = run(&config).await;
+    let report = run_once(&config).await;
     assert!(
         elsewhere.requests().is_empty(),
         "the records went where the redirect pointed: {:?}",
@@ -273,7 +255,7 @@ async fn a_callback_redirect_is_a_failure_that_is_not_retried() {
             ", retry_count = 3",
         )),
     );
-    run(&config).await;
+    run_once(&config).await;
     let error = callback_error(&config).await.expect("not delivered");
     assert!(
         error.contains("answered 307") && error.contains("redirects are not followed"),
@@ -281,7 +263,7 @@ async fn a_callback_redirect_is_a_failure_that_is_not_retried() {
     );
     // The next run does not send it again: the receiver wants it elsewhere, which it will
     // not get.
-    run(&config).await;
+    run_once(&config).await;
     assert_eq!(server.calls().len(), 1, "{:?}", server.calls());
     assert!(elsewhere.requests().is_empty());
 }
