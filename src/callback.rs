@@ -13,8 +13,9 @@ use chrono::Utc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, SecretError};
+use crate::egress::EgressPolicy;
 use crate::outbound::{Auth, Endpoint, EndpointOptions, OutboundError, RetryOn};
+use crate::secret::{SecretError, SecretRef};
 use crate::state::{CallbackOutcome, CallbackRequest, DropResult, StateError, StateStore};
 use crate::telemetry::CallbackAttempted;
 
@@ -37,6 +38,18 @@ pub enum CallbackError {
     },
 }
 
+/// An integration's callback, as checked.
+#[derive(Debug, Clone)]
+pub struct CallbackSettings {
+    pub url: String,
+    /// Sent as the `x-api-key` header.
+    pub api_key: SecretRef,
+    /// Attempts per delivery.
+    pub attempts: u32,
+    /// Per attempt.
+    pub timeout: Duration,
+}
+
 /// The callback endpoints of every integration that has one.
 #[derive(Debug, Default)]
 pub struct Callbacks {
@@ -51,27 +64,27 @@ struct Body<'a> {
 }
 
 impl Callbacks {
-    /// Reads each integration's callback key and prepares its endpoint.
-    pub fn from_config(config: &Config) -> Result<Callbacks, CallbackError> {
+    /// Reads each integration's callback key and prepares its endpoint; `integrations` are
+    /// (name, callback) pairs.
+    pub fn new<'a>(
+        integrations: impl IntoIterator<Item = (&'a str, &'a CallbackSettings)>,
+        egress: &EgressPolicy,
+    ) -> Result<Callbacks, CallbackError> {
         let mut targets = HashMap::new();
-        let egress = config.outbound.policy();
-        for integration in &config.integrations {
-            let (Some(callback), Some(key)) = (
-                &integration.callback,
-                integration.callback_key(&config.base_dir),
-            ) else {
-                continue;
-            };
-            let name = integration.name.clone();
-            let key = key.read().map_err(|source| CallbackError::Secret {
-                integration: name.clone(),
-                source,
-            })?;
+        for (name, callback) in integrations {
+            let name = name.to_string();
+            let key = callback
+                .api_key
+                .read()
+                .map_err(|source| CallbackError::Secret {
+                    integration: name.clone(),
+                    source,
+                })?;
             let endpoint = Auth::api_key(Some("x-api-key"), Some(""), &key)
                 .and_then(|auth| {
                     Endpoint::new(EndpointOptions {
-                        attempts: callback.retry_count,
-                        timeout: Duration::from_secs(callback.timeout_seconds),
+                        attempts: callback.attempts,
+                        timeout: callback.timeout,
                         rate_limit_qps: None,
                         auth: Some(auth),
                         headers: Vec::new(),

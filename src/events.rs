@@ -9,9 +9,21 @@
 use aws_config::SdkConfig;
 use serde::Deserialize;
 
-use crate::config::{Config, EventsConfig, StoreLocation};
 use crate::scan::{CURRENT, MARKER};
+use crate::store::StoreLocation;
 use crate::store::aws::sdk_error_message;
+
+/// The checked `[events]` section: the SQS queue that carries the buckets' S3 events.
+#[derive(Debug, Clone)]
+pub struct EventsSettings {
+    pub queue_url: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Long-poll wait per receive, 1..=20 seconds.
+    pub wait_seconds: i32,
+    /// How long a received message stays hidden; extended while its folder is in hand.
+    pub visibility_timeout_seconds: i32,
+}
 
 /// An integration's bucket and prefix, to match event keys against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,22 +122,23 @@ pub fn parse(body: &str, targets: &[Target]) -> Parsed {
     }
 }
 
-/// The targets of every S3 integration of a config.
-pub fn targets(config: &Config) -> Vec<Target> {
-    config
-        .integrations
-        .iter()
-        .filter_map(|i| match i.location(&config.base_dir) {
-            Ok(StoreLocation::S3 { bucket, prefix }) => Some(Target {
-                integration: i.name.clone(),
-                bucket,
+/// The targets of every S3 integration, given as (name, location) pairs.
+pub fn targets<'a>(
+    integrations: impl IntoIterator<Item = (&'a str, &'a StoreLocation)>,
+) -> Vec<Target> {
+    integrations
+        .into_iter()
+        .filter_map(|(name, location)| match location {
+            StoreLocation::S3 { bucket, prefix } => Some(Target {
+                integration: name.to_string(),
+                bucket: bucket.clone(),
                 prefix: if prefix.is_empty() {
-                    prefix
+                    String::new()
                 } else {
                     format!("{prefix}/")
                 },
             }),
-            _ => None,
+            StoreLocation::Local(_) => None,
         })
         .collect()
 }
@@ -155,7 +168,7 @@ pub struct QueueError {
 }
 
 impl Queue {
-    pub fn new(base: &SdkConfig, events: &EventsConfig, targets: Vec<Target>) -> Queue {
+    pub fn new(base: &SdkConfig, events: &EventsSettings, targets: Vec<Target>) -> Queue {
         let mut config = aws_sdk_sqs::config::Builder::from(base);
         if let Some(endpoint) = &events.endpoint {
             config = config.endpoint_url(endpoint);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::config::{Config, IntegrationConfig};
+use crate::settings::Settings;
 use crate::state::IntegrationState;
 
 /// How far ahead expiring credentials turn an integration to Warning (source 000: 3 months).
@@ -60,20 +60,18 @@ pub struct Health {
     pub callback_error: Option<String>,
 }
 
-/// The status of `integration` given what the state remembers of it, at `now`.
+/// The status of an integration given what the state remembers of it and when its
+/// credentials expire, at `now`.
 pub fn assess(
-    integration: &IntegrationConfig,
+    credentials_expire_on: Option<NaiveDate>,
     state: &IntegrationState,
     stale_after: Duration,
     now: DateTime<Utc>,
 ) -> Health {
     let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let expiry = integration
-        .credentials_expire_on
-        .as_deref()
-        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        .filter(|d| (*d - now.date_naive()).num_days() <= EXPIRY_NOTICE_DAYS);
-    let stale = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::days(1));
+    let expiry =
+        credentials_expire_on.filter(|d| (*d - now.date_naive()).num_days() <= EXPIRY_NOTICE_DAYS);
+    let stale = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
     let (status, reason, since) = if let Some(error) = &state.last_error {
         (Status::Failed, error.clone(), state.last_scan_at)
     } else if let Some(date) = expiry {
@@ -112,7 +110,7 @@ pub fn assess(
         }
     };
     Health {
-        integration: integration.name.clone(),
+        integration: state.integration.clone(),
         status,
         reason,
         since,
@@ -129,12 +127,12 @@ pub fn assess(
 
 /// Every configured integration's status, in config order.
 pub async fn statuses(
-    config: &Config,
+    settings: &Settings,
     state: &dyn crate::state::StateStore,
 ) -> Result<Vec<Health>, crate::state::StateError> {
     let known = state.integrations().await?;
     let now = Utc::now();
-    Ok(config
+    Ok(settings
         .integrations
         .iter()
         .map(|integration| {
@@ -146,7 +144,12 @@ pub async fn statuses(
                     integration: integration.name.clone(),
                     ..IntegrationState::default()
                 });
-            assess(integration, &remembered, config.schedule.stale_after(), now)
+            assess(
+                integration.credentials_expire_on,
+                &remembered,
+                settings.schedule.stale_after,
+                now,
+            )
         })
         .collect())
 }
@@ -155,17 +158,8 @@ pub async fn statuses(
 mod tests {
     use super::*;
 
-    fn integration(expire: Option<&str>) -> IntegrationConfig {
-        let text = format!(
-            "[schemas.s]\nid = \"string\"\n[[integrations]]\nname = \"a\"\nentity = \"user\"\nschema = \"s\"\nbucket = \"b-bucket\"\n{}",
-            expire
-                .map(|d| format!("credentials_expire_on = \"{d}\""))
-                .unwrap_or_default()
-        );
-        Config::parse(&text, Default::default())
-            .expect("config")
-            .integrations
-            .remove(0)
+    fn integration(expire: Option<&str>) -> Option<NaiveDate> {
+        expire.map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").expect("date"))
     }
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -180,16 +174,16 @@ mod tests {
         let day = Duration::from_secs(86_400);
         let mut state = IntegrationState::default();
         assert_eq!(
-            assess(&integration(None), &state, day, now).status,
+            assess(integration(None), &state, day, now).status,
             Status::Ready
         );
         state.last_data_at = Some(at("2026-11-23T11:00:00Z"));
         assert_eq!(
-            assess(&integration(None), &state, day, now).status,
+            assess(integration(None), &state, day, now).status,
             Status::Active
         );
         state.last_data_at = Some(at("2026-11-21T11:00:00Z"));
-        let stale = assess(&integration(None), &state, day, now);
+        let stale = assess(integration(None), &state, day, now);
         assert_eq!(stale.status, Status::Warning);
         assert_eq!(
             stale.reason,
@@ -197,7 +191,7 @@ mod tests {
         );
         state.last_data_at = Some(at("2026-11-23T11:00:00Z"));
         state.callback_error = Some("HTTP 503".into());
-        let undelivered = assess(&integration(None), &state, day, now);
+        let undelivered = assess(integration(None), &state, day, now);
         assert_eq!(
             (undelivered.status, undelivered.reason.as_str()),
             (
@@ -206,7 +200,7 @@ mod tests {
             )
         );
         state.last_error = Some("cannot get credentials (AccessDenied)".into());
-        let failed = assess(&integration(None), &state, day, now);
+        let failed = assess(integration(None), &state, day, now);
         assert_eq!(
             (failed.status, failed.reason.as_str()),
             (Status::Failed, "cannot get credentials (AccessDenied)")
@@ -222,11 +216,11 @@ mod tests {
         };
         let day = Duration::from_secs(86_400);
         assert_eq!(
-            assess(&integration(Some("2027-01-15")), &state, day, now).status,
+            assess(integration(Some("2027-01-15")), &state, day, now).status,
             Status::Warning
         );
         assert_eq!(
-            assess(&integration(Some("2027-12-31")), &state, day, now).status,
+            assess(integration(Some("2027-12-31")), &state, day, now).status,
             Status::Active
         );
     }

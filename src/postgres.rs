@@ -10,7 +10,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::Config;
 
-use crate::config::{Secret, SecretRef, redact_url};
+use crate::secret::{Secret, SecretRef, redact_url};
 
 /// Why PostgreSQL could not be used. Messages carry the URL without its password.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,16 @@ pub enum PgError {
         version: i64,
         message: String,
     },
+}
+
+/// A PostgreSQL database as the config names it (sink or state).
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    /// May hold a password; shown only through [`redact_url`].
+    pub url: String,
+    /// The password, when the URL has none.
+    pub password: Option<SecretRef>,
+    pub pool_size: usize,
 }
 
 /// A lock number only dropfolder's migrations take.

@@ -12,8 +12,6 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
-use crate::config::ScheduleConfig;
-
 /// A parsed schedule.
 #[derive(Debug, Clone)]
 pub enum Schedule {
@@ -31,25 +29,29 @@ pub fn parse_cron(expression: &str) -> Result<Cron, String> {
         .map_err(|e| format!("'{expression}' is not a 5-field cron expression: {e}"))
 }
 
+/// The checked `[schedule]` section: when `watch` scans, how much at once, and the spans
+/// the rest of the service measures against.
+#[derive(Debug, Clone)]
+pub struct ScheduleSettings {
+    pub schedule: Schedule,
+    /// Integrations worked on at once; at least 1.
+    pub concurrency: usize,
+    /// An integration without data for this long is in Warning.
+    pub stale_after: Duration,
+    /// On SIGTERM, how long the folder in hand may take to finish.
+    pub grace_period: Duration,
+}
+
 impl Schedule {
-    /// The schedule of a checked `[schedule]` section.
-    pub fn from_config(config: &ScheduleConfig) -> Result<Schedule, String> {
-        if let Some(expression) = &config.cron {
-            let zone = match &config.timezone {
-                Some(tz) => tz
-                    .parse::<Tz>()
-                    .map_err(|_| format!("'{tz}' is not an IANA time zone"))?,
-                None => Tz::UTC,
-            };
-            return Ok(Schedule::Cron {
-                cron: Box::new(parse_cron(expression)?),
-                zone,
-            });
-        }
-        config
-            .interval()
-            .map(Schedule::Every)
-            .ok_or_else(|| "schedule.every is not a duration".to_string())
+    /// A cron schedule from a 5-field expression and an IANA time zone name.
+    pub fn cron(expression: &str, zone: &str) -> Result<Schedule, String> {
+        let zone = zone
+            .parse::<Tz>()
+            .map_err(|_| format!("'{zone}' is not an IANA time zone like Europe/Berlin"))?;
+        Ok(Schedule::Cron {
+            cron: Box::new(parse_cron(expression)?),
+            zone,
+        })
     }
 
     /// The first scan time strictly after `now`.
@@ -78,17 +80,12 @@ mod tests {
     }
 
     fn cron(expression: &str, tz: &str) -> Schedule {
-        Schedule::from_config(&ScheduleConfig {
-            cron: Some(expression.into()),
-            timezone: Some(tz.into()),
-            ..ScheduleConfig::default()
-        })
-        .expect("valid schedule")
+        Schedule::cron(expression, tz).expect("valid schedule")
     }
 
     #[test]
     fn every_adds_the_interval() {
-        let s = Schedule::from_config(&ScheduleConfig::default()).expect("default schedule");
+        let s = Schedule::Every(Duration::from_secs(15 * 60));
         assert_eq!(
             s.next_after(at("2026-01-01T00:00:00Z")),
             at("2026-01-01T00:15:00Z")

@@ -18,13 +18,14 @@ use axum::routing::get;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Secret};
 use crate::health::{Status, statuses};
+use crate::secret::Secret;
+use crate::settings::Settings;
 use crate::state::StateStore;
 
 #[derive(Clone)]
 struct App {
-    config: Arc<Config>,
+    settings: Arc<Settings>,
     state: Arc<dyn StateStore>,
 }
 
@@ -32,7 +33,7 @@ struct App {
 /// requires it as a bearer token.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    config: Arc<Config>,
+    settings: Arc<Settings>,
     state: Arc<dyn StateStore>,
     token: Option<Secret>,
     stop: CancellationToken,
@@ -44,7 +45,7 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/status", get(status))
         .layer(middleware::from_fn_with_state(token, require_token))
-        .with_state(App { config, state });
+        .with_state(App { settings, state });
     axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
@@ -62,7 +63,7 @@ async fn ready(State(app): State<App>) -> Response {
 }
 
 async fn status(State(app): State<App>) -> Response {
-    match statuses(&app.config, app.state.as_ref()).await {
+    match statuses(&app.settings, app.state.as_ref()).await {
         Ok(all) => axum::Json(all).into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -74,7 +75,7 @@ async fn status(State(app): State<App>) -> Response {
 
 async fn metrics(State(app): State<App>) -> Response {
     let mut text = crate::telemetry::metrics().render();
-    if let Ok(all) = statuses(&app.config, app.state.as_ref()).await {
+    if let Ok(all) = statuses(&app.settings, app.state.as_ref()).await {
         text.push_str("# TYPE dropfolder_integration_status gauge\n");
         for health in &all {
             for status in [

@@ -37,7 +37,7 @@ pub async fn watch(
     let mut watcher = Watcher {
         worker: worker.clone(),
         queue: queue.clone(),
-        permits: Arc::new(Semaphore::new(worker.config.schedule.concurrency.max(1))),
+        permits: Arc::new(Semaphore::new(worker.settings.schedule.concurrency)),
         running: HashSet::new(),
         again: HashMap::new(),
         holders: HashMap::new(),
@@ -63,7 +63,7 @@ pub async fn watch(
                 *watcher.holders.entry(message.receipt.clone()).or_default() += message.integrations.len();
             }
             () = tokio::time::sleep_until(next_tick) => {
-                let names: Vec<String> = worker.config.integrations.iter().map(|i| i.name.clone()).collect();
+                let names: Vec<String> = worker.settings.integrations.iter().map(|i| i.name.clone()).collect();
                 tracing::info!(integrations = names.len(), "scheduled scan");
                 for name in &names {
                     watcher.start(name, Vec::new());
@@ -134,7 +134,7 @@ impl Watcher {
                 }
                 _ => None,
             };
-            let report = match worker.config.integration(&name) {
+            let report = match worker.settings.integration(&name) {
                 Some(integration) => Some(worker.run_integration(integration).await),
                 None => None,
             };

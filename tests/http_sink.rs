@@ -249,7 +249,13 @@ async fn the_dcr_preset_fetches_an_oauth2_token_once_and_refreshes_it() {
         url = server.url
     );
     let config = config(&env, &sink);
-    let worker = Worker::open(config.clone()).await.expect("worker");
+    let worker = Worker::open(
+        config
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("worker");
     assert!(!worker.run_once().await.failed());
     let calls = server.calls();
     assert!(calls.len() > 1, "several batches: {}", calls.len());

@@ -14,7 +14,13 @@ use drops::{Env, HEADER};
 use serde_json::json;
 
 async fn run(env: &Env, extra: &str) -> RunReport {
-    let worker = Worker::open(env.config(extra)).await.expect("worker opens");
+    let worker = Worker::open(
+        env.config(extra)
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("worker opens");
     worker.run_once().await
 }
 
@@ -115,9 +121,13 @@ async fn unready_and_odd_folders_are_left_alone_and_reported() {
     );
     assert_eq!(report.integrations[0].waiting, ["current/dt=20210228/"]);
     // The integration status remembers the notices for `dropfolder status`.
-    let state = dropfolder::worker::open_state(&env.config(""))
-        .await
-        .expect("state");
+    let state = dropfolder::worker::open_state(
+        &env.config("")
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("state");
     let known = state.integrations().await.expect("status");
     assert_eq!(&known[0].notices, notices);
 }
@@ -228,7 +238,13 @@ async fn a_file_replaced_while_it_is_imported_is_not_lost() {
         &format!("{HEADER}u1,v1@x.com,,,\n"),
     );
     env.success("20210228");
-    let mut worker = Worker::open(env.config("")).await.expect("worker");
+    let mut worker = Worker::open(
+        env.config("")
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("worker");
     let customer = Arc::new(customer::ReplaceOnGet::new(
         Arc::new(dropfolder::store::LocalStore::new(env.bucket())),
         "current/dt=20210228/users.csv.gz",
@@ -274,11 +290,15 @@ fn config_with_schema(env: &Env, schema: &str, extra: &str) -> dropfolder::confi
 }
 
 async fn run_config(config: dropfolder::config::Config) -> RunReport {
-    Worker::open(config)
-        .await
-        .expect("worker opens")
-        .run_once()
-        .await
+    Worker::open(
+        config
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("worker opens")
+    .run_once()
+    .await
 }
 
 #[tokio::test]

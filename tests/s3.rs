@@ -62,9 +62,17 @@ const STATIC_KEYS: &str =
 
 async fn store(config: &Config) -> S3Store {
     let base = base_config().await;
-    S3Store::connect(&base, &config.integrations[0], bucket_of(config), "px")
-        .await
-        .expect("connect to LocalStack")
+    let settings = config
+        .compile(SecretCheck::Require)
+        .expect("config compiles");
+    S3Store::connect(
+        &base,
+        &settings.integrations[0].store.access,
+        bucket_of(config),
+        "px",
+    )
+    .await
+    .expect("connect to LocalStack")
 }
 
 fn bucket_of(config: &Config) -> &str {
@@ -166,7 +174,13 @@ async fn drops(ls: &LocalStack, bucket: &str, access: &str) {
     ls.put(bucket, "px/current/backup/old.csv.gz", b"x".to_vec())
         .await;
 
-    let worker = Worker::open(config.clone()).await.expect("worker");
+    let worker = Worker::open(
+        config
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("worker");
     let report = worker.run_once().await;
     assert!(!report.failed(), "{report:?}");
     assert_eq!(
@@ -296,7 +310,13 @@ async fn a_folder_of_more_than_1000_keys_is_listed_page_by_page() {
     ls.put(&bucket, "px/current/dt=20210228/_SUCCESS", b"".to_vec())
         .await;
     let store = Arc::new(store(&config).await);
-    let mut worker = Worker::open(config).await.expect("worker");
+    let mut worker = Worker::open(
+        config
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("worker");
     worker.use_store("acme-users", store.clone());
     let report = worker.run_once().await;
     assert!(!report.failed(), "{report:?}");
@@ -342,7 +362,13 @@ async fn a_file_replaced_between_read_and_delete_is_kept_and_imported_next() {
         .await;
     let v2 = gzip(format!("{HEADER}u1,v2@x.com,,,\n").as_bytes());
     let s3: Arc<dyn ObjectStore> = Arc::new(store(&config).await);
-    let mut worker = Worker::open(config.clone()).await.expect("worker");
+    let mut worker = Worker::open(
+        config
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("worker");
     worker.use_store(
         "acme-users",
         Arc::new(customer::ReplaceOnGet::new(
@@ -371,7 +397,15 @@ async fn a_file_replaced_between_read_and_delete_is_kept_and_imported_next() {
         "{status}"
     );
     // The next run imports the new version as a new drop.
-    let report = Worker::open(config).await.expect("worker").run_once().await;
+    let report = Worker::open(
+        config
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("worker")
+    .run_once()
+    .await;
     assert!(!report.failed(), "{report:?}");
     assert_eq!(
         ls.text(&bucket, "px/processed/20210228-2/status.txt").await,
@@ -405,7 +439,13 @@ async fn requests_per_folder_in_steady_state() {
     ls.put(&bucket, "px/current/dt=20210228/_SUCCESS", b"".to_vec())
         .await;
     let store = Arc::new(store(&config).await);
-    let mut worker = Worker::open(config).await.expect("worker");
+    let mut worker = Worker::open(
+        config
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("worker");
     worker.use_store("acme-users", store.clone());
     assert!(!worker.run_once().await.failed());
     let requests = store.requests();

@@ -634,8 +634,12 @@ bucket = "file:///tmp/unused"
 "#;
     let config = dropfolder::config::Config::parse(text, std::path::PathBuf::new())
         .expect("test config parses");
-    dropfolder::validate::FileRules::for_integration(&config, &config.integrations[0])
+    config
+        .compile(dropfolder::config::SecretCheck::Skip)
         .expect("rules build")
+        .integrations
+        .remove(0)
+        .rules
 }
 
 #[tokio::test]

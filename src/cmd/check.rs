@@ -9,9 +9,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use dropfolder::config::{Config, IntegrationConfig, SecretCheck, StoreLocation};
+use dropfolder::config::SecretCheck;
 use dropfolder::scan::scan;
-use dropfolder::validate::DatePattern;
+use dropfolder::settings::IntegrationSettings;
+use dropfolder::store::StoreLocation;
 
 pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
     let config = super::load_config(path, SecretCheck::Require)?;
@@ -23,19 +24,16 @@ pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
     let aws = tokio::sync::OnceCell::new();
     let mut failed = false;
     for integration in &config.integrations {
-        // The config check has compiled every pattern already.
-        if let Ok(pattern) = DatePattern::compile(&integration.date_format) {
-            for note in pattern.notes() {
-                println!(
-                    "{}: note: date_format '{pattern}': {note}",
-                    integration.name
-                );
-            }
+        let pattern = &integration.rules.dates;
+        for note in pattern.notes() {
+            println!(
+                "{}: note: date_format '{pattern}': {note}",
+                integration.name
+            );
         }
-        let location = match integration.location(&config.base_dir) {
-            Ok(StoreLocation::Local(dir)) => format!("folder {}", dir.display()),
-            Ok(StoreLocation::S3 { bucket, prefix }) => format!("s3://{bucket}/{prefix}"),
-            Err(e) => e,
+        let location = match &integration.store.location {
+            StoreLocation::Local(dir) => format!("folder {}", dir.display()),
+            StoreLocation::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
         };
         if offline {
             println!(
@@ -44,7 +42,7 @@ pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
             );
             continue;
         }
-        let reached = match dropfolder::store::open(&config, integration, &aws).await {
+        let reached = match dropfolder::store::open(&integration.store, &aws).await {
             Ok(store) => scan(store.as_ref()).await,
             Err(e) => Err(e),
         };
@@ -52,7 +50,7 @@ pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
             Ok(found) => println!(
                 "{}: ok, {location} reachable{}: {} folder(s) ready, {} waiting for _SUCCESS",
                 integration.name,
-                identity(integration, &config, &aws).await,
+                identity(integration, &aws).await,
                 found.ready.len(),
                 found.waiting.len()
             ),
@@ -72,15 +70,14 @@ pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
 /// ` as <ARN>` for an S3 integration: who its requests are made as, from STS. Informational:
 /// the scan already succeeded, so a failure here is shown, not counted.
 async fn identity(
-    integration: &IntegrationConfig,
-    config: &Config,
+    integration: &IntegrationSettings,
     aws: &tokio::sync::OnceCell<aws_config::SdkConfig>,
 ) -> String {
-    let Ok(StoreLocation::S3 { bucket, .. }) = integration.location(&config.base_dir) else {
+    let StoreLocation::S3 { bucket, .. } = &integration.store.location else {
         return String::new();
     };
     let base = aws.get_or_init(dropfolder::store::aws::base_config).await;
-    match dropfolder::store::aws::caller_arn(base, integration, &bucket).await {
+    match dropfolder::store::aws::caller_arn(base, &integration.store.access, bucket).await {
         Ok(arn) => format!(" as {arn}"),
         Err(e) => format!(" (identity not shown: {e})"),
     }

@@ -13,7 +13,6 @@ use dropfolder::config::SecretCheck;
 use dropfolder::finish::status::status_text;
 use dropfolder::load::{LoadError, Opened, load_file};
 use dropfolder::sink::{AnySink, FileRef, Sink};
-use dropfolder::validate::FileRules;
 use futures_util::future::BoxFuture;
 use tokio::io::AsyncRead;
 
@@ -27,7 +26,7 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path, SecretCheck::Require)?;
     let integration = super::pick_integration(&config, config_path, integration)?;
-    let rules = FileRules::for_integration(&config, integration)?;
+    let rules = &integration.rules;
     let stdin = file.as_os_str() == "-";
     if !stdin && !file.is_file() {
         return Err(UsageError(format!("{} is not a readable file", file.display())).into());
@@ -37,7 +36,7 @@ pub async fn run(
         _ => "stdin".to_string(),
     };
     let state = dropfolder::worker::open_state(&config).await?;
-    let sink = AnySink::open(&config, state).await?;
+    let sink = AnySink::open(&config.sink, config.egress.clone(), state).await?;
     // A sink that cannot roll back reads the file twice (validate whole, then send), and
     // standard input can be read once: it is spooled to a temporary file first.
     let spooled = match (stdin, sink.transactional()) {
@@ -70,7 +69,7 @@ pub async fn run(
         key: format!("import/{name}"),
         version: String::new(), // The content hash, once read.
     };
-    let loaded = load_file(&sink, &rules, &file_ref, &name, open, Utc::now()).await?;
+    let loaded = load_file(&sink, rules, &file_ref, &name, open, Utc::now()).await?;
     print!("{}", status_text(std::slice::from_ref(&loaded.result)));
     if let (Some(path), Some(spool)) = (errors_csv, loaded.errors_csv) {
         spool

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use dropfolder::config::{Config, ConfigError, IntegrationConfig, SecretCheck};
+use dropfolder::config::{Config, ConfigError, SecretCheck};
+use dropfolder::settings::{IntegrationSettings, Settings};
 
 /// Config problems and usage errors exit 2; everything else that fails exits 1.
 pub fn exit_code_of(error: &anyhow::Error) -> ExitCode {
@@ -26,17 +27,17 @@ pub fn exit_code_of(error: &anyhow::Error) -> ExitCode {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// Loads and checks the config.
-pub fn load_config(path: &Path, secrets: SecretCheck) -> anyhow::Result<Config> {
+/// Loads and compiles the config.
+pub fn load_config(path: &Path, secrets: SecretCheck) -> anyhow::Result<Settings> {
     Config::load_checked(path, secrets).context("the config cannot be used")
 }
 
 /// The integration named on the command line, or the only one there is.
 pub fn pick_integration<'c>(
-    config: &'c Config,
+    config: &'c Settings,
     path: &Path,
     name: Option<&str>,
-) -> anyhow::Result<&'c IntegrationConfig> {
+) -> anyhow::Result<&'c IntegrationSettings> {
     let known = || {
         let names: Vec<&str> = config
             .integrations

@@ -11,7 +11,7 @@ use dropfolder::worker::{RunReport, Worker};
 
 pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path, SecretCheck::Require)?;
-    let grace = config.schedule.grace_period();
+    let grace = config.schedule.grace_period;
     let worker = Worker::open(config).await?;
     let stop = worker.stop_token();
     dropfolder::shutdown::cancel_on_signal(stop.clone());

@@ -10,7 +10,7 @@ use anyhow::Context;
 use dropfolder::config::SecretCheck;
 use dropfolder::finish::status::{FileResult, status_text};
 use dropfolder::validate::sniff::{self, Suggestion};
-use dropfolder::validate::{CountRows, FileReport, FileRules, validate};
+use dropfolder::validate::{CountRows, FileReport, validate};
 use tokio::io::AsyncRead;
 
 use super::UsageError;
@@ -22,7 +22,7 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path, SecretCheck::Skip)?;
     let integration = super::pick_integration(&config, config_path, integration)?;
-    let rules = FileRules::for_integration(&config, integration)?;
+    let rules = &integration.rules;
     for file in files {
         if file.as_os_str() != "-" && !file.is_file() {
             return Err(UsageError(format!("{} is not a readable file", file.display())).into());
@@ -36,7 +36,7 @@ pub async fn run(
                 "note: the import reads only files named *.csv.gz; {name} would not be imported"
             );
         }
-        let report = validate(&rules, &name, source, &mut CountRows::default(), None)
+        let report = validate(rules, &name, source, &mut CountRows::default(), None)
             .await
             .with_context(|| format!("cannot read {}", file.display()))?;
         tracing::info!(

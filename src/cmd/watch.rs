@@ -8,27 +8,32 @@ use std::sync::Arc;
 use anyhow::Context;
 use dropfolder::config::SecretCheck;
 use dropfolder::events::{Queue, targets};
-use dropfolder::schedule::Schedule;
 use dropfolder::worker::Worker;
 
 pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path, SecretCheck::Require)?;
-    let schedule = Schedule::from_config(&config.schedule).map_err(super::UsageError)?;
-    let grace = config.schedule.grace_period();
-    let listen = config.server.listen.clone();
+    let schedule = config.schedule.schedule.clone();
+    let grace = config.schedule.grace_period;
+    let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen} ([server] listen)"))?;
     // The bound address, which differs from `listen` for port 0.
-    let listen = listener.local_addr().map_or(listen, |a| a.to_string());
+    let listen = listener.local_addr().unwrap_or(listen);
     let queue = match &config.events {
         Some(events) => {
             let base = dropfolder::store::aws::base_config().await;
-            Some(Queue::new(&base, events, targets(&config)))
+            let targets = targets(
+                config
+                    .integrations
+                    .iter()
+                    .map(|i| (i.name.as_str(), &i.store.location)),
+            );
+            Some(Queue::new(&base, events, targets))
         }
         None => None,
     };
-    let token = match config.server.token(&config.base_dir) {
+    let token = match &config.server.token {
         Some(secret) => Some(secret.read().context("[server] token_env / token_file")?),
         None => None,
     };
@@ -37,7 +42,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     dropfolder::shutdown::cancel_on_signal(stop.clone());
     let server = tokio::spawn(dropfolder::server::serve(
         listener,
-        worker.config.clone(),
+        worker.settings.clone(),
         worker.state.clone(),
         token,
         stop.clone(),

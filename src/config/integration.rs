@@ -1,29 +1,14 @@
 //! One `[[integrations]]` entry: a customer's bucket, how to reach it, and how to read it.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{Problem, Schema, SecretCheck, SecretRef};
-use crate::validate::DatePattern;
-
-/// Which records an integration imports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Entity {
-    User,
-    Account,
-}
-
-impl Entity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Entity::User => "user",
-            Entity::Account => "account",
-        }
-    }
-}
+use super::{Problem, SecretCheck, SecretRef};
+use crate::sink::Entity;
+use crate::store::StoreLocation;
+use crate::validate::{CsvDialect, DatePattern, FileRules, Limits, ProductKey, Schema};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,7 +55,7 @@ pub struct IntegrationConfig {
     pub limits: Limits,
     pub callback: Option<CallbackConfig>,
     #[serde(default)]
-    pub csv: CsvConfig,
+    pub csv: CsvDialect,
 }
 
 /// `yyyy-MM-dd'T'HH:mm:ssX`: ISO 8601 in UTC or with an offset, the source document's example.
@@ -81,63 +66,6 @@ fn default_date_format() -> String {
 /// The source document's per-file cap.
 const fn default_max_rows() -> u64 {
     350_000
-}
-
-/// Caps that keep one hostile file from taking unbounded time, memory or report size.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Bytes of one field. Default 65,536 (64 KiB).
-    pub max_field_bytes: usize,
-    /// Bytes of one record, quoted newlines included; also bounds reader memory.
-    /// Default 1,048,576 (1 MiB).
-    pub max_record_bytes: usize,
-    /// Decompressed bytes of one file (the decompression-bomb cap). Default 2 GiB.
-    pub max_decompressed_bytes: u64,
-    /// Errors listed in `status.txt` before "... and N more". Default 100.
-    pub max_status_errors: usize,
-    /// Errors listed in `errors.csv`. Default 100,000.
-    pub max_listed_errors: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_field_bytes: 64 * 1024,
-            max_record_bytes: 1024 * 1024,
-            max_decompressed_bytes: 2 * 1024 * 1024 * 1024,
-            max_status_errors: 100,
-            max_listed_errors: 100_000,
-        }
-    }
-}
-
-/// The CSV dialect. The default is RFC 4180 with a header row.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CsvConfig {
-    /// Default `,`.
-    pub delimiter: char,
-    /// Default `"`.
-    pub quote: char,
-    /// Escape character inside quoted fields. Default: none, quotes are doubled (RFC 4180).
-    pub escape: Option<char>,
-    /// Whether the first row names the columns. Default true.
-    pub header: bool,
-    /// The column apiNames, in order, for files without a header row.
-    pub columns: Vec<String>,
-}
-
-impl Default for CsvConfig {
-    fn default() -> Self {
-        CsvConfig {
-            delimiter: ',',
-            quote: '"',
-            escape: None,
-            header: true,
-            columns: Vec::new(),
-        }
-    }
 }
 
 /// Where the result is POSTed when a folder is finished.
@@ -162,13 +90,6 @@ pub(super) const fn default_retry_count() -> u32 {
 
 pub(super) const fn default_timeout_seconds() -> u64 {
     20
-}
-
-/// Where an integration's files live.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreLocation {
-    Local(PathBuf),
-    S3 { bucket: String, prefix: String },
 }
 
 impl IntegrationConfig {
@@ -212,13 +133,15 @@ impl IntegrationConfig {
         SecretRef::from_keys(cb.api_key_env.as_ref(), cb.api_key_file.as_ref(), base)
     }
 
+    /// Checks the entry; its file rules when they compile (the schema exists and the date
+    /// pattern is valid), whatever else is wrong.
     pub(super) fn check(
         &self,
         schemas: &BTreeMap<String, Schema>,
         secrets: SecretCheck,
         base: &Path,
         problems: &mut Vec<Problem>,
-    ) {
+    ) -> Option<FileRules> {
         let mut report = |key: &str, message: String| {
             problems.push(Problem::integration(&self.name, key, message));
         };
@@ -256,9 +179,9 @@ impl IntegrationConfig {
             }
         };
         self.check_access(local, secrets, &mut report);
-        if let Err(e) = DatePattern::compile(&self.date_format) {
-            report("date_format", e.to_string());
-        }
+        let dates = DatePattern::compile(&self.date_format)
+            .inspect_err(|e| report("date_format", e.to_string()))
+            .ok();
         match (&self.product_key, &self.product_key_column) {
             (Some(_), Some(_)) => report(
                 "product_key",
@@ -306,6 +229,19 @@ impl IntegrationConfig {
                 report("callback.api_key_env", e.to_string());
             }
         }
+        let product_key = match (&self.product_key, &self.product_key_column) {
+            (_, Some(column)) => ProductKey::Column(column.clone()),
+            (Some(key), None) => ProductKey::Fixed(key.clone()),
+            (None, None) => ProductKey::None,
+        };
+        Some(FileRules {
+            schema: schema?.clone(),
+            product_key,
+            dates: dates?,
+            csv: self.csv.clone(),
+            max_rows: self.max_rows,
+            limits: self.limits.clone(),
+        })
     }
 
     fn check_access(
@@ -423,7 +359,7 @@ impl Limits {
     }
 }
 
-impl CsvConfig {
+impl CsvDialect {
     fn check(&self, schema: Option<&Schema>, report: &mut impl FnMut(&str, String)) {
         for (key, c) in [
             ("csv.delimiter", Some(self.delimiter)),

@@ -5,12 +5,12 @@
 //! and key it belongs to, so an operator fixes the file in one pass. Secrets are never in the
 //! file: keys ending in `_env` or `_file` name where they are ([`SecretRef`]).
 
+mod compile;
 mod integration;
 mod outbound;
 mod problem;
 mod roots;
 mod schema;
-mod secret;
 mod service;
 
 use std::collections::BTreeMap;
@@ -18,16 +18,18 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use integration::{
-    CallbackConfig, CsvConfig, Entity, IntegrationConfig, Limits, StoreLocation,
-};
+use crate::settings::Settings;
+
+pub use crate::secret::{Secret, SecretError, SecretRef, redact_url};
+pub use crate::sink::{Entity, HttpBodyFormat};
+pub use crate::store::StoreLocation;
+pub use crate::validate::{AttributeType, CsvDialect as CsvConfig, Limits, Schema};
+pub use integration::{CallbackConfig, IntegrationConfig};
 pub use outbound::OutboundConfig;
 pub use problem::{ConfigError, Problem, Scope};
-pub use schema::{AttributeType, Schema};
-pub use secret::{Secret, SecretError, SecretRef};
 pub use service::{
-    AuthConfig, EventsConfig, HttpBodyFormat, HttpPreset, ScheduleConfig, ServerConfig, SinkConfig,
-    SinkKind, StateConfig, redact_url,
+    AuthConfig, EventsConfig, HttpPreset, ScheduleConfig, ServerConfig, SinkConfig, SinkKind,
+    StateConfig,
 };
 
 /// The default config file name, looked up in the working directory.
@@ -93,50 +95,20 @@ impl Config {
         Ok(config)
     }
 
-    /// Loads and checks in one step: the form every command uses.
-    pub fn load_checked(path: &Path, secrets: SecretCheck) -> Result<Config, ConfigError> {
-        let config = Config::load(path)?;
-        let problems = config.check(secrets);
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid {
+    /// Loads and compiles in one step: the form every command uses.
+    pub fn load_checked(path: &Path, secrets: SecretCheck) -> Result<Settings, ConfigError> {
+        Config::load(path)?
+            .compile(secrets)
+            .map_err(|problems| ConfigError::Invalid {
                 path: path.to_path_buf(),
                 problems,
             })
-        }
     }
 
-    /// Every problem in the file, in file order; empty when the config can run.
+    /// Every problem in the file, in file order; empty when the config can run (when
+    /// [`compile`](Config::compile) succeeds).
     pub fn check(&self, secrets: SecretCheck) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        self.state.check(secrets, &self.base_dir, &mut problems);
-        if let Some(sink) = &self.sink {
-            sink.check(secrets, &self.base_dir, &mut problems);
-        }
-        self.schedule.check(&mut problems);
-        self.server.check(secrets, &self.base_dir, &mut problems);
-        if let Some(events) = &self.events {
-            events.check(&mut problems);
-        }
-        self.outbound.check(&mut problems);
-        outbound::check_urls(self, &mut problems);
-        for (name, schema) in &self.schemas {
-            schema.check(name, &mut problems);
-        }
-        let mut seen = std::collections::HashSet::new();
-        for integration in &self.integrations {
-            if !seen.insert(integration.name.as_str()) {
-                problems.push(Problem::integration(
-                    &integration.name,
-                    "name",
-                    "two integrations have this name; names must be unique",
-                ));
-            }
-            integration.check(&self.schemas, secrets, &self.base_dir, &mut problems);
-        }
-        roots::check_overlaps(&self.integrations, &self.base_dir, &mut problems);
-        problems
+        self.compile(secrets).err().unwrap_or_default()
     }
 
     /// The integration called `name`.

@@ -1,52 +1,10 @@
-//! Attribute schemas: the apiNames a customer's headers must use, and each one's type.
-
-use std::collections::BTreeMap;
-use std::fmt;
-
-use serde::Deserialize;
+//! The checks of `[schemas.NAME]`; the types themselves live with their reader,
+//! [`crate::validate`].
 
 use super::Problem;
-
-/// The type of an attribute, as written in `[schemas.NAME]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AttributeType {
-    String,
-    /// Integer or decimal, `.` as the decimal separator, no thousands separators.
-    Number,
-    /// `true` or `false`, any case.
-    Boolean,
-    /// In the integration's `date_format`; stored as RFC 3339 UTC.
-    Date,
-}
-
-impl fmt::Display for AttributeType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AttributeType::String => "string",
-            AttributeType::Number => "number",
-            AttributeType::Boolean => "boolean",
-            AttributeType::Date => "date",
-        })
-    }
-}
-
-/// `apiName = type` for one entity type. `id` is always allowed (a string unless declared).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Schema {
-    pub attributes: BTreeMap<String, AttributeType>,
-}
+use crate::validate::{AttributeType, Schema};
 
 impl Schema {
-    pub fn get(&self, api_name: &str) -> Option<AttributeType> {
-        self.attributes.get(api_name).copied()
-    }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.attributes.keys().map(String::as_str)
-    }
-
     pub(super) fn check(&self, name: &str, problems: &mut Vec<Problem>) {
         let section = format!("schemas.{name}");
         if self.attributes.is_empty() {

@@ -9,7 +9,10 @@ use serde::Deserialize;
 use super::integration::{
     check_attempts, check_http_url, default_retry_count, default_timeout_seconds,
 };
-use super::{Problem, SecretCheck, SecretRef};
+use super::{Problem, SecretCheck, SecretRef, redact_url};
+use crate::outbound::{AuthKind, AuthSettings, RetryOn};
+use crate::schedule::{Schedule, ScheduleSettings};
+use crate::sink::{HttpBodyFormat, HttpSinkSettings};
 
 /// `[state]`: the ledger, leases and integration status.
 #[derive(Debug, Clone, Deserialize)]
@@ -108,18 +111,6 @@ pub enum HttpPreset {
     StreamingIngest,
     /// Source documents 001/002: a data collection rule (endpoint + rule id + `Custom-` stream).
     Dcr,
-}
-
-/// How records are laid out in an HTTP sink's request body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum HttpBodyFormat {
-    /// `[{...},{...}]`
-    JsonArray,
-    /// One JSON object per line.
-    Ndjson,
-    /// One JSON object per request.
-    Single,
 }
 
 /// `[sink]`: a database URL, or `kind = "http"` with the request options of 001/002/004.
@@ -279,6 +270,73 @@ impl SinkConfig {
     }
 }
 
+/// The Logs Ingestion API's body limit and version (the `dcr` preset).
+const DCR_MAX_BODY: usize = 1_000_000;
+const DCR_API_VERSION: &str = "2023-01-01";
+const DCR_SCOPE: &str = "https://monitor.azure.com//.default";
+/// Source document 004: "Amperity limits the maximum payload size to 254 kb".
+const STREAMING_INGEST_MAX_BODY: usize = 254_000;
+const GENERIC_MAX_BODY: usize = 1024 * 1024;
+
+impl SinkConfig {
+    /// A checked `kind = "http"` sink with its preset applied; `None` (with a problem) if
+    /// something `check` should have refused is missing.
+    pub(super) fn http_settings(&self, base: &Path) -> Result<HttpSinkSettings, Problem> {
+        let missing = |key: &str| Problem::section("sink", key, "missing");
+        let url = self.url.clone().ok_or_else(|| missing("url"))?;
+        let (url, format, max_body, retry_on) = match self.preset {
+            Some(HttpPreset::StreamingIngest) => (
+                url,
+                HttpBodyFormat::Single,
+                STREAMING_INGEST_MAX_BODY,
+                RetryOn::StreamingIngest,
+            ),
+            Some(HttpPreset::Dcr) => {
+                let rule_id = self.rule_id.as_deref().ok_or_else(|| missing("rule_id"))?;
+                let stream = (self.stream_name.as_deref()).ok_or_else(|| missing("stream_name"))?;
+                let url = format!(
+                    "{}/dataCollectionRules/{rule_id}/streams/{stream}?api-version={DCR_API_VERSION}",
+                    url.trim_end_matches('/'),
+                );
+                (
+                    url,
+                    HttpBodyFormat::JsonArray,
+                    DCR_MAX_BODY,
+                    RetryOn::Standard,
+                )
+            }
+            None => (
+                url,
+                HttpBodyFormat::JsonArray,
+                GENERIC_MAX_BODY,
+                RetryOn::Standard,
+            ),
+        };
+        let auth = match &self.auth {
+            Some(auth) => Some(
+                auth.settings(base, self.preset)
+                    .ok_or_else(|| missing("auth"))?,
+            ),
+            None => None,
+        };
+        Ok(HttpSinkSettings {
+            url,
+            format: self.format.unwrap_or(format),
+            max_body_bytes: self.max_body_bytes.unwrap_or(max_body),
+            retry_on,
+            attempts: self.retry_count,
+            timeout: Duration::from_secs(self.timeout_seconds),
+            rate_limit_qps: self.rate_limit_qps,
+            auth,
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+}
+
 /// Outbound authentication, as in source documents 001/002.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
@@ -336,6 +394,38 @@ impl AuthConfig {
             } => (token_env, token_file),
         };
         SecretRef::from_keys(env.as_ref(), file.as_ref(), base)
+    }
+
+    /// The checked authentication; `None` when it names no secret.
+    fn settings(&self, base: &Path, preset: Option<HttpPreset>) -> Option<AuthSettings> {
+        let kind = match self {
+            AuthConfig::Apikey { header, prefix, .. } => AuthKind::ApiKey {
+                header: header.clone(),
+                prefix: prefix.clone(),
+            },
+            AuthConfig::Basic { username, .. } => AuthKind::Basic {
+                username: username.clone(),
+            },
+            AuthConfig::Bearer { .. } => AuthKind::Bearer,
+            AuthConfig::Oauth2 {
+                token_url,
+                client_id,
+                scope,
+                token_headers,
+                ..
+            } => AuthKind::OAuth2 {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                scope: scope
+                    .clone()
+                    .or_else(|| (preset == Some(HttpPreset::Dcr)).then(|| DCR_SCOPE.to_string())),
+                token_headers: token_headers.clone(),
+            },
+        };
+        Some(AuthSettings {
+            secret: self.secret(base)?,
+            kind,
+        })
     }
 
     fn check(&self, secrets: SecretCheck, base: &Path, report: &mut impl FnMut(&str, String)) {
@@ -400,66 +490,77 @@ impl Default for ScheduleConfig {
     }
 }
 
+/// The interval `watch` scans at when the file sets neither `every` nor `cron`.
+const DEFAULT_EVERY: Duration = Duration::from_secs(15 * 60);
+
 impl ScheduleConfig {
-    /// The fixed interval, when the schedule is one. Checked by `check`.
-    pub fn interval(&self) -> Option<Duration> {
-        match (&self.every, &self.cron) {
-            (_, Some(_)) => None,
-            (Some(every), None) => humantime::parse_duration(every).ok(),
-            (None, None) => Some(Duration::from_secs(15 * 60)),
-        }
-    }
-
-    pub fn stale_after(&self) -> Duration {
-        humantime::parse_duration(&self.stale_after).unwrap_or(Duration::from_secs(86_400))
-    }
-
-    pub fn grace_period(&self) -> Duration {
-        humantime::parse_duration(&self.grace_period).unwrap_or(Duration::from_secs(300))
-    }
-
-    pub(super) fn check(&self, problems: &mut Vec<Problem>) {
+    /// The checked schedule, or `None` with its problems added to `problems`.
+    pub(super) fn compile(&self, problems: &mut Vec<Problem>) -> Option<ScheduleSettings> {
+        let before = problems.len();
         let mut report = |key: &str, message: String| {
             problems.push(Problem::section("schedule", key, message));
         };
         if self.every.is_some() && self.cron.is_some() {
             report("every", "set every or cron, not both".into());
         }
-        if let Some(every) = &self.every {
-            match humantime::parse_duration(every) {
-                Ok(d) if d >= Duration::from_secs(1) => {}
+        let mut every = DEFAULT_EVERY;
+        if let Some(text) = &self.every {
+            match humantime::parse_duration(text) {
+                Ok(d) if d >= Duration::from_secs(1) => every = d,
                 _ => report(
                     "every",
-                    format!("'{every}' is not a duration like 15m or 1h"),
+                    format!("'{text}' is not a duration like 15m or 1h"),
                 ),
             }
         }
-        if let Some(cron) = &self.cron
-            && let Err(e) = crate::schedule::parse_cron(cron)
-        {
-            report("cron", e);
+        let mut schedule = Schedule::Every(every);
+        if let Some(cron) = &self.cron {
+            match crate::schedule::parse_cron(cron) {
+                Ok(cron) => {
+                    schedule = Schedule::Cron {
+                        cron: Box::new(cron),
+                        zone: chrono_tz::Tz::UTC,
+                    }
+                }
+                Err(e) => report("cron", e),
+            }
         }
         if let Some(tz) = &self.timezone {
             if self.cron.is_none() {
                 report("timezone", "a timezone only applies to cron".into());
             }
-            if tz.parse::<chrono_tz::Tz>().is_err() {
-                report(
+            match tz.parse::<chrono_tz::Tz>() {
+                Ok(tz) => {
+                    if let Schedule::Cron { zone, .. } = &mut schedule {
+                        *zone = tz;
+                    }
+                }
+                Err(_) => report(
                     "timezone",
                     format!("'{tz}' is not an IANA time zone like Europe/Berlin"),
-                );
+                ),
             }
         }
         if self.concurrency == 0 {
             report("concurrency", "must be at least 1".into());
         }
-        for (key, value) in [
-            ("stale_after", &self.stale_after),
-            ("grace_period", &self.grace_period),
-        ] {
-            if humantime::parse_duration(value).is_err() {
-                report(key, format!("'{value}' is not a duration like 24h"));
+        let mut span = |key: &str, value: &str| {
+            humantime::parse_duration(value)
+                .inspect_err(|_| report(key, format!("'{value}' is not a duration like 24h")))
+                .ok()
+        };
+        let stale_after = span("stale_after", &self.stale_after);
+        let grace_period = span("grace_period", &self.grace_period);
+        match (stale_after, grace_period) {
+            (Some(stale_after), Some(grace_period)) if problems.len() == before => {
+                Some(ScheduleSettings {
+                    schedule,
+                    concurrency: self.concurrency,
+                    stale_after,
+                    grace_period,
+                })
             }
+            _ => None,
         }
     }
 }
@@ -601,87 +702,5 @@ fn database_kind(url: &str) -> Option<SinkKind> {
         Some(SinkKind::Postgres)
     } else {
         None
-    }
-}
-
-/// A URL as it may be shown (logs, errors, `status`, `/status`, callback errors): the
-/// password of a `user:password@` part, a bare `token@` userinfo, every query value and the
-/// fragment are replaced with `***`; the scheme, host, path and query names stay. Works on
-/// text that is not a valid URL too, so a typo never leaks a secret.
-pub fn redact_url(url: &str) -> String {
-    const MASK: &str = "***";
-    let (url, fragment) = match url.split_once('#') {
-        Some((url, _)) => (url, Some(MASK)),
-        None => (url, None),
-    };
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let mut out = match base.split_once("://") {
-        // A password may hold an unescaped `/`: the userinfo ends at the last `@`, unless
-        // that `@` is in the path (a `/` before it, and no `user:` before the `/`).
-        Some((scheme, rest)) => match rest.rsplit_once('@').filter(|(userinfo, _)| {
-            !userinfo.contains('/') || userinfo.split('/').next().is_some_and(|h| h.contains(':'))
-        }) {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, _password)) => format!("{scheme}://{user}:{MASK}@{host}"),
-                None => format!("{scheme}://{MASK}@{host}"),
-            },
-            None => base.to_string(),
-        },
-        None => base.to_string(),
-    };
-    if let Some(query) = query {
-        let shown: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((name, _value)) => format!("{name}={MASK}"),
-                None if pair.is_empty() => String::new(),
-                None => MASK.to_string(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&shown.join("&"));
-    }
-    if let Some(fragment) = fragment {
-        out.push('#');
-        out.push_str(fragment);
-    }
-    out
-}
-
-#[cfg(test)]
-mod redact_tests {
-    use super::redact_url;
-
-    #[test]
-    fn secrets_in_a_url_are_masked_and_the_rest_stays() {
-        for (url, shown) in [
-            (
-                "https://user:hunter2@api.example.com/cb?token=abc&tenant=acme#frag",
-                "https://user:***@api.example.com/cb?token=***&tenant=***#***",
-            ),
-            (
-                "https://ghp_secret@api.example.com/x",
-                "https://***@api.example.com/x",
-            ),
-            (
-                "postgres://app:pa/ss@db.internal/app",
-                "postgres://app:***@db.internal/app",
-            ),
-            (
-                "https://api.example.com/cb?SECRET",
-                "https://api.example.com/cb?***",
-            ),
-            ("https://api.example.com/cb", "https://api.example.com/cb"),
-            (
-                "https://api.example.com/u/a@b",
-                "https://api.example.com/u/a@b",
-            ),
-            ("not a url ?key=v", "not a url ?key=***"),
-        ] {
-            assert_eq!(redact_url(url), shown, "{url}");
-        }
     }
 }

@@ -36,10 +36,11 @@ fn the_defaults_of_a_minimal_file() {
     assert_eq!(integration.csv.delimiter, ',');
     assert_eq!(config.state.url, "sqlite://dropfolder.db");
     assert_eq!(config.effective_sink().kind(), Some(SinkKind::Sqlite));
-    assert_eq!(
-        config.schedule.interval(),
-        Some(std::time::Duration::from_secs(900))
-    );
+    let settings = config.compile(SecretCheck::Skip).expect("compiles");
+    assert!(matches!(
+        settings.schedule.schedule,
+        crate::schedule::Schedule::Every(every) if every == std::time::Duration::from_secs(900)
+    ));
     assert_eq!(
         integration.location(&config.base_dir),
         Ok(StoreLocation::Local(PathBuf::from(

@@ -11,11 +11,68 @@ use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use super::OutboundError;
-use crate::config::{Secret, redact_url};
 use crate::egress::EgressPolicy;
+use crate::secret::{Secret, SecretRef, redact_url};
 
 /// Bytes of a token response read at most (a JWT is a few KiB).
 const MAX_TOKEN_BODY: usize = 64 * 1024;
+
+/// Authentication as configured: its kind, and where its secret is (read when the endpoint
+/// is built).
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub secret: SecretRef,
+    pub kind: AuthKind,
+}
+
+/// The kinds of [`AuthSettings`], with what each needs besides the secret.
+#[derive(Debug, Clone)]
+pub enum AuthKind {
+    ApiKey {
+        header: Option<String>,
+        prefix: Option<String>,
+    },
+    Basic {
+        username: String,
+    },
+    Bearer,
+    OAuth2 {
+        token_url: String,
+        client_id: String,
+        scope: Option<String>,
+        token_headers: BTreeMap<String, String>,
+    },
+}
+
+impl AuthSettings {
+    /// Reads the secret and builds the authentication; the message says what failed.
+    pub fn build(&self) -> Result<Auth, String> {
+        let secret = self.secret.read().map_err(|e| e.to_string())?;
+        Ok(match &self.kind {
+            AuthKind::ApiKey { header, prefix } => {
+                Auth::api_key(header.as_deref(), prefix.as_deref(), &secret)
+                    .map_err(|e| e.to_string())?
+            }
+            AuthKind::Basic { username } => Auth::Basic {
+                username: username.clone(),
+                password: secret,
+            },
+            AuthKind::Bearer => Auth::Bearer(secret),
+            AuthKind::OAuth2 {
+                token_url,
+                client_id,
+                scope,
+                token_headers,
+            } => Auth::oauth2(
+                token_url.clone(),
+                client_id.clone(),
+                secret,
+                scope.clone(),
+                token_headers.clone(),
+            ),
+        })
+    }
+}
 
 /// How requests to one endpoint authenticate.
 #[derive(Debug)]

@@ -22,9 +22,9 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
-use crate::config::redact_url;
 use crate::egress::{EgressPolicy, Refused};
-pub use auth::Auth;
+use crate::secret::redact_url;
+pub use auth::{Auth, AuthKind, AuthSettings};
 
 /// First retry delay; doubled each attempt, then drawn uniformly below it (full jitter).
 const BASE_DELAY: Duration = Duration::from_millis(200);

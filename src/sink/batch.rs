@@ -138,7 +138,9 @@ impl FileLoad for BatchedLoad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::{FileRules, validate};
+    use crate::validate::{
+        AttributeType, CsvDialect, DatePattern, FileRules, Limits, ProductKey, Schema, validate,
+    };
 
     /// A writer that fails at its first batch, as a full disk would, while the validator
     /// still has rows to send: the load fails with the writer's error, and rolling it back
@@ -154,12 +156,16 @@ mod tests {
             })
         });
         let mut load = BatchedLoad::new(tx, writer, "test writer");
-        let config = crate::config::Config::parse(
-            "[schemas.s]\nid = \"string\"\n\n[[integrations]]\nname = \"t\"\nentity = \"user\"\nschema = \"s\"\nbucket = \"file:///tmp/unused\"\n",
-            std::path::PathBuf::new(),
-        )
-        .expect("config parses");
-        let rules = FileRules::for_integration(&config, &config.integrations[0]).expect("rules");
+        let rules = FileRules {
+            schema: Schema {
+                attributes: [("id".to_string(), AttributeType::String)].into(),
+            },
+            product_key: ProductKey::None,
+            dates: DatePattern::compile("yyyy-MM-dd").expect("date pattern"),
+            csv: CsvDialect::default(),
+            max_rows: 350_000,
+            limits: Limits::default(),
+        };
         let mut csv = String::from("id\n");
         for i in 0..BATCH_ROWS * (BATCHES_IN_FLIGHT + 4) {
             csv.push_str(&format!("u{i}\n"));

@@ -17,7 +17,6 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -25,20 +24,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Applied, Committed, FileLoad, FileRef, Sink, SinkError};
-use crate::config::{AuthConfig, Config, HttpBodyFormat, HttpPreset, SinkConfig};
-use crate::outbound::{Auth, Endpoint, EndpointOptions, OutboundError, RetryOn};
+use super::{HttpBodyFormat, HttpSinkSettings};
+use crate::egress::EgressPolicy;
+use crate::outbound::{Endpoint, EndpointOptions, OutboundError};
 use crate::state::StateStore;
 use crate::validate::{Row, RowConsumer, write_json_str};
 
 /// Requests in flight per file.
 const IN_FLIGHT: usize = 16;
-/// The Logs Ingestion API's body limit and version (the `dcr` preset).
-const DCR_MAX_BODY: usize = 1_000_000;
-const DCR_API_VERSION: &str = "2023-01-01";
-const DCR_SCOPE: &str = "https://monitor.azure.com//.default";
-/// Source document 004: "Amperity limits the maximum payload size to 254 kb".
-const STREAMING_INGEST_MAX_BODY: usize = 254_000;
-const GENERIC_MAX_BODY: usize = 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct HttpSink {
@@ -56,111 +49,36 @@ struct Shared {
 
 impl HttpSink {
     /// The sink of a checked `[sink] kind = "http"` section.
-    pub fn from_config(
-        config: &Config,
-        sink: &SinkConfig,
+    pub fn new(
+        settings: &HttpSinkSettings,
+        egress: EgressPolicy,
         state: Arc<dyn StateStore>,
     ) -> Result<HttpSink, SinkError> {
         let task = |e: String| SinkError::Task(format!("http sink: {e}"));
-        let url = sink.url.clone().unwrap_or_default();
-        let (url, format, max_body, retry_on) = match sink.preset {
-            Some(HttpPreset::StreamingIngest) => (
-                url,
-                HttpBodyFormat::Single,
-                STREAMING_INGEST_MAX_BODY,
-                RetryOn::StreamingIngest,
-            ),
-            Some(HttpPreset::Dcr) => {
-                let url = format!(
-                    "{}/dataCollectionRules/{}/streams/{}?api-version={DCR_API_VERSION}",
-                    url.trim_end_matches('/'),
-                    sink.rule_id.as_deref().unwrap_or_default(),
-                    sink.stream_name.as_deref().unwrap_or_default()
-                );
-                (
-                    url,
-                    HttpBodyFormat::JsonArray,
-                    DCR_MAX_BODY,
-                    RetryOn::Standard,
-                )
-            }
-            None => (
-                url,
-                sink.format.unwrap_or(HttpBodyFormat::JsonArray),
-                GENERIC_MAX_BODY,
-                RetryOn::Standard,
-            ),
-        };
-        let auth = match &sink.auth {
-            Some(auth) => Some(build_auth(config, auth, sink.preset).map_err(task)?),
+        let auth = match &settings.auth {
+            Some(auth) => Some(auth.build().map_err(task)?),
             None => None,
         };
         let endpoint = Endpoint::new(EndpointOptions {
-            attempts: sink.retry_count,
-            timeout: Duration::from_secs(sink.timeout_seconds),
-            rate_limit_qps: sink.rate_limit_qps,
+            attempts: settings.attempts,
+            timeout: settings.timeout,
+            rate_limit_qps: settings.rate_limit_qps,
             auth,
-            headers: sink
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            retry_on,
-            egress: config.outbound.policy(),
+            headers: settings.headers.clone(),
+            retry_on: settings.retry_on,
+            egress,
         })
         .map_err(|e| task(e.to_string()))?;
-        let format = sink.format.unwrap_or(format);
         Ok(HttpSink {
             shared: Arc::new(Shared {
                 endpoint,
-                url,
-                format,
-                max_body: sink.max_body_bytes.unwrap_or(max_body),
+                url: settings.url.clone(),
+                format: settings.format,
+                max_body: settings.max_body_bytes,
             }),
             state,
         })
     }
-}
-
-fn build_auth(
-    config: &Config,
-    auth: &AuthConfig,
-    preset: Option<HttpPreset>,
-) -> Result<Auth, String> {
-    let secret = auth
-        .secret(&config.base_dir)
-        .ok_or("auth names no secret")?
-        .read()
-        .map_err(|e| e.to_string())?;
-    Ok(match auth {
-        AuthConfig::Apikey { header, prefix, .. } => {
-            Auth::api_key(header.as_deref(), prefix.as_deref(), &secret)
-                .map_err(|e| e.to_string())?
-        }
-        AuthConfig::Basic { username, .. } => Auth::Basic {
-            username: username.clone(),
-            password: secret,
-        },
-        AuthConfig::Bearer { .. } => Auth::Bearer(secret),
-        AuthConfig::Oauth2 {
-            token_url,
-            client_id,
-            scope,
-            token_headers,
-            ..
-        } => {
-            let scope = scope
-                .clone()
-                .or_else(|| (preset == Some(HttpPreset::Dcr)).then(|| DCR_SCOPE.to_string()));
-            Auth::oauth2(
-                token_url.clone(),
-                client_id.clone(),
-                secret,
-                scope,
-                token_headers.clone(),
-            )
-        }
-    })
 }
 
 impl Sink for HttpSink {

@@ -11,18 +11,19 @@
 pub mod batch;
 pub mod http;
 pub mod postgres;
+mod settings;
 pub mod sqlite;
 
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Entity;
 use crate::validate::RowConsumer;
 
 pub use batch::BatchedLoad;
 pub use http::{HttpLoad, HttpSink};
 pub use postgres::PgSink;
+pub use settings::{Entity, HttpBodyFormat, HttpSinkSettings, SinkSettings};
 pub use sqlite::{SqliteLoad, SqliteSink};
 
 /// One version of one file, as the ledger knows it.
@@ -145,36 +146,25 @@ pub enum AnyLoad {
 }
 
 impl AnySink {
-    /// Opens the sink of a checked config; `state` keeps the ledger of sinks without one.
+    /// Opens the sink of checked settings; `state` keeps the ledger of sinks without one.
     pub async fn open(
-        config: &crate::config::Config,
+        settings: &SinkSettings,
+        egress: crate::egress::EgressPolicy,
         state: std::sync::Arc<dyn crate::state::StateStore>,
     ) -> Result<AnySink, SinkError> {
-        let sink = config.effective_sink();
-        let url = sink.url.as_deref().unwrap_or_default();
-        match sink.kind() {
-            Some(crate::config::SinkKind::Sqlite) => {
-                let path = crate::sqlite::path_of_url(url, &config.base_dir).unwrap_or_default();
-                Ok(AnySink::Sqlite(SqliteSink::open(&path).await?))
-            }
-            Some(crate::config::SinkKind::Http) => {
-                Ok(AnySink::Http(HttpSink::from_config(config, &sink, state)?))
-            }
-            Some(crate::config::SinkKind::Postgres) => {
-                let password = sink.password_of(&config.base_dir);
-                let pool_size = sink.pool_size.unwrap_or(config.state.pool_size);
+        match settings {
+            SinkSettings::Sqlite(path) => Ok(AnySink::Sqlite(SqliteSink::open(path).await?)),
+            SinkSettings::Http(http) => Ok(AnySink::Http(HttpSink::new(http, egress, state)?)),
+            SinkSettings::Postgres(database) => {
                 let pool = crate::postgres::connect(
-                    url,
-                    password.as_ref(),
-                    pool_size,
+                    &database.url,
+                    database.password.as_ref(),
+                    database.pool_size,
                     postgres::MIGRATIONS,
                 )
                 .await?;
-                Ok(AnySink::Postgres(PgSink::new(pool, url)))
+                Ok(AnySink::Postgres(PgSink::new(pool, &database.url)))
             }
-            other => Err(SinkError::Task(format!(
-                "sink {other:?} is not available in this build"
-            ))),
         }
     }
 }

@@ -78,7 +78,7 @@ impl PgSink {
     pub fn new(pool: Pool, url: &str) -> PgSink {
         PgSink {
             pool,
-            url: crate::config::redact_url(url).into(),
+            url: crate::secret::redact_url(url).into(),
         }
     }
 

@@ -83,7 +83,7 @@ impl PgState {
     pub fn new(pool: Pool, url: &str) -> PgState {
         PgState {
             pool,
-            url: crate::config::redact_url(url),
+            url: crate::secret::redact_url(url),
         }
     }
 

@@ -14,8 +14,9 @@ use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::error::display::DisplayErrorContext;
 
+use super::BucketAccess;
 use super::StoreError;
-use crate::config::{IntegrationConfig, SecretRef};
+use crate::secret::SecretRef;
 
 /// Attempts per request, with the SDK's standard backoff (throttling included).
 const MAX_ATTEMPTS: u32 = 5;
@@ -42,7 +43,7 @@ pub fn session_name(integration: &str) -> String {
 /// identity by omission.
 pub async fn credentials(
     base: &SdkConfig,
-    integration: &IntegrationConfig,
+    integration: &BucketAccess,
     bucket: &str,
 ) -> Result<Option<SharedCredentialsProvider>, StoreError> {
     let read = |var: &String| {
@@ -112,7 +113,7 @@ pub async fn credentials(
 /// show (for a role, the assumed-role ARN with its session name).
 pub async fn caller_arn(
     base: &SdkConfig,
-    integration: &IntegrationConfig,
+    integration: &BucketAccess,
     bucket: &str,
 ) -> Result<String, StoreError> {
     let credentials = credentials(base, integration, bucket).await?;
@@ -141,7 +142,7 @@ pub async fn caller_arn(
 /// An S3 client for `region` with the integration's endpoint and credentials.
 pub fn client(
     base: &SdkConfig,
-    integration: &IntegrationConfig,
+    integration: &BucketAccess,
     region: &str,
     credentials: Option<SharedCredentialsProvider>,
 ) -> aws_sdk_s3::Client {
@@ -251,16 +252,14 @@ pub fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
-    fn integration(access: &str) -> IntegrationConfig {
-        let text = format!(
-            "[schemas.s]\nid = \"string\"\n[[integrations]]\nname = \"a\"\nentity = \"user\"\nschema = \"s\"\nbucket = \"acme-bucket\"\n{access}"
-        );
-        Config::parse(&text, Default::default())
-            .expect("config")
-            .integrations
-            .remove(0)
+    fn access(edit: impl FnOnce(&mut BucketAccess)) -> BucketAccess {
+        let mut access = BucketAccess {
+            name: "a".into(),
+            ..BucketAccess::default()
+        };
+        edit(&mut access);
+        access
     }
 
     /// `check` refuses these first; the store refuses them too, so no path falls back to the
@@ -268,18 +267,20 @@ mod tests {
     #[tokio::test]
     async fn only_an_explicit_opt_in_gets_the_operator_identity() {
         let base = SdkConfig::builder().build();
-        for access in ["", "role_arn = \"arn:aws:iam::123456789012:role/x\""] {
-            match credentials(&base, &integration(access), "acme-bucket").await {
+        let role =
+            |a: &mut BucketAccess| a.role_arn = Some("arn:aws:iam::123456789012:role/x".into());
+        for (access, named) in [(access(|_| {}), ""), (access(role), "role_arn")] {
+            match credentials(&base, &access, "acme-bucket").await {
                 Err(StoreError::Credentials { message, .. }) => {
-                    assert!(message.contains("external_id"), "{access}: {message}")
+                    assert!(message.contains("external_id"), "{named}: {message}")
                 }
-                Err(e) => panic!("{access}: {e}"),
-                Ok(_) => panic!("{access}: credentials without a named identity"),
+                Err(e) => panic!("{named}: {e}"),
+                Ok(_) => panic!("{named}: credentials without a named identity"),
             }
         }
         let operator = credentials(
             &base,
-            &integration("use_operator_identity = true"),
+            &access(|a| a.use_operator_identity = true),
             "acme-bucket",
         )
         .await;

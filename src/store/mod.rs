@@ -141,27 +141,54 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     async fn delete(&self, key: &str, version: &str) -> Result<(), StoreError>;
 }
 
+/// Where an integration's files live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Local(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+/// How an integration reaches its S3 bucket. Secrets are named (env vars), read when the
+/// bucket is opened; the config has checked which combinations are allowed.
+#[derive(Debug, Clone, Default)]
+pub struct BucketAccess {
+    /// The integration's name: the STS session name.
+    pub name: String,
+    /// S3 API endpoint override (LocalStack, MinIO); path-style addressing is used with it.
+    pub endpoint: Option<String>,
+    /// STS endpoint override; default: `endpoint` when set, else AWS.
+    pub sts_endpoint: Option<String>,
+    /// The bucket's region; discovered with GetBucketLocation when absent.
+    pub region: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub external_id_env: Option<String>,
+    pub access_key_id_env: Option<String>,
+    pub secret_access_key_env: Option<String>,
+    pub session_token_env: Option<String>,
+    pub use_operator_identity: bool,
+}
+
+/// An integration's store, as checked.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub location: StoreLocation,
+    pub access: BucketAccess,
+}
+
 /// Opens an integration's store: its local folder, or its S3 bucket with its credentials
 /// (connecting assumes the role and discovers the region). `aws` holds the base identity,
 /// loaded the first time a bucket needs it.
 pub async fn open(
-    config: &crate::config::Config,
-    integration: &crate::config::IntegrationConfig,
+    settings: &StoreSettings,
     aws: &tokio::sync::OnceCell<aws_config::SdkConfig>,
 ) -> Result<Box<dyn ObjectStore>, StoreError> {
-    use crate::config::StoreLocation;
-    let location = integration
-        .location(&config.base_dir)
-        .map_err(|message| StoreError::Other {
-            key: integration.bucket.clone(),
-            message,
-        })?;
-    match location {
-        StoreLocation::Local(path) => Ok(Box::new(LocalStore::new(path))),
+    match &settings.location {
+        StoreLocation::Local(path) => Ok(Box::new(LocalStore::new(path.clone()))),
         StoreLocation::S3 { bucket, prefix } => {
             let base = aws.get_or_init(aws::base_config).await;
             Ok(Box::new(
-                S3Store::connect(base, integration, &bucket, &prefix).await?,
+                S3Store::connect(base, &settings.access, bucket, prefix).await?,
             ))
         }
     }

@@ -18,11 +18,11 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use chrono::{DateTime, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use super::BucketAccess;
 use super::aws::{self, error_code, store_error};
 use super::{
     ListPage, ObjectMeta, ObjectReader, ObjectStore, PutBody, PutMode, StoreError, check_key,
 };
-use crate::config::IntegrationConfig;
 
 /// CopyObject's limit; larger objects are copied in parts.
 const SINGLE_COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
@@ -55,7 +55,7 @@ impl S3Store {
     /// discovered). Nothing is listed yet.
     pub async fn connect(
         base: &SdkConfig,
-        integration: &IntegrationConfig,
+        integration: &BucketAccess,
         bucket: &str,
         prefix: &str,
     ) -> Result<S3Store, StoreError> {

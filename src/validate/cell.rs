@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::AttributeType;
 use super::DatePattern;
-use crate::config::AttributeType;
 
 /// A validated cell. Text stays in the CSV record; only parsed types are held here.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -8,9 +8,9 @@ use std::fmt;
 
 use csv_async::StringRecord;
 
+use super::AttributeType;
 use super::escape::quoted;
 use super::rules::{FileRules, ProductKey};
-use crate::config::AttributeType;
 
 /// What a column is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,6 +18,7 @@ mod pipeline;
 mod report;
 mod row;
 mod rules;
+mod schema;
 pub mod sniff;
 
 pub use date::{DatePattern, PatternError};
@@ -27,4 +28,5 @@ pub use header::{HeaderProblem, HeaderProblems};
 pub use pipeline::{FileFailure, validate};
 pub use report::{ErrorList, ErrorListener, FileError, FileReport};
 pub use row::{CountRows, Row, RowConsumer, Value, rfc3339, write_json_str, write_json_value};
-pub use rules::{FileRules, ProductKey, RulesError};
+pub use rules::{FileRules, ProductKey};
+pub use schema::{AttributeType, CsvDialect, Limits, Schema};

@@ -7,6 +7,7 @@ use std::time::Instant;
 use csv_async::{AsyncReader, AsyncReaderBuilder, ErrorKind, StringRecord};
 use tokio::io::AsyncRead;
 
+use super::AttributeType;
 use super::cell::{self, Cell};
 use super::decode::{self, DecodedReader};
 use super::header::{ColumnPlan, Role, parsing_errors};
@@ -15,7 +16,6 @@ use super::report::{ErrorList, ErrorListener, FileError, FileReport, expected_me
 use super::row::{Row, RowConsumer};
 use super::rules::FileRules;
 use super::sniff::DateHints;
-use crate::config::AttributeType;
 
 /// The CSV parser's read buffer.
 const PARSER_BUFFER_BYTES: usize = 64 * 1024;

@@ -6,7 +6,6 @@ use chrono::Utc;
 use futures_util::future::BoxFuture;
 
 use super::Worker;
-use crate::config::IntegrationConfig;
 use crate::finish::report::StatusJson;
 use crate::finish::status::{FileResult, Outcome, is_success, records_uploaded, status_text};
 use crate::finish::{
@@ -15,6 +14,7 @@ use crate::finish::{
 };
 use crate::load::{LoadError, Opened, already, load_file};
 use crate::scan::{Folder, MARKER};
+use crate::settings::IntegrationSettings;
 use crate::sink::{FileRef, Sink, SinkError};
 use crate::state::{Drop, DropResult, ManifestEntry, Stage, StateError};
 use crate::store::{ObjectStore, StoreError};
@@ -50,7 +50,7 @@ pub struct FolderReport {
 /// What the steps of a drop share.
 pub(super) struct Context<'a> {
     pub worker: &'a Worker,
-    pub integration: &'a IntegrationConfig,
+    pub integration: &'a IntegrationSettings,
     pub rules: &'a FileRules,
     pub store: &'a dyn ObjectStore,
     /// The fencing token of this replica's lease on the integration.

@@ -18,12 +18,11 @@ use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::callback::Callbacks;
-use crate::config::{Config, IntegrationConfig};
+use crate::settings::{Database, IntegrationSettings, Settings};
 use crate::sink::{AnySink, SinkError};
 use crate::state::{Claim, ScanRecord, SqliteState, StateError, StateStore};
 use crate::store::{ObjectStore, StoreError};
 use crate::telemetry::{IntegrationScanned, LeaseHeld, LeftAlone, RunFailed, RunFinished};
-use crate::validate::{FileRules, RulesError};
 
 pub use folder::{FolderError, FolderReport};
 pub use outbox::{CALLBACK_WORKERS, Outbox};
@@ -45,8 +44,6 @@ pub enum StartError {
 /// Why an integration could not be worked on.
 #[derive(Debug, thiserror::Error)]
 pub enum IntegrationError {
-    #[error("{0}")]
-    Rules(#[from] RulesError),
     #[error("cannot reach the bucket: {0}")]
     Store(#[from] StoreError),
     #[error("state: {0}")]
@@ -90,7 +87,7 @@ impl RunReport {
 
 /// Everything a run needs, opened once.
 pub struct Worker {
-    pub config: Arc<Config>,
+    pub settings: Arc<Settings>,
     pub sink: AnySink,
     pub state: Arc<dyn StateStore>,
     pub callbacks: Arc<Callbacks>,
@@ -106,14 +103,20 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Opens the sink and the state database of a checked config.
-    pub async fn open(config: Config) -> Result<Worker, StartError> {
-        let state = open_state(&config).await?;
-        let sink = AnySink::open(&config, state.clone()).await?;
-        let callbacks = Arc::new(Callbacks::from_config(&config)?);
+    /// Opens the sink and the state database of checked settings.
+    pub async fn open(settings: Settings) -> Result<Worker, StartError> {
+        let state = open_state(&settings).await?;
+        let sink = AnySink::open(&settings.sink, settings.egress.clone(), state.clone()).await?;
+        let callbacks = Arc::new(Callbacks::new(
+            settings
+                .integrations
+                .iter()
+                .filter_map(|i| Some((i.name.as_str(), i.callback.as_ref()?))),
+            &settings.egress,
+        )?);
         let outbox = Outbox::new(callbacks.clone(), state.clone());
         Ok(Worker {
-            config: Arc::new(config),
+            settings: Arc::new(settings),
             sink,
             state,
             callbacks,
@@ -137,9 +140,9 @@ impl Worker {
     /// it returns, by the callback workers, outside the integrations' slots.
     pub async fn run_once(&self) -> RunReport {
         let started = Instant::now();
-        let concurrency = self.config.schedule.concurrency.max(1);
+        let concurrency = self.settings.schedule.concurrency;
         let mut integrations =
-            futures_util::stream::iter(self.config.integrations.iter())
+            futures_util::stream::iter(self.settings.integrations.iter())
                 .enumerate()
                 .map(|(order, integration)| async move {
                     (order, self.run_integration(integration).await)
@@ -183,7 +186,7 @@ impl Worker {
     }
 
     /// Works on one integration: claims it, finishes its open drops and imports what is ready.
-    pub async fn run_integration(&self, integration: &IntegrationConfig) -> IntegrationReport {
+    pub async fn run_integration(&self, integration: &IntegrationSettings) -> IntegrationReport {
         let started = Instant::now();
         let mut report = IntegrationReport {
             name: integration.name.clone(),
@@ -194,7 +197,7 @@ impl Worker {
         }
         // One replica at a time per integration: that keeps its dates in order, and two
         // replicas from choosing targets for the same folder.
-        let ttl = Duration::from_secs(self.config.state.lease_seconds);
+        let ttl = self.settings.state.lease;
         let lease = match self.claim(&integration.name, ttl).await {
             Ok(Claim::Granted(lease)) => lease,
             Ok(Claim::HeldBy(_)) => {
@@ -298,19 +301,18 @@ impl Worker {
 
     async fn work_on(
         &self,
-        integration: &IntegrationConfig,
+        integration: &IntegrationSettings,
         lease: i64,
         report: &mut IntegrationReport,
     ) -> Result<(), IntegrationError> {
-        let rules = FileRules::for_integration(&self.config, integration)?;
         let store: Arc<dyn ObjectStore> = match self.stores.get(&integration.name) {
             Some(store) => store.clone(),
-            None => Arc::from(crate::store::open(&self.config, integration, &self.aws).await?),
+            None => Arc::from(crate::store::open(&integration.store, &self.aws).await?),
         };
         let ctx = folder::Context {
             worker: self,
             integration,
-            rules: &rules,
+            rules: &integration.rules,
             store: store.as_ref(),
             lease,
         };
@@ -399,19 +401,19 @@ async fn keep_alive(state: Arc<dyn StateStore>, lease: crate::state::Lease, ttl:
     }
 }
 
-/// The state database of a config.
-pub async fn open_state(config: &Config) -> Result<Arc<dyn StateStore>, StartError> {
-    let url = &config.state.url;
-    if let Some(path) = crate::sqlite::path_of_url(url, &config.base_dir) {
-        return Ok(Arc::new(SqliteState::open(&path).await?));
+/// The state database of checked settings.
+pub async fn open_state(settings: &Settings) -> Result<Arc<dyn StateStore>, StartError> {
+    match &settings.state.database {
+        Database::Sqlite(path) => Ok(Arc::new(SqliteState::open(path).await?)),
+        Database::Postgres(database) => {
+            let pool = crate::postgres::connect(
+                &database.url,
+                database.password.as_ref(),
+                database.pool_size,
+                crate::state::postgres::MIGRATIONS,
+            )
+            .await?;
+            Ok(Arc::new(crate::state::PgState::new(pool, &database.url)))
+        }
     }
-    let password = config.state.password(&config.base_dir);
-    let pool = crate::postgres::connect(
-        url,
-        password.as_ref(),
-        config.state.pool_size,
-        crate::state::postgres::MIGRATIONS,
-    )
-    .await?;
-    Ok(Arc::new(crate::state::PgState::new(pool, url)))
 }

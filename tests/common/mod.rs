@@ -44,8 +44,12 @@ bucket = "file:///tmp/unused"
 }
 
 pub fn rules_with(integration_extra: &str) -> FileRules {
-    let config = config_with(integration_extra);
-    FileRules::for_integration(&config, &config.integrations[0]).expect("rules build")
+    config_with(integration_extra)
+        .compile(SecretCheck::Skip)
+        .expect("rules build")
+        .integrations
+        .remove(0)
+        .rules
 }
 
 pub fn rules() -> FileRules {
@@ -121,16 +125,26 @@ pub fn unique_name(prefix: &str) -> String {
 
 /// One scan of every integration of `config`, with a worker opened for it.
 pub async fn run_once(config: &Config) -> dropfolder::worker::RunReport {
-    dropfolder::worker::Worker::open(config.clone())
-        .await
-        .expect("worker")
-        .run_once()
-        .await
+    dropfolder::worker::Worker::open(
+        config
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("worker")
+    .run_once()
+    .await
 }
 
 /// The first integration's last callback error, as the state keeps it.
 pub async fn callback_error(config: &Config) -> Option<String> {
-    let state = dropfolder::worker::open_state(config).await.expect("state");
+    let state = dropfolder::worker::open_state(
+        &config
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("state");
     state
         .integrations()
         .await

@@ -14,7 +14,13 @@ use drops::{Env, HEADER};
 use crate::common::{check_csv, messages, rules};
 
 async fn run(env: &Env) -> RunReport {
-    let worker = Worker::open(env.config("")).await.expect("worker opens");
+    let worker = Worker::open(
+        env.config("")
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("worker opens");
     worker.run_once().await
 }
 

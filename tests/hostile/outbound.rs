@@ -6,6 +6,8 @@ use crate::http_server;
 use crate::sts_stub;
 
 use dropfolder::config::{Config, SecretCheck};
+use dropfolder::egress::EgressPolicy;
+use dropfolder::worker::Worker;
 
 use crate::common::{callback_error, run_once};
 use drops::{ALLOW_LOOPBACK, Env, HEADER};
@@ -185,18 +187,24 @@ async fn a_callback_is_refused_when_connecting_to_an_internal_address() {
     let server = Server::start().await;
     let port = server.url.rsplit(':').next().expect("port").to_string();
     // A name resolving to loopback (refused by the resolver), and IP literals, which no
-    // resolver sees; the config is not checked, as if the name had resolved elsewhere then.
+    // resolver sees; the run's policy is not the one checked, as if the name had resolved
+    // elsewhere then.
     for (url, class) in [
         (format!("http://localhost:{port}/cb"), "loopback"),
         (format!("http://127.0.0.1:{port}/cb"), "loopback"),
         (format!("http://[::ffff:127.0.0.1]:{port}/cb"), "loopback"),
     ] {
         let env = env_with_drop();
-        let text = env
-            .config_text(&callback(&url, ", retry_count = 1"))
-            .replace(ALLOW_LOOPBACK, "");
-        let config = unchecked(&env, &text);
-        let report = run_once(&config).await;
+        let config = checked(&env, &env.config_text(&callback(&url, ", retry_count = 1")));
+        let mut settings = config
+            .compile(SecretCheck::Require)
+            .expect("config compiles");
+        settings.egress = EgressPolicy::new(Vec::new());
+        let report = Worker::open(settings)
+            .await
+            .expect("worker")
+            .run_once()
+            .await;
         assert!(!report.failed(), "{report:?}");
         assert!(server.calls().is_empty(), "{url} was reached");
         let error = callback_error(&config).await.expect("not delivered");

@@ -261,7 +261,13 @@ async fn a_hanging_tenant_holds_one_slot_and_the_others_run() {
         tenants.drop_rows(i, "20210301", 10);
     }
     let config = tenants.config("[schedule]\nconcurrency = 2", |_| String::new());
-    let mut worker = Worker::open(config).await.expect("worker");
+    let mut worker = Worker::open(
+        config
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("worker");
     let (store, release) = stalled(&tenants, 0, StallAt::Get);
     worker.use_store("t0", store);
     // The run and the watch in one task (the run's future borrows the worker).
@@ -317,7 +323,13 @@ async fn a_callback_that_never_answers_holds_no_slot_and_no_folder() {
             String::new()
         }
     });
-    let worker = Worker::open(config).await.expect("worker");
+    let worker = Worker::open(
+        config
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("worker");
     let both = || tenants.processed(0, "20210301") && tenants.processed(1, "20210301");
     let run = worker.run_once();
     tokio::pin!(run);
@@ -470,7 +482,15 @@ async fn twenty_tenants_share_sqlite_without_database_is_locked() {
             tenants.drop_rows(i, "20210302", 500);
         }
         let config = tenants.config("", |_| String::new());
-        let report = Worker::open(config).await.expect("worker").run_once().await;
+        let report = Worker::open(
+            config
+                .compile(dropfolder::config::SecretCheck::Require)
+                .expect("config compiles"),
+        )
+        .await
+        .expect("worker")
+        .run_once()
+        .await;
         let errors: Vec<&String> = report
             .integrations
             .iter()
@@ -493,7 +513,13 @@ async fn a_file_being_read_does_not_hold_the_sqlite_write_lock() {
     tenants.drop_rows(0, "20210301", 5_000);
     tenants.drop_rows(1, "20210301", 10);
     let config = tenants.config("[schedule]\nconcurrency = 2", |_| String::new());
-    let mut worker = Worker::open(config).await.expect("worker");
+    let mut worker = Worker::open(
+        config
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles"),
+    )
+    .await
+    .expect("worker");
     let (store, release) = stalled(&tenants, 0, StallAt::MidRead);
     worker.use_store("t0", store);
     let watch = async {

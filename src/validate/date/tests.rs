@@ -511,7 +511,7 @@ fn matches_java_17_case_by_case() {
             Err(_) => "bad pattern".to_string(),
             Ok(compiled) => match crate::validate::cell::parse(
                 &value,
-                crate::config::AttributeType::Date,
+                crate::validate::AttributeType::Date,
                 &compiled,
             ) {
                 Ok(crate::validate::cell::Cell::Date(d)) => crate::validate::rfc3339(d),
