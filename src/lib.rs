@@ -4,7 +4,12 @@
 //!
 //! The modules follow the pipeline, in the order a file meets them:
 //!
-//! - [`config`]: the one TOML file, parsed strictly and checked as a whole up front.
+//! - [`config`]: the one TOML file, parsed strictly, checked as a whole up front and compiled
+//!   once into [`settings::Settings`]: only checked values, defaults applied, patterns and
+//!   schedule compiled. Every module below takes its part of the settings as its own type
+//!   (e.g. [`validate::FileRules`], [`schedule::ScheduleSettings`], [`sink::SinkSettings`],
+//!   [`store::StoreSettings`]) and imports nothing from `config` (`tests/layering.rs` fails on
+//!   any cycle between these modules).
 //! - [`store`]: a bucket as one small trait with S3's semantics; [`store::LocalStore`] for a
 //!   local folder.
 //! - [`scan`]: the ready `current/dt=YYYYMMDD/` folders of an integration, oldest first.
@@ -25,7 +30,8 @@
 //! folder in hand), [`health`] (Ready / Active / Warning / Failed from the state) and
 //! [`server`] (`/healthz`, `/readyz`, `/metrics`, `/status`).
 //!
-//! Around them: [`outbound`] (HTTP with retries, auth and rate limits, for the callback and
+//! Around them: [`secret`] (secrets named in the config, read on demand, never printed; URL
+//! redaction), [`outbound`] (HTTP with retries, auth and rate limits, for the callback and
 //! HTTP sinks; bounded reads, no redirects), [`egress`] (which addresses outbound requests
 //! may reach), [`telemetry`] (events that log and count), [`sqlite`] and [`postgres`]
 //! (opening each database the same way everywhere), [`crash`] (crash points for the

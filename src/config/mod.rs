@@ -1,8 +1,10 @@
 //! The one TOML file, read strictly and checked as a whole before anything runs.
 //!
 //! Parsing rejects unknown keys, so a typo never falls back to a default silently.
-//! [`Config::check`] then reports every remaining problem at once, each with the integration
-//! and key it belongs to, so an operator fixes the file in one pass. Secrets are never in the
+//! [`Config::compile`] then reports every remaining problem at once, each with the integration
+//! and key it belongs to, so an operator fixes the file in one pass; or, when there is none,
+//! builds the [`Settings`] everything else runs on. Nothing outside this module reads the
+//! file's strings, and nothing here is imported by the modules that run. Secrets are never in the
 //! file: keys ending in `_env` or `_file` name where they are ([`SecretRef`]).
 
 mod compile;
@@ -109,36 +111,6 @@ impl Config {
     /// [`compile`](Config::compile) succeeds).
     pub fn check(&self, secrets: SecretCheck) -> Vec<Problem> {
         self.compile(secrets).err().unwrap_or_default()
-    }
-
-    /// The integration called `name`.
-    pub fn integration(&self, name: &str) -> Option<&IntegrationConfig> {
-        self.integrations.iter().find(|i| i.name == name)
-    }
-
-    /// The schema an integration refers to; present once [`check`](Config::check) passed.
-    pub fn schema_of(&self, integration: &IntegrationConfig) -> Option<&Schema> {
-        self.schemas.get(&integration.schema)
-    }
-
-    /// The sink in effect: the configured one, or the state database.
-    pub fn effective_sink(&self) -> SinkConfig {
-        self.sink.clone().unwrap_or_else(|| SinkConfig {
-            password_env: self.state.password_env.clone(),
-            password_file: self.state.password_file.clone(),
-            pool_size: Some(self.state.pool_size),
-            ..SinkConfig::database(&self.state.url)
-        })
-    }
-
-    /// Resolves a path written in the file against the file's directory.
-    pub fn resolve(&self, path: &str) -> PathBuf {
-        let path = Path::new(path);
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.base_dir.join(path)
-        }
     }
 }
 

@@ -147,27 +147,6 @@ pub struct SinkConfig {
 }
 
 impl SinkConfig {
-    /// A database sink at `url` with every other option at its default.
-    pub fn database(url: &str) -> SinkConfig {
-        SinkConfig {
-            kind: None,
-            url: Some(url.to_string()),
-            password_env: None,
-            password_file: None,
-            pool_size: None,
-            preset: None,
-            auth: None,
-            headers: BTreeMap::new(),
-            format: None,
-            max_body_bytes: None,
-            retry_count: default_retry_count(),
-            timeout_seconds: default_timeout_seconds(),
-            rate_limit_qps: None,
-            rule_id: None,
-            stream_name: None,
-        }
-    }
-
     /// The database password's reference, when the sink names one.
     pub fn password_of(&self, base: &Path) -> Option<SecretRef> {
         SecretRef::from_keys(

@@ -35,8 +35,11 @@ fn the_defaults_of_a_minimal_file() {
     assert!(integration.csv.header);
     assert_eq!(integration.csv.delimiter, ',');
     assert_eq!(config.state.url, "sqlite://dropfolder.db");
-    assert_eq!(config.effective_sink().kind(), Some(SinkKind::Sqlite));
     let settings = config.compile(SecretCheck::Skip).expect("compiles");
+    assert!(matches!(
+        settings.sink,
+        crate::sink::SinkSettings::Sqlite(path) if path == std::path::Path::new("/etc/dropfolder/dropfolder.db")
+    ));
     assert!(matches!(
         settings.schedule.schedule,
         crate::schedule::Schedule::Every(every) if every == std::time::Duration::from_secs(900)
