@@ -57,9 +57,11 @@ impl Schedule {
     /// The first scan time strictly after `now`.
     pub fn next_after(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self {
-            Schedule::Every(every) => {
-                now + chrono::Duration::from_std(*every).unwrap_or(chrono::Duration::minutes(15))
-            }
+            // An interval too long to add to a date never comes round.
+            Schedule::Every(every) => chrono::Duration::from_std(*every)
+                .ok()
+                .and_then(|every| now.checked_add_signed(every))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
             Schedule::Cron { cron, zone } => cron
                 .find_next_occurrence(&now.with_timezone(zone), false)
                 .map(|t| t.with_timezone(&Utc))

@@ -82,7 +82,8 @@ impl Config {
                 SinkSettings::Http(sink.http_settings(base)?)
             }
             Some(sink) => {
-                let url = sink.url.as_deref().unwrap_or_default();
+                let url = (sink.url.as_deref())
+                    .ok_or_else(|| Problem::section("sink", "url", "missing"))?;
                 let pool_size = sink.pool_size.unwrap_or(self.state.pool_size);
                 match self.database("sink", url, sink.password_of(base), pool_size)? {
                     Database::Sqlite(path) => SinkSettings::Sqlite(path),
