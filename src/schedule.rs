@@ -43,17 +43,6 @@ pub struct ScheduleSettings {
 }
 
 impl Schedule {
-    /// A cron schedule from a 5-field expression and an IANA time zone name.
-    pub fn cron(expression: &str, zone: &str) -> Result<Schedule, String> {
-        let zone = zone
-            .parse::<Tz>()
-            .map_err(|_| format!("'{zone}' is not an IANA time zone like Europe/Berlin"))?;
-        Ok(Schedule::Cron {
-            cron: Box::new(parse_cron(expression)?),
-            zone,
-        })
-    }
-
     /// The first scan time strictly after `now`.
     pub fn next_after(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self {
@@ -82,7 +71,10 @@ mod tests {
     }
 
     fn cron(expression: &str, tz: &str) -> Schedule {
-        Schedule::cron(expression, tz).expect("valid schedule")
+        Schedule::Cron {
+            cron: Box::new(parse_cron(expression).expect("valid cron")),
+            zone: tz.parse().expect("valid time zone"),
+        }
     }
 
     #[test]
