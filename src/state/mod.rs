@@ -43,11 +43,12 @@ impl Stage {
         }
     }
 
-    fn parse(s: &str) -> Stage {
+    fn parse(s: &str) -> Option<Stage> {
         match s {
-            "reported" => Stage::Reported,
-            "done" => Stage::Done,
-            _ => Stage::Loading,
+            "loading" => Some(Stage::Loading),
+            "reported" => Some(Stage::Reported),
+            "done" => Some(Stage::Done),
+            _ => None,
         }
     }
 }
@@ -166,7 +167,77 @@ pub enum StateError {
     #[error("state database {database}: {message}")]
     Database { database: String, message: String },
     #[error("state task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
+    /// A saved row that cannot be read back: never replaced by a default, which would make
+    /// a half-done drop look like a new one (or an old one look new).
+    #[error("state of integration '{integration}'{}: {what}: {source}", folder_part(folder.as_deref()))]
+    Corrupt {
+        integration: String,
+        folder: Option<String>,
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn folder_part(folder: Option<&str>) -> String {
+    folder.map(|f| format!(", folder {f}")).unwrap_or_default()
+}
+
+/// The words of a value that is not what was saved.
+#[derive(Debug, thiserror::Error)]
+#[error("'{0}' is not one of the values written")]
+struct Unexpected(String);
+
+fn corrupt(
+    integration: &str,
+    folder: Option<&str>,
+    what: &'static str,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> StateError {
+    StateError::Corrupt {
+        integration: integration.to_string(),
+        folder: folder.map(str::to_string),
+        what,
+        source: source.into(),
+    }
+}
+
+/// A journal row as the database returns it, before it is checked.
+struct SavedDrop {
+    folder: String,
+    target: String,
+    manifest: String,
+    stage: String,
+    /// Text in SQLite (checked here), a `timestamptz` in PostgreSQL.
+    started_at: Result<DateTime<Utc>, String>,
+}
+
+impl SavedDrop {
+    fn read(self, integration: &str) -> Result<Drop, StateError> {
+        let folder = Some(self.folder.as_str());
+        let manifest = serde_json::from_str::<Vec<ManifestEntry>>(&self.manifest)
+            .map_err(|e| corrupt(integration, folder, "unreadable manifest", e))?;
+        let stage = Stage::parse(&self.stage)
+            .ok_or_else(|| corrupt(integration, folder, "unknown stage", Unexpected(self.stage)))?;
+        let started_at = self
+            .started_at
+            .map_err(|s| corrupt(integration, folder, "unreadable start time", Unexpected(s)))?;
+        Ok(Drop {
+            integration: integration.to_string(),
+            folder: self.folder,
+            target: self.target,
+            manifest,
+            stage,
+            started_at,
+            lease: None,
+        })
+    }
+}
+
+/// An integration's saved notices (a JSON list of strings).
+fn read_notices(integration: &str, saved: &str) -> Result<Vec<String>, StateError> {
+    serde_json::from_str(saved).map_err(|e| corrupt(integration, None, "unreadable notices", e))
 }
 
 /// The state database.

@@ -10,7 +10,7 @@ use deadpool_postgres::{GenericClient, Pool};
 
 use super::{
     CallbackOutcome, CallbackRequest, Claim, Drop, DropResult, IntegrationState, Lease,
-    ManifestEntry, PendingCallback, ScanRecord, Stage, StateError, StateStore,
+    PendingCallback, SavedDrop, ScanRecord, StateError, StateStore, read_notices,
 };
 use crate::sink::{Applied, FileRef};
 
@@ -197,19 +197,18 @@ impl StateStore for PgState {
             )
             .await
             .map_err(|e| self.error(&e))?;
-        Ok(rows
-            .iter()
-            .map(|row| Drop {
-                integration: integration.to_string(),
-                folder: row.get(0),
-                target: row.get(1),
-                manifest: serde_json::from_str::<Vec<ManifestEntry>>(row.get(2))
-                    .unwrap_or_default(),
-                stage: Stage::parse(row.get(3)),
-                started_at: row.get(4),
-                lease: None,
+        rows.iter()
+            .map(|row| {
+                SavedDrop {
+                    folder: row.get(0),
+                    target: row.get(1),
+                    manifest: row.get(2),
+                    stage: row.get(3),
+                    started_at: Ok(row.get(4)),
+                }
+                .read(integration)
             })
-            .collect())
+            .collect()
     }
 
     async fn begin_drop(&self, drop: &Drop) -> Result<(), StateError> {
@@ -308,20 +307,22 @@ impl StateStore for PgState {
             )
             .await
             .map_err(|e| self.error(&e))?;
-        Ok(rows
-            .iter()
-            .map(|row| IntegrationState {
-                integration: row.get(0),
-                last_scan_at: row.get(1),
-                last_error: row.get(2),
-                notices: serde_json::from_str(row.get(3)).unwrap_or_default(),
-                last_data_at: row.get(4),
-                last_target: row.get(5),
-                last_success: row.get(6),
-                last_message: row.get(7),
-                callback_error: row.get(8),
+        rows.iter()
+            .map(|row| {
+                let integration: String = row.get(0);
+                Ok(IntegrationState {
+                    notices: read_notices(&integration, row.get(3))?,
+                    integration,
+                    last_scan_at: row.get(1),
+                    last_error: row.get(2),
+                    last_data_at: row.get(4),
+                    last_target: row.get(5),
+                    last_success: row.get(6),
+                    last_message: row.get(7),
+                    callback_error: row.get(8),
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn due_callbacks(

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     CallbackOutcome, CallbackRequest, Claim, Drop, DropResult, IntegrationState, Lease,
-    ManifestEntry, PendingCallback, ScanRecord, Stage, StateError, StateStore,
+    PendingCallback, SavedDrop, ScanRecord, Stage, StateError, StateStore, read_notices,
 };
 
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -113,7 +113,7 @@ impl SqliteState {
                 database: self.path.display().to_string(),
                 message: e.to_string(),
             }),
-            Err(e) => Err(StateError::Task(e.to_string())),
+            Err(e) => Err(StateError::Task(e)),
         }
     }
 }
@@ -130,29 +130,30 @@ fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
 #[async_trait]
 impl StateStore for SqliteState {
     async fn open_drops(&self, integration: &str) -> Result<Vec<Drop>, StateError> {
-        let integration = integration.to_string();
-        self.with(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT folder, target, manifest, stage, started_at FROM drops
-                 WHERE integration = ?1 AND stage <> 'done' ORDER BY started_at, folder",
-            )?;
-            let rows = stmt.query_map([&integration], |row| {
-                let manifest: String = row.get(2)?;
-                let stage: String = row.get(3)?;
-                Ok(Drop {
-                    integration: integration.clone(),
-                    folder: row.get(0)?,
-                    target: row.get(1)?,
-                    manifest: serde_json::from_str::<Vec<ManifestEntry>>(&manifest)
-                        .unwrap_or_default(),
-                    stage: Stage::parse(&stage),
-                    started_at: parse_time(row.get(4)?).unwrap_or_default(),
-                    lease: None,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
+        let owned = integration.to_string();
+        let saved = self
+            .with(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT folder, target, manifest, stage, started_at FROM drops
+                     WHERE integration = ?1 AND stage <> 'done' ORDER BY started_at, folder",
+                )?;
+                let rows = stmt.query_map([&owned], |row| {
+                    let started_at: String = row.get(4)?;
+                    Ok(SavedDrop {
+                        folder: row.get(0)?,
+                        target: row.get(1)?,
+                        manifest: row.get(2)?,
+                        stage: row.get(3)?,
+                        started_at: parse_time(Some(started_at.clone())).ok_or(started_at),
+                    })
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        saved
+            .into_iter()
+            .map(|saved| saved.read(integration))
+            .collect()
     }
 
     async fn begin_drop(&self, drop: &Drop) -> Result<(), StateError> {
@@ -408,29 +409,40 @@ impl StateStore for SqliteState {
     }
 
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT integration, last_scan_at, last_error, notices, last_data_at, last_target,
-                        last_success, last_message, callback_error
-                 FROM integration_status ORDER BY integration",
-            )?;
-            let rows = stmt.query_map([], |row| {
-                let notices: String = row.get(3)?;
-                Ok(IntegrationState {
-                    integration: row.get(0)?,
-                    last_scan_at: parse_time(row.get(1)?),
-                    last_error: row.get(2)?,
-                    notices: serde_json::from_str(&notices).unwrap_or_default(),
-                    last_data_at: parse_time(row.get(4)?),
-                    last_target: row.get(5)?,
-                    last_success: row.get(6)?,
-                    last_message: row.get(7)?,
-                    callback_error: row.get(8)?,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
+        let saved = self
+            .with(|conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT integration, last_scan_at, last_error, notices, last_data_at, last_target,
+                            last_success, last_message, callback_error
+                     FROM integration_status ORDER BY integration",
+                )?;
+                let rows = stmt.query_map([], |row| {
+                    let notices: String = row.get(3)?;
+                    Ok((
+                        IntegrationState {
+                            integration: row.get(0)?,
+                            last_scan_at: parse_time(row.get(1)?),
+                            last_error: row.get(2)?,
+                            notices: Vec::new(),
+                            last_data_at: parse_time(row.get(4)?),
+                            last_target: row.get(5)?,
+                            last_success: row.get(6)?,
+                            last_message: row.get(7)?,
+                            callback_error: row.get(8)?,
+                        },
+                        notices,
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        saved
+            .into_iter()
+            .map(|(mut state, notices)| {
+                state.notices = read_notices(&state.integration, &notices)?;
+                Ok(state)
+            })
+            .collect()
     }
 }
 

@@ -1,0 +1,78 @@
+//! The state conformance suite on SQLite and on PostgreSQL: the same contract for both
+//! stores, with corrupt rows written into the database directly, then read.
+
+mod common;
+#[path = "common/pg.rs"]
+mod pg;
+#[path = "state/suite.rs"]
+mod suite;
+
+use std::sync::Arc;
+
+use dropfolder::state::{PgState, SqliteState};
+use futures_util::future::BoxFuture;
+
+use suite::Harness;
+
+fn sqlite_exec(path: std::path::PathBuf) -> impl Fn(String) -> BoxFuture<'static, ()> {
+    move |sql: String| {
+        let path = path.clone();
+        Box::pin(async move {
+            let conn = rusqlite::Connection::open(&path).expect("open the state directly");
+            conn.execute_batch(&sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        })
+    }
+}
+
+#[tokio::test]
+async fn sqlite_passes_the_state_suite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("state.db");
+    let harness = Harness {
+        state: Arc::new(SqliteState::open(&path).await.expect("open state")),
+        exec: Box::new(sqlite_exec(path.clone())),
+    };
+    suite::run(&harness).await;
+}
+
+/// SQLite keeps times as text: one that does not parse is corrupt state, not 1970.
+#[tokio::test]
+async fn sqlite_refuses_a_drop_whose_start_is_unreadable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("state.db");
+    let harness = Harness {
+        state: Arc::new(SqliteState::open(&path).await.expect("open state")),
+        exec: Box::new(sqlite_exec(path.clone())),
+    };
+    suite::corrupt_drop_is_an_error(&harness, "started_at = 'the day before yesterday'").await;
+}
+
+#[tokio::test]
+async fn postgres_passes_the_state_suite() {
+    let Some(cluster) = pg::cluster() else { return };
+    let url = cluster.fresh_database().await;
+    let password = dropfolder::config::SecretRef::Env("DATABASE_PASSWORD".into());
+    let pool = dropfolder::postgres::connect(
+        &url,
+        Some(&password),
+        4,
+        dropfolder::state::postgres::MIGRATIONS,
+    )
+    .await
+    .expect("connect");
+    let client = Arc::new(cluster.client(&url).await);
+    let harness = Harness {
+        state: Arc::new(PgState::new(pool, &url)),
+        exec: Box::new(move |sql: String| {
+            let client = client.clone();
+            Box::pin(async move {
+                client
+                    .batch_execute(&sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            })
+        }),
+    };
+    suite::run(&harness).await;
+}
