@@ -39,6 +39,7 @@ pub mod egress;
 pub mod events;
 pub mod finish;
 pub mod health;
+pub mod ledger;
 pub mod load;
 pub mod outbound;
 pub mod postgres;

@@ -6,7 +6,8 @@
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{Committed, FileLoad, OwnedRow, SinkError};
+use super::{FileLoad, OwnedRow, SinkError};
+use crate::ledger::{Committed, Version};
 use crate::validate::{Row, RowConsumer};
 
 /// Rows per message to the writer.
@@ -20,7 +21,7 @@ pub(super) enum Message {
     Rows(Vec<OwnedRow>),
     Commit {
         rows: u64,
-        version: String,
+        version: Version,
         reply: oneshot::Sender<Committed>,
     },
 }
@@ -113,10 +114,10 @@ impl RowConsumer for BatchedLoad {
 }
 
 impl FileLoad for BatchedLoad {
-    async fn commit(mut self, rows: u64, version: &str) -> Result<Committed, SinkError> {
+    async fn commit(mut self, rows: u64, version: &Version) -> Result<Committed, SinkError> {
         self.flush().await?;
         let (reply, answer) = oneshot::channel();
-        let version = version.to_string();
+        let version = version.clone();
         self.send(Message::Commit {
             rows,
             version,

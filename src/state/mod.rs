@@ -12,6 +12,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::ledger::Ledger;
+
 pub use postgres::PgState;
 pub use sqlite::SqliteState;
 
@@ -240,9 +242,9 @@ fn read_notices(integration: &str, saved: &str) -> Result<Vec<String>, StateErro
     serde_json::from_str(saved).map_err(|e| corrupt(integration, None, "unreadable notices", e))
 }
 
-/// The state database.
+/// The state database. It is also the [`Ledger`] of a sink that keeps none itself (HTTP).
 #[async_trait]
-pub trait StateStore: Send + Sync + std::fmt::Debug {
+pub trait StateStore: Ledger + Send + Sync + std::fmt::Debug {
     /// Claims `integration` for `ttl` if no other replica holds a live claim, or if the one
     /// that does is `dead` (known to have died: see `worker`).
     async fn claim(
@@ -293,17 +295,4 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Records a delivery of a pending callback.
     async fn callback_delivery(&self, id: i64, outcome: &CallbackOutcome)
     -> Result<(), StateError>;
-
-    /// The ledger of a sink that keeps none itself (HTTP): the entry for `file`, if any.
-    async fn ledger_entry(
-        &self,
-        file: &crate::sink::FileRef,
-    ) -> Result<Option<crate::sink::Applied>, StateError>;
-
-    /// Records `file` as applied with `rows`; `false` if it already was.
-    async fn record_applied(
-        &self,
-        file: &crate::sink::FileRef,
-        rows: u64,
-    ) -> Result<bool, StateError>;
 }

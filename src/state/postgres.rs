@@ -12,11 +12,12 @@ use super::{
     CallbackOutcome, CallbackRequest, Claim, Drop, DropResult, IntegrationState, Lease,
     PendingCallback, SavedDrop, ScanRecord, StateError, StateStore, read_notices,
 };
-use crate::sink::{Applied, FileRef};
+use crate::ledger::{self, AppliedFile, Committed, FileRef, Ledger, LedgerError, Table};
 
 pub const MIGRATIONS: &[(i64, &str)] = &[(
     101,
-    r#"CREATE TABLE IF NOT EXISTS drops (
+    concat!(
+        r#"CREATE TABLE IF NOT EXISTS drops (
         integration text NOT NULL,
         folder text NOT NULL,
         target text NOT NULL,
@@ -57,20 +58,16 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
         done_at timestamptz
     );
     CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks (integration, state, next_attempt_at);
-    CREATE TABLE IF NOT EXISTS state_ledger (
-        integration text NOT NULL,
-        file_key text NOT NULL,
-        version text NOT NULL,
-        rows bigint NOT NULL,
-        applied_at timestamptz NOT NULL,
-        PRIMARY KEY (integration, file_key, version)
-    );
+    "#,
+        crate::ledger::postgres::create_table!("state_ledger"),
+        r#"
     CREATE TABLE IF NOT EXISTS leases (
         integration text PRIMARY KEY,
         holder text NOT NULL,
         token bigint NOT NULL,
         expires_at timestamptz NOT NULL
-    );"#,
+    );"#
+    ),
 )];
 
 #[derive(Debug, Clone)]
@@ -386,32 +383,24 @@ impl StateStore for PgState {
         steps.await.map_err(|e| self.error(&e))?;
         tx.commit().await.map_err(|e| self.error(&e))
     }
+}
 
-    async fn ledger_entry(&self, file: &FileRef) -> Result<Option<Applied>, StateError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT rows, applied_at FROM state_ledger WHERE integration = $1 AND file_key = $2 AND version = $3",
-                &[&file.integration, &file.key, &file.version],
-            )
+/// The ledger of sinks without their own, in `state_ledger`.
+#[async_trait]
+impl Ledger for PgState {
+    async fn applied(&self, file: &FileRef) -> Result<Option<AppliedFile>, LedgerError> {
+        let store = |e: StateError| LedgerError::Store(Box::new(e));
+        let client = self.client().await.map_err(store)?;
+        ledger::postgres::applied(&client, Table::State, file)
             .await
-            .map_err(|e| self.error(&e))?;
-        Ok(row.map(|row| Applied {
-            rows: row.get::<_, i64>(0) as u64,
-            applied_at: row.get(1),
-        }))
+            .map_err(|e| store(self.error(&e)))
     }
 
-    async fn record_applied(&self, file: &FileRef, rows: u64) -> Result<bool, StateError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO state_ledger (integration, file_key, version, rows, applied_at) VALUES ($1, $2, $3, $4, now())
-                 ON CONFLICT DO NOTHING",
-                &[&file.integration, &file.key, &file.version, &(rows as i64)],
-            )
+    async fn record(&self, file: &FileRef, rows: u64) -> Result<Committed, LedgerError> {
+        let store = |e: StateError| LedgerError::Store(Box::new(e));
+        let client = self.client().await.map_err(store)?;
+        ledger::postgres::record(&client, Table::State, file, rows)
             .await
-            .map(|n| n == 1)
-            .map_err(|e| self.error(&e))
+            .map_err(|e| store(self.error(&e)))
     }
 }

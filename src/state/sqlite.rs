@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use crate::ledger::{self, AppliedFile, Committed, FileRef, Ledger, LedgerError, Table};
+
 use super::{
     CallbackOutcome, CallbackRequest, Claim, Drop, DropResult, IntegrationState, Lease,
     PendingCallback, SavedDrop, ScanRecord, Stage, StateError, StateStore, read_notices,
@@ -47,7 +49,8 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         102,
-        "CREATE TABLE callbacks (
+        concat!(
+            "CREATE TABLE callbacks (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         integration TEXT NOT NULL,
         folder_path TEXT NOT NULL,
@@ -63,14 +66,9 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX callbacks_due ON callbacks (integration, state, next_attempt_at);
     ALTER TABLE integration_status ADD COLUMN callback_error TEXT;
-    CREATE TABLE state_ledger (
-        integration TEXT NOT NULL,
-        file_key TEXT NOT NULL,
-        version TEXT NOT NULL,
-        rows INTEGER NOT NULL,
-        applied_at TEXT NOT NULL,
-        PRIMARY KEY (integration, file_key, version)
-    );",
+    ",
+            crate::ledger::sqlite::create_table!("state_ledger")
+        ),
     ),
     (
         103,
@@ -369,45 +367,6 @@ impl StateStore for SqliteState {
         .await
     }
 
-    async fn ledger_entry(
-        &self,
-        file: &crate::sink::FileRef,
-    ) -> Result<Option<crate::sink::Applied>, StateError> {
-        let file = file.clone();
-        self.with(move |conn| {
-            use rusqlite::OptionalExtension;
-            conn.query_row(
-                "SELECT rows, applied_at FROM state_ledger WHERE integration = ?1 AND file_key = ?2 AND version = ?3",
-                params![file.integration, file.key, file.version],
-                |row| {
-                    Ok(crate::sink::Applied {
-                        rows: row.get::<_, i64>(0)? as u64,
-                        applied_at: parse_time(row.get(1)?).unwrap_or_default(),
-                    })
-                },
-            )
-            .optional()
-        })
-        .await
-    }
-
-    async fn record_applied(
-        &self,
-        file: &crate::sink::FileRef,
-        rows: u64,
-    ) -> Result<bool, StateError> {
-        let file = file.clone();
-        self.with(move |conn| {
-            conn.execute(
-                "INSERT INTO state_ledger (integration, file_key, version, rows, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO NOTHING",
-                params![file.integration, file.key, file.version, rows as i64, time(Utc::now())],
-            )
-            .map(|inserted| inserted == 1)
-        })
-        .await
-    }
-
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError> {
         let saved = self
             .with(|conn| {
@@ -443,6 +402,24 @@ impl StateStore for SqliteState {
                 Ok(state)
             })
             .collect()
+    }
+}
+
+/// The ledger of sinks without their own, in `state_ledger`.
+#[async_trait]
+impl Ledger for SqliteState {
+    async fn applied(&self, file: &FileRef) -> Result<Option<AppliedFile>, LedgerError> {
+        let file = file.clone();
+        self.with(move |conn| ledger::sqlite::applied(conn, Table::State, &file))
+            .await
+            .map_err(|e| LedgerError::Store(Box::new(e)))
+    }
+
+    async fn record(&self, file: &FileRef, rows: u64) -> Result<Committed, LedgerError> {
+        let file = file.clone();
+        self.with(move |conn| ledger::sqlite::record(conn, Table::State, &file, rows, Utc::now()))
+            .await
+            .map_err(|e| LedgerError::Store(Box::new(e)))
     }
 }
 

@@ -13,11 +13,12 @@ use crate::finish::{
     self, Presence, Present, ResultFile, archive_name, errors_file_name, is_data_file,
     is_folder_marker, relative, unhandled,
 };
-use crate::load::{LoadError, Opened, already, load_file};
+use crate::ledger::{FileRef, Version};
+use crate::load::{LoadError, already, load_file};
 use crate::scan::{Folder, MARKER};
-use crate::sink::{FileRef, Sink, SinkError};
+use crate::sink::{Sink, SinkError};
 use crate::state::{Drop, DropResult, ManifestEntry, Stage, StateError};
-use crate::store::{ObjectStore, StoreError};
+use crate::store::{ObjectReader, ObjectStore, StoreError};
 use crate::telemetry::FolderFinished;
 use crate::validate::{FileRules, escape};
 
@@ -250,7 +251,7 @@ async fn load_entry(
         integration: ctx.integration.name.clone(),
         entity: ctx.integration.entity,
         key: entry.key.clone(),
-        version: entry.version.clone(),
+        version: Version::ETag(entry.version.clone()),
     };
     let result = |outcome| FileResult::new(name, outcome);
     if let Some(prior) = ctx.worker.sink.applied(&file).await? {
@@ -260,7 +261,7 @@ async fn load_entry(
         return Ok((result(Outcome::Changed), None));
     }
     // The version listed, or nothing: a replaced file is the customer's next drop.
-    let open = || -> BoxFuture<'_, Opened> {
+    let open = || -> BoxFuture<'_, Result<ObjectReader, LoadError>> {
         Box::pin(async {
             match ctx.store.get(&entry.key).await {
                 Ok((meta, reader)) if meta.version == entry.version => Ok(reader),

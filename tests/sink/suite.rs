@@ -3,7 +3,8 @@
 
 use chrono::Utc;
 use dropfolder::config::Entity;
-use dropfolder::sink::{Committed, FileLoad, FileRef, Sink};
+use dropfolder::ledger::{Committed, FileRef, Version};
+use dropfolder::sink::{FileLoad, Sink};
 use dropfolder::validate::{FileRules, validate};
 use serde_json::{Value, json};
 
@@ -16,7 +17,7 @@ fn file(key: &str, version: &str) -> FileRef {
         integration: "acme-users".into(),
         entity: Entity::User,
         key: key.into(),
-        version: version.into(),
+        version: Version::ETag(version.into()),
     }
 }
 
