@@ -69,10 +69,10 @@ impl BatchedLoad {
         }
         // The writer stopped: its own error says why.
         match self.close().await {
-            Ok(()) => Err(SinkError::Task(format!(
-                "the {} stopped early",
-                self.writer_name
-            ))),
+            Ok(()) => Err(SinkError::WriterStopped {
+                writer: self.writer_name,
+                what: "stopped early",
+            }),
             Err(e) => Err(e),
         }
     }
@@ -94,7 +94,7 @@ impl BatchedLoad {
         };
         match writer.await {
             Ok(result) => result,
-            Err(e) => Err(SinkError::Task(e.to_string())),
+            Err(e) => Err(SinkError::Join(e)),
         }
     }
 }
@@ -127,7 +127,10 @@ impl FileLoad for BatchedLoad {
         self.tx = None;
         let outcome = answer.await;
         self.close().await?;
-        outcome.map_err(|_| SinkError::Task(format!("the {} gave no answer", self.writer_name)))
+        outcome.map_err(|_| SinkError::WriterStopped {
+            writer: self.writer_name,
+            what: "gave no answer",
+        })
     }
 
     async fn rollback(mut self) -> Result<(), SinkError> {

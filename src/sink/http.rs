@@ -61,7 +61,7 @@ impl HttpSink {
         sink: &SinkConfig,
         ledger: Arc<dyn Ledger>,
     ) -> Result<HttpSink, SinkError> {
-        let task = |e: String| SinkError::Task(format!("http sink: {e}"));
+        let task = |e: String| SinkError::Unavailable(format!("http sink: {e}"));
         let url = sink.url.clone().unwrap_or_default();
         let (url, format, max_body, retry_on) = match sink.preset {
             Some(HttpPreset::StreamingIngest) => (

@@ -30,10 +30,17 @@ pub use sqlite::{SqliteLoad, SqliteSink};
 pub enum SinkError {
     #[error("database {database}: {message}")]
     Database { database: String, message: String },
-    #[error("sink task failed: {0}")]
-    Task(String),
+    /// The sink cannot be opened as configured (set up from config, whose checks say more).
+    #[error("cannot open the sink: {0}")]
+    Unavailable(String),
     #[error("sink task failed: {0}")]
     Join(#[source] tokio::task::JoinError),
+    /// A load's writer task ended without the result of the file.
+    #[error("sink task failed: the {writer} {what}")]
+    WriterStopped {
+        writer: &'static str,
+        what: &'static str,
+    },
     #[error("cannot spool the valid rows to a temporary file: {0}")]
     Spool(#[source] std::io::Error),
     #[error("{0}")]
@@ -161,7 +168,7 @@ impl AnySink {
                 .await?;
                 Ok(AnySink::Postgres(PgSink::new(pool, url)))
             }
-            other => Err(SinkError::Task(format!(
+            other => Err(SinkError::Unavailable(format!(
                 "sink {other:?} is not available in this build"
             ))),
         }
