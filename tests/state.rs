@@ -1,5 +1,7 @@
 //! The state conformance suite on SQLite and on PostgreSQL: the same contract for both
-//! stores, with corrupt rows written into the database directly, then read.
+//! stores (leases, journal, callback outbox), with the clock passed in so that expiry and
+//! retry times are tested without sleeping, and corrupt rows written into the database
+//! directly, then read.
 
 mod common;
 #[path = "common/pg.rs"]
@@ -9,7 +11,7 @@ mod suite;
 
 use std::sync::Arc;
 
-use dropfolder::state::{PgState, SqliteState};
+use dropfolder::state::{ManualClock, PgState, SqliteState};
 use futures_util::future::BoxFuture;
 
 use suite::Harness;
@@ -29,8 +31,11 @@ fn sqlite_exec(path: std::path::PathBuf) -> impl Fn(String) -> BoxFuture<'static
 async fn sqlite_passes_the_state_suite() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("state.db");
+    let clock = ManualClock::new(chrono::Utc::now());
+    let state = SqliteState::open(&path).await.expect("open state");
     let harness = Harness {
-        state: Arc::new(SqliteState::open(&path).await.expect("open state")),
+        state: Arc::new(state.with_clock(Arc::new(clock.clone()))),
+        clock,
         exec: Box::new(sqlite_exec(path.clone())),
     };
     suite::run(&harness).await;
@@ -41,8 +46,11 @@ async fn sqlite_passes_the_state_suite() {
 async fn sqlite_refuses_a_drop_whose_start_is_unreadable() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("state.db");
+    let clock = ManualClock::new(chrono::Utc::now());
+    let state = SqliteState::open(&path).await.expect("open state");
     let harness = Harness {
-        state: Arc::new(SqliteState::open(&path).await.expect("open state")),
+        state: Arc::new(state.with_clock(Arc::new(clock.clone()))),
+        clock,
         exec: Box::new(sqlite_exec(path.clone())),
     };
     suite::corrupt_drop_is_an_error(&harness, "started_at = 'the day before yesterday'").await;
@@ -62,8 +70,10 @@ async fn postgres_passes_the_state_suite() {
     .await
     .expect("connect");
     let client = Arc::new(cluster.client(&url).await);
+    let clock = ManualClock::new(chrono::Utc::now());
     let harness = Harness {
-        state: Arc::new(PgState::new(pool, &url)),
+        state: Arc::new(PgState::new(pool, &url).with_clock(Arc::new(clock.clone()))),
+        clock,
         exec: Box::new(move |sql: String| {
             let client = client.clone();
             Box::pin(async move {

@@ -5,6 +5,7 @@
 //!
 //! Implementations: [`sqlite`] (the embedded default) and [`postgres`] (shared by replicas).
 
+pub mod clock;
 pub mod postgres;
 pub mod sqlite;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::Ledger;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use postgres::PgState;
 pub use sqlite::SqliteState;
 
@@ -57,7 +59,7 @@ impl Stage {
 
 /// A folder of `current/` on its way to `processed/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Drop {
+pub struct JournaledDrop {
     pub integration: String,
     /// `current/dt=20210228/`
     pub folder: String,
@@ -216,7 +218,7 @@ struct SavedDrop {
 }
 
 impl SavedDrop {
-    fn read(self, integration: &str) -> Result<Drop, StateError> {
+    fn read(self, integration: &str) -> Result<JournaledDrop, StateError> {
         let folder = Some(self.folder.as_str());
         let manifest = serde_json::from_str::<Vec<ManifestEntry>>(&self.manifest)
             .map_err(|e| corrupt(integration, folder, "unreadable manifest", e))?;
@@ -225,7 +227,7 @@ impl SavedDrop {
         let started_at = self
             .started_at
             .map_err(|s| corrupt(integration, folder, "unreadable start time", Unexpected(s)))?;
-        Ok(Drop {
+        Ok(JournaledDrop {
             integration: integration.to_string(),
             folder: self.folder,
             target: self.target,
@@ -262,22 +264,22 @@ pub trait StateStore: Ledger + Send + Sync + std::fmt::Debug {
     async fn release(&self, lease: &Lease) -> Result<(), StateError>;
 
     /// Drops of `integration` not yet done, oldest first.
-    async fn open_drops(&self, integration: &str) -> Result<Vec<Drop>, StateError>;
+    async fn open_drops(&self, integration: &str) -> Result<Vec<JournaledDrop>, StateError>;
 
     /// Records a new drop (stage `Loading`).
-    async fn begin_drop(&self, drop: &Drop) -> Result<(), StateError>;
+    async fn begin_drop(&self, drop: &JournaledDrop) -> Result<(), StateError>;
 
     /// Records the drop's result, moves it to `Reported`, and queues its callback, all in one
     /// transaction: a finished folder never loses its callback.
     async fn report_drop(
         &self,
-        drop: &Drop,
+        drop: &JournaledDrop,
         result: &DropResult,
         callback: Option<&CallbackRequest>,
     ) -> Result<(), StateError>;
 
     /// Moves the drop to `Done`.
-    async fn finish_drop(&self, drop: &Drop) -> Result<(), StateError>;
+    async fn finish_drop(&self, drop: &JournaledDrop) -> Result<(), StateError>;
 
     /// Records a scan of an integration.
     async fn record_scan(&self, scan: &ScanRecord) -> Result<(), StateError>;

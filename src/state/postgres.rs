@@ -2,14 +2,16 @@
 //! lease row (`FOR UPDATE`) and compare its token, so a replica whose lease was taken over
 //! cannot write, and a takeover waits for a write in progress.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
 
+use super::clock::{Clock, SystemClock};
 use super::{
-    CallbackOutcome, CallbackRequest, Claim, Drop, DropResult, IntegrationState, Lease,
+    CallbackOutcome, CallbackRequest, Claim, DropResult, IntegrationState, JournaledDrop, Lease,
     PendingCallback, SavedDrop, ScanRecord, StateError, StateStore, read_notices,
 };
 use crate::ledger::{self, AppliedFile, Committed, FileRef, Ledger, LedgerError, Table};
@@ -74,6 +76,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
 pub struct PgState {
     pool: Pool,
     url: String,
+    clock: Arc<dyn Clock>,
 }
 
 impl PgState {
@@ -81,7 +84,14 @@ impl PgState {
         PgState {
             pool,
             url: crate::config::redact_url(url),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same state, its leases going by `clock` rather than the database's `now()` (tests
+    /// of lease expiry).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> PgState {
+        PgState { clock, ..self }
     }
 
     fn error(&self, e: &dyn std::error::Error) -> StateError {
@@ -97,7 +107,10 @@ impl PgState {
 }
 
 /// Whether this replica still holds the drop's lease; locks the lease row until commit.
-async fn holds(client: &impl GenericClient, drop: &Drop) -> Result<bool, tokio_postgres::Error> {
+async fn holds(
+    client: &impl GenericClient,
+    drop: &JournaledDrop,
+) -> Result<bool, tokio_postgres::Error> {
     let Some(token) = drop.lease else {
         return Ok(true);
     };
@@ -110,7 +123,7 @@ async fn holds(client: &impl GenericClient, drop: &Drop) -> Result<bool, tokio_p
     Ok(row.map(|r| r.get::<_, i64>(0)) == Some(token))
 }
 
-fn lost(drop: &Drop) -> StateError {
+fn lost(drop: &JournaledDrop) -> StateError {
     StateError::LeaseLost {
         integration: drop.integration.clone(),
         token: drop.lease.unwrap_or_default(),
@@ -134,12 +147,18 @@ impl StateStore for PgState {
         let granted = client
             .query_opt(
                 "INSERT INTO leases (integration, holder, token, expires_at)
-                 VALUES ($1, $2, 1, now() + $3 * interval '1 second')
+                 VALUES ($1, $2, 1, COALESCE($5, now()) + $3 * interval '1 second')
                  ON CONFLICT (integration) DO UPDATE
                  SET holder = EXCLUDED.holder, token = leases.token + 1, expires_at = EXCLUDED.expires_at
-                 WHERE leases.expires_at <= now() OR leases.holder = EXCLUDED.holder OR leases.holder = $4
+                 WHERE leases.expires_at <= COALESCE($5, now()) OR leases.holder = EXCLUDED.holder OR leases.holder = $4
                  RETURNING token",
-                &[&integration, &holder, &seconds(ttl), &dead.unwrap_or("")],
+                &[
+                    &integration,
+                    &holder,
+                    &seconds(ttl),
+                    &dead.unwrap_or(""),
+                    &self.clock.instead_of_database(),
+                ],
             )
             .await
             .map_err(|e| self.error(&e))?;
@@ -164,8 +183,13 @@ impl StateStore for PgState {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE leases SET expires_at = now() + $3 * interval '1 second' WHERE integration = $1 AND token = $2",
-                &[&lease.integration, &lease.token, &seconds(ttl)],
+                "UPDATE leases SET expires_at = COALESCE($4, now()) + $3 * interval '1 second' WHERE integration = $1 AND token = $2",
+                &[
+                    &lease.integration,
+                    &lease.token,
+                    &seconds(ttl),
+                    &self.clock.instead_of_database(),
+                ],
             )
             .await
             .map(|n| n == 1)
@@ -176,15 +200,19 @@ impl StateStore for PgState {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE leases SET expires_at = now() WHERE integration = $1 AND token = $2",
-                &[&lease.integration, &lease.token],
+                "UPDATE leases SET expires_at = COALESCE($3, now()) WHERE integration = $1 AND token = $2",
+                &[
+                    &lease.integration,
+                    &lease.token,
+                    &self.clock.instead_of_database(),
+                ],
             )
             .await
             .map(drop)
             .map_err(|e| self.error(&e))
     }
 
-    async fn open_drops(&self, integration: &str) -> Result<Vec<Drop>, StateError> {
+    async fn open_drops(&self, integration: &str) -> Result<Vec<JournaledDrop>, StateError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -208,7 +236,7 @@ impl StateStore for PgState {
             .collect()
     }
 
-    async fn begin_drop(&self, drop: &Drop) -> Result<(), StateError> {
+    async fn begin_drop(&self, drop: &JournaledDrop) -> Result<(), StateError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.error(&e))?;
         if !holds(&tx, drop).await.map_err(|e| self.error(&e))? {
@@ -226,7 +254,7 @@ impl StateStore for PgState {
 
     async fn report_drop(
         &self,
-        drop: &Drop,
+        drop: &JournaledDrop,
         result: &DropResult,
         callback: Option<&CallbackRequest>,
     ) -> Result<(), StateError> {
@@ -264,7 +292,7 @@ impl StateStore for PgState {
         tx.commit().await.map_err(|e| self.error(&e))
     }
 
-    async fn finish_drop(&self, drop: &Drop) -> Result<(), StateError> {
+    async fn finish_drop(&self, drop: &JournaledDrop) -> Result<(), StateError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.error(&e))?;
         if !holds(&tx, drop).await.map_err(|e| self.error(&e))? {
@@ -358,7 +386,7 @@ impl StateStore for PgState {
         outcome: &CallbackOutcome,
     ) -> Result<(), StateError> {
         let mut client = self.client().await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let (state, retry_at, error) = match outcome {
             CallbackOutcome::Delivered => ("delivered", now, None),
             CallbackOutcome::Failed { error, retry_at } => {

@@ -6,6 +6,7 @@
 //! between, whatever the timeout.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -13,8 +14,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::ledger::{self, AppliedFile, Committed, FileRef, Ledger, LedgerError, Table};
 
+use super::clock::{Clock, SystemClock};
 use super::{
-    CallbackOutcome, CallbackRequest, Claim, Drop, DropResult, IntegrationState, Lease,
+    CallbackOutcome, CallbackRequest, Claim, DropResult, IntegrationState, JournaledDrop, Lease,
     PendingCallback, SavedDrop, ScanRecord, Stage, StateError, StateStore, read_notices,
 };
 
@@ -84,15 +86,22 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
 #[derive(Debug, Clone)]
 pub struct SqliteState {
     path: PathBuf,
+    clock: Arc<dyn Clock>,
 }
 
 impl SqliteState {
     pub async fn open(path: &Path) -> Result<SqliteState, StateError> {
         let state = SqliteState {
             path: path.to_path_buf(),
+            clock: Arc::new(SystemClock),
         };
         state.with(|_| Ok(())).await?;
         Ok(state)
+    }
+
+    /// The same state, going by `clock` (tests of lease expiry).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> SqliteState {
+        SqliteState { clock, ..self }
     }
 
     /// Runs `work` on a connection, off the async workers.
@@ -127,7 +136,7 @@ fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
 
 #[async_trait]
 impl StateStore for SqliteState {
-    async fn open_drops(&self, integration: &str) -> Result<Vec<Drop>, StateError> {
+    async fn open_drops(&self, integration: &str) -> Result<Vec<JournaledDrop>, StateError> {
         let owned = integration.to_string();
         let saved = self
             .with(move |conn| {
@@ -154,7 +163,7 @@ impl StateStore for SqliteState {
             .collect()
     }
 
-    async fn begin_drop(&self, drop: &Drop) -> Result<(), StateError> {
+    async fn begin_drop(&self, drop: &JournaledDrop) -> Result<(), StateError> {
         let fence = drop.clone();
         let drop = drop.clone();
         let manifest = serde_json::to_string(&drop.manifest).unwrap_or_else(|_| "[]".into());
@@ -184,14 +193,15 @@ impl StateStore for SqliteState {
 
     async fn report_drop(
         &self,
-        drop: &Drop,
+        drop: &JournaledDrop,
         result: &DropResult,
         callback: Option<&CallbackRequest>,
     ) -> Result<(), StateError> {
         let fence = drop.clone();
         let (drop, result, callback) = (drop.clone(), result.clone(), callback.cloned());
+        let now = self.clock.now();
         let held = self.with(move |conn| {
-            let now = time(Utc::now());
+            let now = time(now);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if !holds(&tx, &drop)? {
                 return Ok(false);
@@ -222,9 +232,10 @@ impl StateStore for SqliteState {
         fenced(held, &fence)
     }
 
-    async fn finish_drop(&self, drop: &Drop) -> Result<(), StateError> {
+    async fn finish_drop(&self, drop: &JournaledDrop) -> Result<(), StateError> {
         let fence = drop.clone();
         let drop = drop.clone();
+        let now = self.clock.now();
         let held = self
             .with(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -233,7 +244,7 @@ impl StateStore for SqliteState {
                 }
                 tx.execute(
                     "UPDATE drops SET stage = 'done', done_at = ?3 WHERE integration = ?1 AND target = ?2",
-                    params![drop.integration, drop.target, time(Utc::now())],
+                    params![drop.integration, drop.target, time(now)],
                 )?;
                 tx.commit().map(|()| true)
             })
@@ -253,9 +264,9 @@ impl StateStore for SqliteState {
             holder.to_string(),
             dead.map(str::to_string),
         );
+        let now = self.clock.now();
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let now = Utc::now();
             let current: Option<(String, i64, String)> = tx
                 .query_row(
                     "SELECT holder, token, expires_at FROM leases WHERE integration = ?1",
@@ -292,8 +303,9 @@ impl StateStore for SqliteState {
 
     async fn renew(&self, lease: &Lease, ttl: std::time::Duration) -> Result<bool, StateError> {
         let lease = lease.clone();
+        let now = self.clock.now();
         self.with(move |conn| {
-            let until = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default();
+            let until = now + chrono::Duration::from_std(ttl).unwrap_or_default();
             conn.execute(
                 "UPDATE leases SET expires_at = ?3 WHERE integration = ?1 AND token = ?2",
                 params![lease.integration, lease.token, time(until)],
@@ -305,10 +317,11 @@ impl StateStore for SqliteState {
 
     async fn release(&self, lease: &Lease) -> Result<(), StateError> {
         let lease = lease.clone();
+        let now = self.clock.now();
         self.with(move |conn| {
             conn.execute(
                 "UPDATE leases SET expires_at = ?3 WHERE integration = ?1 AND token = ?2",
-                params![lease.integration, lease.token, time(Utc::now())],
+                params![lease.integration, lease.token, time(now)],
             )
             .map(drop_count)
         })
@@ -344,8 +357,9 @@ impl StateStore for SqliteState {
         outcome: &CallbackOutcome,
     ) -> Result<(), StateError> {
         let outcome = outcome.clone();
+        let now = self.clock.now();
         self.with(move |conn| {
-            let now = time(Utc::now());
+            let now = time(now);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let (state, retry_at, error) = match &outcome {
                 CallbackOutcome::Delivered => ("delivered", now.clone(), None),
@@ -417,7 +431,8 @@ impl Ledger for SqliteState {
 
     async fn record(&self, file: &FileRef, rows: u64) -> Result<Committed, LedgerError> {
         let file = file.clone();
-        self.with(move |conn| ledger::sqlite::record(conn, Table::State, &file, rows, Utc::now()))
+        let now = self.clock.now();
+        self.with(move |conn| ledger::sqlite::record(conn, Table::State, &file, rows, now))
             .await
             .map_err(|e| LedgerError::Store(Box::new(e)))
     }
@@ -426,7 +441,7 @@ impl Ledger for SqliteState {
 fn drop_count(_: usize) {}
 
 /// Whether this replica still holds the lease its drop was begun under (always, without one).
-fn holds(conn: &Connection, drop: &Drop) -> rusqlite::Result<bool> {
+fn holds(conn: &Connection, drop: &JournaledDrop) -> rusqlite::Result<bool> {
     let Some(token) = drop.lease else {
         return Ok(true);
     };
@@ -441,7 +456,7 @@ fn holds(conn: &Connection, drop: &Drop) -> rusqlite::Result<bool> {
 }
 
 /// A fenced write that found the lease taken over.
-fn fenced(held: bool, drop: &Drop) -> Result<(), StateError> {
+fn fenced(held: bool, drop: &JournaledDrop) -> Result<(), StateError> {
     match (held, drop.lease) {
         (false, Some(token)) => Err(StateError::LeaseLost {
             integration: drop.integration.clone(),
