@@ -30,14 +30,7 @@ fn sqlite_exec(path: std::path::PathBuf) -> impl Fn(String) -> BoxFuture<'static
 #[tokio::test]
 async fn sqlite_passes_the_state_suite() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("state.db");
-    let clock = ManualClock::new(chrono::Utc::now());
-    let state = SqliteState::open(&path).await.expect("open state");
-    let harness = Harness {
-        state: Arc::new(state.with_clock(Arc::new(clock.clone()))),
-        clock,
-        exec: Box::new(sqlite_exec(path.clone())),
-    };
+    let harness = sqlite_harness(&dir.path().join("state.db")).await;
     suite::run(&harness).await;
 }
 
@@ -45,14 +38,7 @@ async fn sqlite_passes_the_state_suite() {
 #[tokio::test]
 async fn sqlite_refuses_a_drop_whose_start_is_unreadable() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("state.db");
-    let clock = ManualClock::new(chrono::Utc::now());
-    let state = SqliteState::open(&path).await.expect("open state");
-    let harness = Harness {
-        state: Arc::new(state.with_clock(Arc::new(clock.clone()))),
-        clock,
-        exec: Box::new(sqlite_exec(path.clone())),
-    };
+    let harness = sqlite_harness(&dir.path().join("state.db")).await;
     suite::corrupt_drop_is_an_error(&harness, "started_at = 'the day before yesterday'").await;
 }
 
@@ -85,4 +71,34 @@ async fn postgres_passes_the_state_suite() {
         }),
     };
     suite::run(&harness).await;
+}
+
+async fn sqlite_harness(path: &std::path::Path) -> Harness {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let state = SqliteState::open(path).await.expect("open state");
+    Harness {
+        state: Arc::new(state.with_clock(Arc::new(clock.clone()))),
+        clock,
+        exec: Box::new(sqlite_exec(path.to_path_buf())),
+    }
+}
+
+/// A last scan or data time that does not parse is corrupt state, not "never".
+#[tokio::test]
+async fn sqlite_refuses_an_integration_whose_times_are_unreadable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let harness = sqlite_harness(&dir.path().join("state.db")).await;
+    suite::corrupt_status_is_an_error(&harness, "last_scan_at = 'soon'").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let harness = sqlite_harness(&dir.path().join("state.db")).await;
+    suite::corrupt_status_is_an_error(&harness, "last_data_at = 'yesterday'").await;
+}
+
+/// A ledger entry whose time does not parse is an error naming the file, not an import
+/// of 1970 (which would report the file as imported long ago).
+#[tokio::test]
+async fn sqlite_refuses_a_ledger_entry_whose_time_is_unreadable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let harness = sqlite_harness(&dir.path().join("state.db")).await;
+    suite::corrupt_ledger_entry_is_an_error(&harness, "applied_at = 'a while ago'").await;
 }

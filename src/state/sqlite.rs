@@ -129,6 +129,21 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339()
 }
 
+/// A time of an integration's status, if one was saved; one that does not parse is corrupt.
+fn saved_time(
+    integration: &str,
+    what: &'static str,
+    saved: Option<String>,
+) -> Result<Option<DateTime<Utc>>, StateError> {
+    saved
+        .map(|text| {
+            DateTime::parse_from_rfc3339(&text)
+                .map(|d| d.with_timezone(&Utc))
+                .map_err(|e| super::corrupt(integration, None, what, e))
+        })
+        .transpose()
+}
+
 fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
     s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
         .map(|d| d.with_timezone(&Utc))
@@ -390,29 +405,31 @@ impl StateStore for SqliteState {
                      FROM integration_status ORDER BY integration",
                 )?;
                 let rows = stmt.query_map([], |row| {
-                    let notices: String = row.get(3)?;
-                    Ok((
-                        IntegrationState {
-                            integration: row.get(0)?,
-                            last_scan_at: parse_time(row.get(1)?),
-                            last_error: row.get(2)?,
-                            notices: Vec::new(),
-                            last_data_at: parse_time(row.get(4)?),
-                            last_target: row.get(5)?,
-                            last_success: row.get(6)?,
-                            last_message: row.get(7)?,
-                            callback_error: row.get(8)?,
-                        },
-                        notices,
-                    ))
+                    let state = IntegrationState {
+                        integration: row.get(0)?,
+                        last_scan_at: None,
+                        last_error: row.get(2)?,
+                        notices: Vec::new(),
+                        last_data_at: None,
+                        last_target: row.get(5)?,
+                        last_success: row.get(6)?,
+                        last_message: row.get(7)?,
+                        callback_error: row.get(8)?,
+                    };
+                    let saved: (String, Option<String>, Option<String>) =
+                        (row.get(3)?, row.get(1)?, row.get(4)?);
+                    Ok((state, saved))
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
         saved
             .into_iter()
-            .map(|(mut state, notices)| {
-                state.notices = read_notices(&state.integration, &notices)?;
+            .map(|(mut state, (notices, last_scan_at, last_data_at))| {
+                let integration = state.integration.as_str();
+                state.notices = read_notices(integration, &notices)?;
+                state.last_scan_at = saved_time(integration, "last scan time", last_scan_at)?;
+                state.last_data_at = saved_time(integration, "last data time", last_data_at)?;
                 Ok(state)
             })
             .collect()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use dropfolder::ledger::{Committed, FileRef, Ledger, Version};
 use dropfolder::state::{
     CallbackOutcome, CallbackRequest, Claim, Clock, DropResult, JournaledDrop, ManifestEntry,
     ManualClock, ScanRecord, Stage, StateError, StateStore,
@@ -22,6 +23,7 @@ pub async fn run(harness: &Harness) {
     leases_expire_by_the_clock_and_fence_the_old_holder(harness).await;
     a_drop_goes_through_the_journal(harness).await;
     a_failed_callback_is_due_again_at_its_retry_time(harness).await;
+    the_ledger_records_a_file_version_once(harness).await;
     corrupt_drop_is_an_error(harness, "manifest = 'not a manifest'").await;
     corrupt_drop_is_an_error(harness, "stage = 'halfway'").await;
     corrupt_notices_are_an_error(harness).await;
@@ -237,6 +239,41 @@ async fn a_failed_callback_is_due_again_at_its_retry_time(harness: &Harness) {
     assert_eq!(error_of().await, None);
 }
 
+/// The standalone ledger (of sinks without their own): one entry per file version.
+async fn the_ledger_records_a_file_version_once(harness: &Harness) {
+    let ledger: &dyn Ledger = harness.state.as_ref();
+    let file = FileRef {
+        integration: common_name("ledger"),
+        entity: dropfolder::config::Entity::User,
+        key: "current/dt=20240107/users.csv.gz".into(),
+        version: Version::ETag("\"etag-1\"".into()),
+    };
+    assert_eq!(ledger.applied(&file).await.expect("applied"), None);
+    assert_eq!(
+        ledger.record(&file, 5).await.expect("record"),
+        Committed::Applied
+    );
+    let entry = ledger
+        .applied(&file)
+        .await
+        .expect("applied")
+        .expect("the file is in the ledger");
+    assert_eq!(entry.rows, 5);
+    assert!(
+        matches!(ledger.record(&file, 6).await.expect("record"), Committed::AlreadyApplied(ref prior) if *prior == entry),
+        "a second record of the same version gives the first entry"
+    );
+    let other = FileRef {
+        version: Version::ContentHash("ab12".into()),
+        ..file.clone()
+    };
+    assert_eq!(
+        ledger.applied(&other).await.expect("applied"),
+        None,
+        "another version is another file"
+    );
+}
+
 /// A drop row with `set` applied is refused with an error naming its integration and
 /// folder, never read as a default (an empty manifest, 1970, `Loading`).
 pub async fn corrupt_drop_is_an_error(harness: &Harness, set: &str) {
@@ -254,6 +291,74 @@ pub async fn corrupt_drop_is_an_error(harness: &Harness, set: &str) {
             assert!(
                 message.contains(&integration) && message.contains(&drop.folder),
                 "({set}) the error names neither integration nor folder: {message}"
+            );
+        }
+    }
+}
+
+/// An integration status row with `set` applied is refused with an error naming it.
+pub async fn corrupt_status_is_an_error(harness: &Harness, set: &str) {
+    let integration = common_name("status");
+    let drop = drop_of(&integration, "20240105");
+    harness.state.begin_drop(&drop).await.expect("begin drop");
+    let result = DropResult {
+        success: true,
+        records: 1,
+        message: "ok".into(),
+    };
+    harness
+        .state
+        .report_drop(&drop, &result, None)
+        .await
+        .expect("report drop");
+    harness
+        .state
+        .record_scan(&ScanRecord {
+            integration: integration.clone(),
+            at: harness.clock.now(),
+            error: None,
+            notices: Vec::new(),
+        })
+        .await
+        .expect("record scan");
+    (harness.exec)(format!(
+        "UPDATE integration_status SET {set} WHERE integration = '{integration}'"
+    ))
+    .await;
+    match harness.state.integrations().await {
+        Ok(states) => panic!("corrupt status ({set}) read as {states:?}"),
+        Err(e) => assert!(
+            e.to_string().contains(&integration),
+            "({set}) the error does not name the integration: {e}"
+        ),
+    }
+}
+
+/// A ledger row with `set` applied is refused with an error naming integration and file.
+pub async fn corrupt_ledger_entry_is_an_error(harness: &Harness, set: &str) {
+    let file = FileRef {
+        integration: common_name("ledger"),
+        entity: dropfolder::config::Entity::User,
+        key: "current/dt=20240106/users.csv.gz".into(),
+        version: Version::ETag("\"etag-1\"".into()),
+    };
+    let ledger: &dyn Ledger = harness.state.as_ref();
+    assert_eq!(
+        ledger.record(&file, 3).await.expect("record"),
+        Committed::Applied
+    );
+    (harness.exec)(format!(
+        "UPDATE state_ledger SET {set} WHERE integration = '{}'",
+        file.integration
+    ))
+    .await;
+    match ledger.applied(&file).await {
+        Ok(entry) => panic!("corrupt ledger entry ({set}) read as {entry:?}"),
+        Err(e) => {
+            let message = format!("{e}: {:?}", std::error::Error::source(&e));
+            assert!(
+                message.contains(&file.integration) && message.contains(&file.key),
+                "({set}) the error names neither integration nor file: {message}"
             );
         }
     }
