@@ -168,8 +168,12 @@ pub enum StateError {
         "integration '{integration}': another replica took over the lease (token {token} is no longer current)"
     )]
     LeaseLost { integration: String, token: i64 },
-    #[error("state database {database}: {message}")]
-    Database { database: String, message: String },
+    #[error("state database {database}: {source}")]
+    Database {
+        database: String,
+        #[source]
+        source: DatabaseError,
+    },
     #[error("state task failed: {0}")]
     Task(#[source] tokio::task::JoinError),
     /// A saved row that cannot be read back: never replaced by a default, which would make
@@ -182,6 +186,17 @@ pub enum StateError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// What the database driver said.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{}", crate::postgres::describe(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("{}", crate::postgres::describe(.0))]
+    Pool(#[from] deadpool_postgres::PoolError),
 }
 
 fn folder_part(folder: Option<&str>) -> String {

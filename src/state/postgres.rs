@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
 
+use super::DatabaseError;
 use super::clock::{Clock, SystemClock};
 use super::{
     CallbackOutcome, CallbackRequest, Claim, DropResult, IntegrationState, JournaledDrop, Lease,
@@ -94,15 +95,15 @@ impl PgState {
         PgState { clock, ..self }
     }
 
-    fn error(&self, e: &dyn std::error::Error) -> StateError {
+    fn error(&self, e: impl Into<DatabaseError>) -> StateError {
         StateError::Database {
             database: self.url.clone(),
-            message: crate::postgres::describe(e),
+            source: e.into(),
         }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StateError> {
-        self.pool.get().await.map_err(|e| self.error(&e))
+        self.pool.get().await.map_err(|e| self.error(e))
     }
 }
 
@@ -161,7 +162,7 @@ impl StateStore for PgState {
                 ],
             )
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| self.error(e))?;
         if let Some(row) = granted {
             return Ok(Claim::Granted(Lease {
                 integration: integration.to_string(),
@@ -175,7 +176,7 @@ impl StateStore for PgState {
                 &[&integration],
             )
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| self.error(e))?;
         Ok(Claim::HeldBy(current.map(|r| r.get(0)).unwrap_or_default()))
     }
 
@@ -193,7 +194,7 @@ impl StateStore for PgState {
             )
             .await
             .map(|n| n == 1)
-            .map_err(|e| self.error(&e))
+            .map_err(|e| self.error(e))
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StateError> {
@@ -209,7 +210,7 @@ impl StateStore for PgState {
             )
             .await
             .map(drop)
-            .map_err(|e| self.error(&e))
+            .map_err(|e| self.error(e))
     }
 
     async fn open_drops(&self, integration: &str) -> Result<Vec<JournaledDrop>, StateError> {
@@ -221,7 +222,7 @@ impl StateStore for PgState {
                 &[&integration],
             )
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| self.error(e))?;
         rows.iter()
             .map(|row| {
                 SavedDrop {
@@ -238,8 +239,8 @@ impl StateStore for PgState {
 
     async fn begin_drop(&self, drop: &JournaledDrop) -> Result<(), StateError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.error(&e))?;
-        if !holds(&tx, drop).await.map_err(|e| self.error(&e))? {
+        let tx = client.transaction().await.map_err(|e| self.error(e))?;
+        if !holds(&tx, drop).await.map_err(|e| self.error(e))? {
             return Err(lost(drop));
         }
         let manifest = serde_json::to_string(&drop.manifest).unwrap_or_else(|_| "[]".into());
@@ -248,8 +249,8 @@ impl StateStore for PgState {
             &[&drop.integration, &drop.folder, &drop.target, &manifest, &drop.started_at],
         )
         .await
-        .map_err(|e| self.error(&e))?;
-        tx.commit().await.map_err(|e| self.error(&e))
+        .map_err(|e| self.error(e))?;
+        tx.commit().await.map_err(|e| self.error(e))
     }
 
     async fn report_drop(
@@ -259,8 +260,8 @@ impl StateStore for PgState {
         callback: Option<&CallbackRequest>,
     ) -> Result<(), StateError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.error(&e))?;
-        if !holds(&tx, drop).await.map_err(|e| self.error(&e))? {
+        let tx = client.transaction().await.map_err(|e| self.error(e))?;
+        if !holds(&tx, drop).await.map_err(|e| self.error(e))? {
             return Err(lost(drop));
         }
         let records = result.records as i64;
@@ -288,14 +289,14 @@ impl StateStore for PgState {
             }
             Ok::<(), tokio_postgres::Error>(())
         };
-        steps.await.map_err(|e| self.error(&e))?;
-        tx.commit().await.map_err(|e| self.error(&e))
+        steps.await.map_err(|e| self.error(e))?;
+        tx.commit().await.map_err(|e| self.error(e))
     }
 
     async fn finish_drop(&self, drop: &JournaledDrop) -> Result<(), StateError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.error(&e))?;
-        if !holds(&tx, drop).await.map_err(|e| self.error(&e))? {
+        let tx = client.transaction().await.map_err(|e| self.error(e))?;
+        if !holds(&tx, drop).await.map_err(|e| self.error(e))? {
             return Err(lost(drop));
         }
         tx.execute(
@@ -303,8 +304,8 @@ impl StateStore for PgState {
             &[&drop.integration, &drop.target],
         )
         .await
-        .map_err(|e| self.error(&e))?;
-        tx.commit().await.map_err(|e| self.error(&e))
+        .map_err(|e| self.error(e))?;
+        tx.commit().await.map_err(|e| self.error(e))
     }
 
     async fn record_scan(&self, scan: &ScanRecord) -> Result<(), StateError> {
@@ -318,7 +319,7 @@ impl StateStore for PgState {
             )
             .await
             .map(drop)
-            .map_err(|e| self.error(&e))
+            .map_err(|e| self.error(e))
     }
 
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError> {
@@ -331,7 +332,7 @@ impl StateStore for PgState {
                 &[],
             )
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| self.error(e))?;
         rows.iter()
             .map(|row| {
                 let integration: String = row.get(0);
@@ -363,7 +364,7 @@ impl StateStore for PgState {
                 &[&integration, &now],
             )
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| self.error(e))?;
         Ok(rows
             .iter()
             .map(|row| PendingCallback {
@@ -395,7 +396,7 @@ impl StateStore for PgState {
             CallbackOutcome::Abandoned { error } => ("abandoned", now, Some(error.clone())),
         };
         let done = (state != "pending").then_some(now);
-        let tx = client.transaction().await.map_err(|e| self.error(&e))?;
+        let tx = client.transaction().await.map_err(|e| self.error(e))?;
         let steps = async {
             tx.execute(
                 "UPDATE callbacks SET deliveries = deliveries + 1, state = $2, next_attempt_at = $3, last_error = $4, done_at = $5 WHERE id = $1",
@@ -408,8 +409,8 @@ impl StateStore for PgState {
             )
             .await
         };
-        steps.await.map_err(|e| self.error(&e))?;
-        tx.commit().await.map_err(|e| self.error(&e))
+        steps.await.map_err(|e| self.error(e))?;
+        tx.commit().await.map_err(|e| self.error(e))
     }
 }
 
@@ -421,7 +422,7 @@ impl Ledger for PgState {
         let client = self.client().await.map_err(store)?;
         ledger::postgres::applied(&client, Table::State, file)
             .await
-            .map_err(|e| store(self.error(&e)))
+            .map_err(|e| store(self.error(e)))
     }
 
     async fn record(&self, file: &FileRef, rows: u64) -> Result<Committed, LedgerError> {
@@ -429,6 +430,6 @@ impl Ledger for PgState {
         let client = self.client().await.map_err(store)?;
         ledger::postgres::record(&client, Table::State, file, rows)
             .await
-            .map_err(|e| store(self.error(&e)))
+            .map_err(|e| store(self.error(e)))
     }
 }

@@ -118,7 +118,7 @@ impl SqliteState {
         match result {
             Ok(result) => result.map_err(|e| StateError::Database {
                 database: self.path.display().to_string(),
-                message: e.to_string(),
+                source: e.into(),
             }),
             Err(e) => Err(StateError::Task(e)),
         }
