@@ -38,15 +38,9 @@ mod pg;
 async fn postgres_passes_the_sink_suite() {
     let Some(cluster) = pg::cluster() else { return };
     let url = cluster.fresh_database().await;
-    let password = dropfolder::config::SecretRef::Env("DATABASE_PASSWORD".into());
-    let pool = dropfolder::postgres::connect(
-        &url,
-        Some(&password),
-        4,
-        dropfolder::sink::postgres::MIGRATIONS,
-    )
-    .await
-    .expect("connect");
+    let pool = cluster
+        .pool(&url, dropfolder::sink::postgres::MIGRATIONS)
+        .await;
     let sink = dropfolder::sink::PgSink::new(pool, &url);
     let client = cluster.client(&url).await;
     suite::run(&sink, || async {

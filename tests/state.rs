@@ -46,15 +46,9 @@ async fn sqlite_refuses_a_drop_whose_start_is_unreadable() {
 async fn postgres_passes_the_state_suite() {
     let Some(cluster) = pg::cluster() else { return };
     let url = cluster.fresh_database().await;
-    let password = dropfolder::config::SecretRef::Env("DATABASE_PASSWORD".into());
-    let pool = dropfolder::postgres::connect(
-        &url,
-        Some(&password),
-        4,
-        dropfolder::state::postgres::MIGRATIONS,
-    )
-    .await
-    .expect("connect");
+    let pool = cluster
+        .pool(&url, dropfolder::state::postgres::MIGRATIONS)
+        .await;
     let client = Arc::new(cluster.client(&url).await);
     let clock = ManualClock::new(chrono::Utc::now());
     let harness = Harness {
