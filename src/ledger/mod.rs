@@ -27,6 +27,16 @@ pub enum Version {
 }
 
 impl Version {
+    /// The version of a listed object: its ETag, or, for a store that gave none, the hash of
+    /// its content (filled in by the loader).
+    pub fn listed(etag: &str) -> Version {
+        if etag.is_empty() {
+            Version::ContentHash(String::new())
+        } else {
+            Version::ETag(etag.to_string())
+        }
+    }
+
     /// The text kept in the ledger.
     pub fn as_str(&self) -> &str {
         match self {

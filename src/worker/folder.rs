@@ -254,7 +254,7 @@ async fn load_entry(
         integration: ctx.integration.name.clone(),
         entity: ctx.integration.entity,
         key: entry.key.clone(),
-        version: Version::ETag(entry.version.clone()),
+        version: Version::listed(&entry.version),
     };
     let result = |outcome| FileResult::new(name, outcome);
     if let Some(prior) = ctx.worker.sink.applied(&file).await? {
