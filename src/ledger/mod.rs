@@ -104,3 +104,17 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// Records `file` as applied with `rows`, or gives the entry already there.
     async fn record(&self, file: &FileRef, rows: u64) -> Result<Committed, LedgerError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Version;
+
+    #[test]
+    fn a_listed_object_without_an_etag_is_versioned_by_its_content() {
+        assert_eq!(
+            Version::listed("\"9b2cf535f27731c974343645a3985328\""),
+            Version::ETag("\"9b2cf535f27731c974343645a3985328\"".into())
+        );
+        assert_eq!(Version::listed(""), Version::ContentHash(String::new()));
+    }
+}
