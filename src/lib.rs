@@ -16,11 +16,20 @@
 //! - [`validate`]: the hot path. A gzipped CSV stream judged against the integration's
 //!   schema, row by row, with bounded memory; valid rows go to a consumer.
 //! - [`load`]: one file through the validator into a sink, ledger-checked.
+//! - [`ledger`]: which version of which file was applied ([`ledger::FileRef`], a
+//!   [`ledger::Version`] that is an ETag or a content hash). Its SQL is written once per
+//!   database and run by a database sink inside the transaction of the rows; the standalone
+//!   [`ledger::Ledger`] trait (implemented by the state stores) serves the HTTP sink.
 //! - [`sink`]: where records go ([`sink::SqliteSink`] by default), one transaction per file;
-//!   SQLite spools a file's valid rows and takes its write lock only to apply them.
+//!   SQLite spools a file's valid rows and takes its write lock only to apply them. A sink
+//!   imports [`ledger`], never [`state`].
 //! - [`finish`]: copy to `processed/`, write `status.txt`, delete the originals, `_SUCCESS`
 //!   last; [`finish::status`] is the text the customer reads.
-//! - [`state`]: the journal of drops and each integration's last result.
+//! - [`state`]: what is remembered between runs, one [`state::StateStore`] (SQLite or
+//!   PostgreSQL) in the roles it plays: leases, the journal of drops, each integration's
+//!   last result, the callback outbox, and the ledger of sinks without their own. The stores
+//!   take a [`state::Clock`] (the real one by default), and saved state that cannot be read
+//!   back is an error, never a default. `tests/state.rs` is its conformance suite.
 //! - [`callback`]: the customer's callback, queued with the result and delivered after.
 //! - [`worker`]: one run over every integration, concurrently, one drop at a time each; a
 //!   panicking or slow integration holds only its own slot, callbacks have their own workers.
@@ -45,6 +54,7 @@ pub mod egress;
 pub mod events;
 pub mod finish;
 pub mod health;
+pub mod ledger;
 pub mod load;
 pub mod outbound;
 pub mod postgres;

@@ -15,7 +15,8 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::finish::errors_csv::ErrorSpool;
 use crate::finish::status::{FileResult, Outcome};
-use crate::sink::{Applied, Committed, FileLoad, FileRef, Sink, SinkError};
+use crate::ledger::{AppliedFile, Committed, FileRef, Version};
+use crate::sink::{FileLoad, Sink, SinkError};
 use crate::store::{ObjectReader, StoreError};
 use crate::telemetry::{FileProcessed, FileStarted};
 use crate::validate::{CountRows, FileFailure, FileRules, validate};
@@ -44,20 +45,21 @@ pub struct Loaded {
     pub errors_csv: Option<NamedTempFile>,
 }
 
-/// Opens the file to read, at the version expected; called twice for a sink that cannot roll
-/// back (validated whole first, then read again and sent). A closure returning a boxed future
-/// rather than an async closure, whose futures the compiler cannot yet prove `Send`.
-pub type Opened = Result<ObjectReader, LoadError>;
-
-/// Validates `file` and loads it into `sink` when valid. An empty `file.version` means "the
-/// content hash of what was read" (local imports). `drop_started` tells a ledger hit from this
-/// drop (a re-run after a crash: it counts as imported now) from an earlier drop's.
+/// Validates `file` and loads it into `sink` when valid. A [`Version::ContentHash`] is
+/// filled in with the hash of what was read (local imports). `drop_started` tells a ledger
+/// hit from this drop (a re-run after a crash: it counts as imported now) from an earlier
+/// drop's.
+///
+/// `open` opens the file to read, at the version expected; called twice for a sink that
+/// cannot roll back (validated whole first, then read again and sent). A closure returning a
+/// boxed future rather than an async closure, whose futures the compiler cannot yet prove
+/// `Send`.
 pub async fn load_file<'o, S: Sink>(
     sink: &S,
     rules: &FileRules,
     file: &FileRef,
     name: &str,
-    open: impl Fn() -> BoxFuture<'o, Opened> + Send + Sync,
+    open: impl Fn() -> BoxFuture<'o, Result<ObjectReader, LoadError>> + Send + Sync,
     drop_started: DateTime<Utc>,
 ) -> Result<Loaded, LoadError> {
     let key = || file.key.clone();
@@ -69,7 +71,8 @@ pub async fn load_file<'o, S: Sink>(
     let (spool, listener) = ErrorSpool::new(name, rules.limits.max_listed_errors)
         .map_err(|source| LoadError::Spool { key: key(), source })?;
     // Bucket files have a version (the ETag); only a local import needs the content hash.
-    let (source, hash) = Hashing::new(open().await?, file.version.is_empty());
+    let hashed = matches!(file.version, Version::ContentHash(_));
+    let (source, hash) = Hashing::new(open().await?, hashed);
     let mut file = file.clone();
     let (report, committed) = if sink.transactional() {
         let mut load = sink
@@ -83,8 +86,8 @@ pub async fn load_file<'o, S: Sink>(
                 return Err(failed(&file, failure));
             }
         };
-        if file.version.is_empty() {
-            file.version = hash.hex();
+        if hashed {
+            file.version = Version::ContentHash(hash.hex());
         }
         let sink_error = |source| LoadError::Sink { key: key(), source };
         let committed = if report.is_valid() {
@@ -110,8 +113,8 @@ pub async fn load_file<'o, S: Sink>(
         )
         .await
         .map_err(|failure| failed(&file, failure))?;
-        if file.version.is_empty() {
-            file.version = hash.hex();
+        if hashed {
+            file.version = Version::ContentHash(hash.hex());
         }
         let committed = if !report.is_valid() {
             None
@@ -178,7 +181,10 @@ async fn send_again<S: Sink>(
     load.commit(rows, &file.version).await.map_err(sink_error)
 }
 
-fn failed<E: std::error::Error + 'static>(file: &FileRef, failure: FileFailure<E>) -> LoadError {
+fn failed<E: std::error::Error + 'static>(file: &FileRef, failure: FileFailure<E>) -> LoadError
+where
+    SinkError: From<E>,
+{
     match failure {
         FileFailure::Source(source) => LoadError::Read {
             key: file.key.clone(),
@@ -186,13 +192,13 @@ fn failed<E: std::error::Error + 'static>(file: &FileRef, failure: FileFailure<E
         },
         FileFailure::Consumer(e) => LoadError::Sink {
             key: file.key.clone(),
-            source: SinkError::Task(e.to_string()),
+            source: SinkError::from(e),
         },
     }
 }
 
 /// A ledger hit: applied by this drop before a crash counts as imported now.
-pub fn already(prior: Applied, drop_started: DateTime<Utc>) -> Outcome {
+pub fn already(prior: AppliedFile, drop_started: DateTime<Utc>) -> Outcome {
     if prior.applied_at >= drop_started {
         Outcome::Imported {
             records: prior.rows,

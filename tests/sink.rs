@@ -1,4 +1,5 @@
-//! The sink suite on SQLite, reading back with a plain connection.
+//! The sink suite on SQLite and PostgreSQL, reading back with a plain connection, and on the
+//! HTTP sink, reading back what the recording server received.
 
 mod common;
 #[path = "sink/suite.rs"]
@@ -37,15 +38,9 @@ mod pg;
 async fn postgres_passes_the_sink_suite() {
     let Some(cluster) = pg::cluster() else { return };
     let url = cluster.fresh_database().await;
-    let password = dropfolder::config::SecretRef::Env("DATABASE_PASSWORD".into());
-    let pool = dropfolder::postgres::connect(
-        &url,
-        Some(&password),
-        4,
-        dropfolder::sink::postgres::MIGRATIONS,
-    )
-    .await
-    .expect("connect");
+    let pool = cluster
+        .pool(&url, dropfolder::sink::postgres::MIGRATIONS)
+        .await;
     let sink = dropfolder::sink::PgSink::new(pool, &url);
     let client = cluster.client(&url).await;
     suite::run(&sink, || async {
@@ -61,4 +56,82 @@ async fn postgres_passes_the_sink_suite() {
             .collect()
     })
     .await;
+}
+
+#[path = "common/drops.rs"]
+mod drops;
+#[path = "common/http_server.rs"]
+mod http_server;
+
+/// The HTTP sink, its ledger in a SQLite state; what the API holds is what it received,
+/// applied request by request as an upsert API does (present keys overwrite).
+#[tokio::test]
+async fn http_passes_the_sink_suite() {
+    let server = http_server::Server::start().await;
+    let env = drops::Env::new();
+    let text = format!(
+        "{}\n[sink]\nkind = \"http\"\nurl = \"{}/records\"\n",
+        env.config_text(""),
+        server.url
+    );
+    let config = dropfolder::config::Config::parse(&text, env.dir.path().to_path_buf())
+        .expect("config parses");
+    let settings = config
+        .compile(dropfolder::config::SecretCheck::Require)
+        .expect("the config compiles");
+    let ledger = std::sync::Arc::new(
+        dropfolder::state::SqliteState::open(&env.db())
+            .await
+            .expect("open state"),
+    );
+    let sink = dropfolder::sink::AnySink::open(&settings.sink, settings.egress.clone(), ledger)
+        .await
+        .expect("open the HTTP sink");
+    assert!(matches!(sink, dropfolder::sink::AnySink::Http(_)));
+    suite::run(&sink, || async { received(&server.requests()) }).await;
+    server.stop();
+}
+
+/// The records of every request, in the order they arrived, folded by (product key, id).
+fn received(requests: &[http_server::Recorded]) -> suite::Stored {
+    let mut held: std::collections::BTreeMap<
+        (String, String),
+        (String, serde_json::Map<String, serde_json::Value>),
+    > = std::collections::BTreeMap::new();
+    for request in requests {
+        let records = match request.json() {
+            serde_json::Value::Array(records) => records,
+            record => vec![record],
+        };
+        for record in records {
+            let serde_json::Value::Object(mut fields) = record else {
+                panic!("a record that is not an object: {record}");
+            };
+            let text =
+                |fields: &mut serde_json::Map<String, serde_json::Value>, name: &str| match fields
+                    .remove(name)
+                {
+                    Some(serde_json::Value::String(s)) => s,
+                    _ => String::new(),
+                };
+            let id = text(&mut fields, "id");
+            let entity = text(&mut fields, "_entity");
+            let product_key = text(&mut fields, "_product_key");
+            assert_eq!(text(&mut fields, "_integration"), "acme-users");
+            let entry = held
+                .entry((product_key, id))
+                .or_insert_with(|| (entity, serde_json::Map::new()));
+            entry.1.extend(fields);
+        }
+    }
+    held.into_iter()
+        .map(|((product_key, id), (entity, attributes))| {
+            (
+                entity,
+                product_key,
+                id,
+                serde_json::Value::Object(attributes),
+            )
+        })
+        .collect()
 }

@@ -11,8 +11,10 @@ use anyhow::Context;
 use chrono::Utc;
 use dropfolder::config::SecretCheck;
 use dropfolder::finish::status::status_text;
-use dropfolder::load::{LoadError, Opened, load_file};
-use dropfolder::sink::{AnySink, FileRef, Sink};
+use dropfolder::ledger::{FileRef, Version};
+use dropfolder::load::{LoadError, load_file};
+use dropfolder::sink::{AnySink, Sink};
+use dropfolder::store::ObjectReader;
 use futures_util::future::BoxFuture;
 use tokio::io::AsyncRead;
 
@@ -48,7 +50,7 @@ pub async fn run(
         None if stdin => None,
         None => Some(file.to_path_buf()),
     };
-    let open = || -> BoxFuture<'_, Opened> {
+    let open = || -> BoxFuture<'_, Result<ObjectReader, LoadError>> {
         Box::pin(async {
             let source: Box<dyn AsyncRead + Send + Unpin> =
                 match &path {
@@ -67,7 +69,7 @@ pub async fn run(
         integration: integration.name.clone(),
         entity: integration.entity,
         key: format!("import/{name}"),
-        version: String::new(), // The content hash, once read.
+        version: Version::ContentHash(String::new()), // Filled in once read.
     };
     let loaded = load_file(&sink, rules, &file_ref, &name, open, Utc::now()).await?;
     print!("{}", status_text(std::slice::from_ref(&loaded.result)));

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tempfile::NamedTempFile;
 
 use crate::scan::MARKER;
-use crate::state::{Drop, ManifestEntry};
+use crate::state::{JournaledDrop, ManifestEntry};
 use crate::store::{ObjectStore, PutBody, PutMode, StoreError, list_all};
 
 pub const PROCESSED: &str = "processed/";
@@ -114,7 +114,10 @@ impl Present {
     }
 
     /// Lists the folder of a resumed drop (one LIST).
-    pub async fn list(store: &dyn ObjectStore, drop: &Drop) -> Result<Present, StoreError> {
+    pub async fn list(
+        store: &dyn ObjectStore,
+        drop: &JournaledDrop,
+    ) -> Result<Present, StoreError> {
         let objects = crate::scan::list_recursive(store, &drop.folder).await?;
         Ok(Present(Some(
             objects.into_iter().map(|o| (o.key, o.version)).collect(),
@@ -134,7 +137,7 @@ impl Present {
 }
 
 /// The part of a key below its drop folder (`users.csv.gz`).
-pub fn relative<'k>(drop: &Drop, key: &'k str) -> &'k str {
+pub fn relative<'k>(drop: &JournaledDrop, key: &'k str) -> &'k str {
     key.strip_prefix(drop.folder.as_str()).unwrap_or(key)
 }
 
@@ -150,7 +153,7 @@ pub fn is_folder_marker(name: &str) -> bool {
 }
 
 /// The manifest in the order files are copied and deleted: `_SUCCESS` last.
-fn marker_last(drop: &Drop) -> Vec<&ManifestEntry> {
+fn marker_last(drop: &JournaledDrop) -> Vec<&ManifestEntry> {
     let mut entries: Vec<&ManifestEntry> = drop.manifest.iter().collect();
     entries.sort_by_key(|e| relative(drop, &e.key) == MARKER);
     entries
@@ -169,7 +172,7 @@ pub struct Copied {
 /// that are gone are skipped; keys the pipeline cannot handle are left alone.
 pub async fn copy_all(
     store: &dyn ObjectStore,
-    drop: &Drop,
+    drop: &JournaledDrop,
     present: &Present,
 ) -> Result<Copied, StoreError> {
     let mut copied = Copied::default();
@@ -256,7 +259,7 @@ fn keep_existing<T>(result: Result<T, StoreError>) -> Result<(), StoreError> {
 /// left in `current/` for the next run.
 pub async fn delete_originals(
     store: &dyn ObjectStore,
-    drop: &Drop,
+    drop: &JournaledDrop,
     replaced: &[String],
     present: &Present,
 ) -> Result<Vec<String>, StoreError> {

@@ -6,7 +6,8 @@
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{Committed, FileLoad, OwnedRow, SinkError};
+use super::{FileLoad, OwnedRow, SinkError};
+use crate::ledger::{Committed, Version};
 use crate::validate::{Row, RowConsumer};
 
 /// Rows per message to the writer.
@@ -20,7 +21,7 @@ pub(super) enum Message {
     Rows(Vec<OwnedRow>),
     Commit {
         rows: u64,
-        version: String,
+        version: Version,
         reply: oneshot::Sender<Committed>,
     },
 }
@@ -68,10 +69,10 @@ impl BatchedLoad {
         }
         // The writer stopped: its own error says why.
         match self.close().await {
-            Ok(()) => Err(SinkError::Task(format!(
-                "the {} stopped early",
-                self.writer_name
-            ))),
+            Ok(()) => Err(SinkError::WriterStopped {
+                writer: self.writer_name,
+                what: "stopped early",
+            }),
             Err(e) => Err(e),
         }
     }
@@ -93,7 +94,7 @@ impl BatchedLoad {
         };
         match writer.await {
             Ok(result) => result,
-            Err(e) => Err(SinkError::Task(e.to_string())),
+            Err(e) => Err(SinkError::Join(e)),
         }
     }
 }
@@ -113,10 +114,10 @@ impl RowConsumer for BatchedLoad {
 }
 
 impl FileLoad for BatchedLoad {
-    async fn commit(mut self, rows: u64, version: &str) -> Result<Committed, SinkError> {
+    async fn commit(mut self, rows: u64, version: &Version) -> Result<Committed, SinkError> {
         self.flush().await?;
         let (reply, answer) = oneshot::channel();
-        let version = version.to_string();
+        let version = version.clone();
         self.send(Message::Commit {
             rows,
             version,
@@ -126,7 +127,10 @@ impl FileLoad for BatchedLoad {
         self.tx = None;
         let outcome = answer.await;
         self.close().await?;
-        outcome.map_err(|_| SinkError::Task(format!("the {} gave no answer", self.writer_name)))
+        outcome.map_err(|_| SinkError::WriterStopped {
+            writer: self.writer_name,
+            what: "gave no answer",
+        })
     }
 
     async fn rollback(mut self) -> Result<(), SinkError> {

@@ -6,7 +6,7 @@
 //! client credentials).
 //!
 //! An API cannot take records back, so this sink is not transactional: the loader validates
-//! a file whole before sending any of it. The ledger lives in the state database and records
+//! a file whole before sending any of it. Its [`Ledger`] (the state store's) records
 //! a file only when every batch was accepted; a run that dies mid-file sends it again (at
 //! least once). A 413 splits the batch in two.
 //!
@@ -23,11 +23,11 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::{Applied, Committed, FileLoad, FileRef, Sink, SinkError};
+use super::{FileLoad, Sink, SinkError};
 use super::{HttpBodyFormat, HttpSinkSettings};
 use crate::egress::EgressPolicy;
+use crate::ledger::{AppliedFile, Committed, FileRef, Ledger, Version};
 use crate::outbound::{Endpoint, EndpointOptions, OutboundError};
-use crate::state::StateStore;
 use crate::validate::{Row, RowConsumer, write_json_str};
 
 /// Requests in flight per file.
@@ -36,7 +36,7 @@ const IN_FLIGHT: usize = 16;
 #[derive(Debug, Clone)]
 pub struct HttpSink {
     shared: Arc<Shared>,
-    state: Arc<dyn StateStore>,
+    ledger: Arc<dyn Ledger>,
 }
 
 #[derive(Debug)]
@@ -52,9 +52,9 @@ impl HttpSink {
     pub fn new(
         settings: &HttpSinkSettings,
         egress: EgressPolicy,
-        state: Arc<dyn StateStore>,
+        ledger: Arc<dyn Ledger>,
     ) -> Result<HttpSink, SinkError> {
-        let task = |e: String| SinkError::Task(format!("http sink: {e}"));
+        let task = |e: String| SinkError::Unavailable(format!("http sink: {e}"));
         let auth = match &settings.auth {
             Some(auth) => Some(auth.build().map_err(task)?),
             None => None,
@@ -76,7 +76,7 @@ impl HttpSink {
                 format: settings.format,
                 max_body: settings.max_body_bytes,
             }),
-            state,
+            ledger,
         })
     }
 }
@@ -88,11 +88,8 @@ impl Sink for HttpSink {
         false
     }
 
-    async fn applied(&self, file: &FileRef) -> Result<Option<Applied>, SinkError> {
-        self.state
-            .ledger_entry(file)
-            .await
-            .map_err(|e| SinkError::Task(e.to_string()))
+    async fn applied(&self, file: &FileRef) -> Result<Option<AppliedFile>, SinkError> {
+        Ok(self.ledger.applied(file).await?)
     }
 
     async fn begin(
@@ -102,7 +99,7 @@ impl Sink for HttpSink {
     ) -> Result<HttpLoad, SinkError> {
         Ok(HttpLoad {
             shared: self.shared.clone(),
-            state: self.state.clone(),
+            ledger: self.ledger.clone(),
             file: file.clone(),
             batch: Vec::new(),
             batch_ids: Vec::new(),
@@ -116,7 +113,7 @@ impl Sink for HttpSink {
 /// A file being sent.
 pub struct HttpLoad {
     shared: Arc<Shared>,
-    state: Arc<dyn StateStore>,
+    ledger: Arc<dyn Ledger>,
     file: FileRef,
     /// Records of the batch being filled, each a JSON object.
     batch: Vec<Vec<u8>>,
@@ -196,7 +193,7 @@ impl HttpLoad {
     async fn finish_one(&mut self) -> Result<(), SinkError> {
         match self.in_flight.join_next().await {
             Some(Ok(result)) => result,
-            Some(Err(e)) => Err(SinkError::Task(e.to_string())),
+            Some(Err(e)) => Err(SinkError::Join(e)),
             None => Ok(()),
         }
     }
@@ -219,7 +216,7 @@ async fn send(shared: &Shared, records: Vec<Vec<u8>>) -> Result<(), SinkError> {
                 pending.push(second);
                 pending.push(first);
             }
-            Err(e) => return Err(SinkError::Http(e.to_string())),
+            Err(e) => return Err(SinkError::Http(e)),
         }
     }
     Ok(())
@@ -259,11 +256,11 @@ impl RowConsumer for HttpLoad {
         let record = self.record(row);
         let max = self.shared.max_body;
         if record.len() + 2 > max {
-            return Err(SinkError::Http(format!(
-                "line {}: a record of {} bytes is larger than the API's body limit of {max} bytes (lower limits.max_record_bytes or raise max_body_bytes)",
-                row.line,
-                record.len()
-            )));
+            return Err(SinkError::RecordTooLarge {
+                line: row.line,
+                bytes: record.len(),
+                max,
+            });
         }
         let full = match self.shared.format {
             HttpBodyFormat::Single => !self.batch.is_empty(),
@@ -280,29 +277,16 @@ impl RowConsumer for HttpLoad {
 }
 
 impl FileLoad for HttpLoad {
-    async fn commit(mut self, rows: u64, version: &str) -> Result<Committed, SinkError> {
+    async fn commit(mut self, rows: u64, version: &Version) -> Result<Committed, SinkError> {
         self.flush().await?;
         while !self.in_flight.is_empty() {
             self.finish_one().await?;
         }
         let file = FileRef {
-            version: version.to_string(),
+            version: version.clone(),
             ..self.file.clone()
         };
-        let state_error = |e: crate::state::StateError| SinkError::Task(e.to_string());
-        if self
-            .state
-            .record_applied(&file, rows)
-            .await
-            .map_err(state_error)?
-        {
-            return Ok(Committed::Applied);
-        }
-        let prior = self.state.ledger_entry(&file).await.map_err(state_error)?;
-        Ok(Committed::AlreadyApplied(prior.unwrap_or(Applied {
-            rows,
-            applied_at: Utc::now(),
-        })))
+        Ok(self.ledger.record(&file, rows).await?)
     }
 
     async fn rollback(mut self) -> Result<(), SinkError> {

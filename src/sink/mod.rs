@@ -1,12 +1,12 @@
 //! Where valid rows go. A sink loads one file at a time: [`Sink::begin`] gives a
 //! [`FileLoad`], the validator hands it rows, and the load commits (rows and ledger entry
-//! together) or rolls back. The ledger makes loading idempotent: the same file version is
-//! never applied twice, even across a crash.
+//! together) or rolls back. The [`crate::ledger`] makes loading idempotent: the same file
+//! version is never applied twice, even across a crash.
 //!
 //! Implementations: [`sqlite`] (the embedded default: rows spooled, then applied in one short
 //! transaction), [`postgres`] (production: rows streamed through [`batch`] into the file's
-//! transaction); and [`http`] (ingest APIs, which cannot roll back). `tests/sink.rs` runs
-//! one suite against every implementation.
+//! transaction); and [`http`] (ingest APIs, which cannot roll back; its ledger is a
+//! [`Ledger`] given to it). `tests/sink.rs` runs one suite against every implementation.
 
 pub mod batch;
 pub mod http;
@@ -18,53 +18,51 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use crate::ledger::{AppliedFile, Committed, FileRef, Ledger, LedgerError, Version};
 use crate::validate::RowConsumer;
 
+pub use crate::ledger::Entity;
 pub use batch::BatchedLoad;
 pub use http::{HttpLoad, HttpSink};
 pub use postgres::PgSink;
-pub use settings::{Entity, HttpBodyFormat, HttpSinkSettings, SinkSettings};
+pub use settings::{HttpBodyFormat, HttpSinkSettings, SinkSettings};
 pub use sqlite::{SqliteLoad, SqliteSink};
-
-/// One version of one file, as the ledger knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileRef {
-    pub integration: String,
-    pub entity: Entity,
-    /// The object key (relative to the integration's root), or `import/NAME` for a local import.
-    pub key: String,
-    /// The object's version (ETag); for local imports a content hash.
-    pub version: String,
-}
-
-/// A ledger entry: the file was applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Applied {
-    pub rows: u64,
-    pub applied_at: DateTime<Utc>,
-}
-
-/// What a commit did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Committed {
-    Applied,
-    /// The ledger already had this file: nothing was changed.
-    AlreadyApplied(Applied),
-}
 
 /// Why a sink could not do its part. Never a customer error: the file is retried later.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("database {database}: {message}")]
     Database { database: String, message: String },
+    /// The sink cannot be opened as configured (set up from config, whose checks say more).
+    #[error("cannot open the sink: {0}")]
+    Unavailable(String),
     #[error("sink task failed: {0}")]
-    Task(String),
+    Join(#[source] tokio::task::JoinError),
+    /// A load's writer task ended without the result of the file.
+    #[error("sink task failed: the {writer} {what}")]
+    WriterStopped {
+        writer: &'static str,
+        what: &'static str,
+    },
     #[error("cannot spool the valid rows to a temporary file: {0}")]
     Spool(#[source] std::io::Error),
     #[error("{0}")]
-    Http(String),
+    Http(#[source] crate::outbound::OutboundError),
+    #[error(
+        "line {line}: a record of {bytes} bytes is larger than the API's body limit of {max} bytes (lower limits.max_record_bytes or raise max_body_bytes)"
+    )]
+    RecordTooLarge { line: u64, bytes: usize, max: usize },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
     #[error(transparent)]
     Postgres(#[from] crate::postgres::PgError),
+}
+
+/// A consumer that cannot fail (counting rows) never gives a sink error.
+impl From<std::convert::Infallible> for SinkError {
+    fn from(never: std::convert::Infallible) -> SinkError {
+        match never {}
+    }
 }
 
 /// A sink: SQLite, PostgreSQL or an HTTP API.
@@ -81,7 +79,7 @@ pub trait Sink: Send + Sync {
     fn applied(
         &self,
         file: &FileRef,
-    ) -> impl Future<Output = Result<Option<Applied>, SinkError>> + Send;
+    ) -> impl Future<Output = Result<Option<AppliedFile>, SinkError>> + Send;
 
     /// Starts loading `file`. `updated_at` stamps every record it writes.
     fn begin(
@@ -99,7 +97,7 @@ pub trait FileLoad: RowConsumer<Error = SinkError> + Sized {
     fn commit(
         self,
         rows: u64,
-        version: &str,
+        version: &Version,
     ) -> impl Future<Output = Result<Committed, SinkError>> + Send;
 
     /// Discards every row received.
@@ -146,15 +144,15 @@ pub enum AnyLoad {
 }
 
 impl AnySink {
-    /// Opens the sink of checked settings; `state` keeps the ledger of sinks without one.
+    /// Opens the sink of checked settings; `ledger` is the ledger of sinks without their own.
     pub async fn open(
         settings: &SinkSettings,
         egress: crate::egress::EgressPolicy,
-        state: std::sync::Arc<dyn crate::state::StateStore>,
+        ledger: std::sync::Arc<dyn Ledger>,
     ) -> Result<AnySink, SinkError> {
         match settings {
             SinkSettings::Sqlite(path) => Ok(AnySink::Sqlite(SqliteSink::open(path).await?)),
-            SinkSettings::Http(http) => Ok(AnySink::Http(HttpSink::new(http, egress, state)?)),
+            SinkSettings::Http(http) => Ok(AnySink::Http(HttpSink::new(http, egress, ledger)?)),
             SinkSettings::Postgres(database) => {
                 let pool = crate::postgres::connect(
                     &database.url,
@@ -180,7 +178,7 @@ impl Sink for AnySink {
         }
     }
 
-    async fn applied(&self, file: &FileRef) -> Result<Option<Applied>, SinkError> {
+    async fn applied(&self, file: &FileRef) -> Result<Option<AppliedFile>, SinkError> {
         match self {
             AnySink::Sqlite(sink) => sink.applied(file).await,
             AnySink::Postgres(sink) => sink.applied(file).await,
@@ -210,7 +208,7 @@ impl RowConsumer for AnyLoad {
 }
 
 impl FileLoad for AnyLoad {
-    async fn commit(self, rows: u64, version: &str) -> Result<Committed, SinkError> {
+    async fn commit(self, rows: u64, version: &Version) -> Result<Committed, SinkError> {
         match self {
             AnyLoad::Sqlite(load) => load.commit(rows, version).await,
             AnyLoad::Database(load) => load.commit(rows, version).await,

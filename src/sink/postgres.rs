@@ -17,7 +17,8 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::batch::{BatchedLoad, Message, channel};
-use super::{Applied, Committed, FileRef, Sink, SinkError};
+use super::{Sink, SinkError};
+use crate::ledger::{self, AppliedFile, Committed, FileRef, Table};
 use crate::postgres::describe;
 
 /// Key columns are `COLLATE "C"`: byte order, so comparisons are memcmp, whatever the
@@ -25,7 +26,8 @@ use crate::postgres::describe;
 /// other three are the same on every row of a file.
 pub const MIGRATIONS: &[(i64, &str)] = &[(
     1,
-    r#"CREATE TABLE IF NOT EXISTS records (
+    concat!(
+        r#"CREATE TABLE IF NOT EXISTS records (
         integration text COLLATE "C" NOT NULL,
         entity text COLLATE "C" NOT NULL,
         product_key text COLLATE "C" NOT NULL DEFAULT '',
@@ -34,15 +36,11 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
         updated_at timestamptz NOT NULL,
         PRIMARY KEY (id, product_key, entity, integration)
     );
-    CREATE TABLE IF NOT EXISTS file_ledger (
-        integration text NOT NULL,
-        file_key text NOT NULL,
-        version text NOT NULL,
-        rows bigint NOT NULL,
-        applied_at timestamptz NOT NULL,
-        PRIMARY KEY (integration, file_key, version)
-    );
-    CREATE OR REPLACE AGGREGATE dropfolder_jsonb_merge(jsonb) (SFUNC = jsonb_concat, STYPE = jsonb, INITCOND = '{}');"#,
+    "#,
+        crate::ledger::postgres::create_table!("file_ledger"),
+        r#"
+    CREATE OR REPLACE AGGREGATE dropfolder_jsonb_merge(jsonb) (SFUNC = jsonb_concat, STYPE = jsonb, INITCOND = '{}');"#
+    ),
 )];
 
 /// `attributes` is staged as text: COPY then only stores it, and the one conversion to jsonb
@@ -94,28 +92,12 @@ fn db_error(url: &str, e: &dyn std::error::Error) -> SinkError {
     }
 }
 
-async fn ledger_entry(
-    client: &impl deadpool_postgres::GenericClient,
-    file: &FileRef,
-) -> Result<Option<Applied>, tokio_postgres::Error> {
-    let row = client
-        .query_opt(
-            "SELECT rows, applied_at FROM file_ledger WHERE integration = $1 AND file_key = $2 AND version = $3",
-            &[&file.integration, &file.key, &file.version],
-        )
-        .await?;
-    Ok(row.map(|row| Applied {
-        rows: row.get::<_, i64>(0) as u64,
-        applied_at: row.get(1),
-    }))
-}
-
 impl Sink for PgSink {
     type Load = BatchedLoad;
 
-    async fn applied(&self, file: &FileRef) -> Result<Option<Applied>, SinkError> {
+    async fn applied(&self, file: &FileRef) -> Result<Option<AppliedFile>, SinkError> {
         let client = self.pool.get().await.map_err(|e| db_error(&self.url, &e))?;
-        ledger_entry(&client, file)
+        ledger::postgres::applied(&client, Table::Sink, file)
             .await
             .map_err(|e| db_error(&self.url, &e))
     }
@@ -177,20 +159,11 @@ async fn write_file(
                 };
                 // The ledger row first: a file applied meanwhile (or before a crash) makes
                 // this insert a no-op, and then nothing of this load is kept.
-                let recorded = tx
-                    .execute(
-                        "INSERT INTO file_ledger (integration, file_key, version, rows, applied_at)
-                         VALUES ($1, $2, $3, $4, now()) ON CONFLICT DO NOTHING",
-                        &[&file.integration, &file.key, &file.version, &(rows as i64)],
-                    )
-                    .await?;
-                if recorded == 0 {
-                    let prior = ledger_entry(&tx, &file).await?;
+                if let Committed::AlreadyApplied(prior) =
+                    ledger::postgres::record(&tx, Table::Sink, &file, rows).await?
+                {
                     tx.rollback().await?;
-                    let _ = reply.send(Committed::AlreadyApplied(prior.unwrap_or(Applied {
-                        rows,
-                        applied_at: Utc::now(),
-                    })));
+                    let _ = reply.send(Committed::AlreadyApplied(prior));
                     return Ok(());
                 }
                 let entity = file.entity.as_str();

@@ -9,23 +9,6 @@ use serde::Deserialize;
 use crate::outbound::{AuthSettings, RetryOn};
 use crate::postgres::PostgresSettings;
 
-/// Which records an integration imports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Entity {
-    User,
-    Account,
-}
-
-impl Entity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Entity::User => "user",
-            Entity::Account => "account",
-        }
-    }
-}
-
 /// The sink in effect.
 #[derive(Debug, Clone)]
 pub enum SinkSettings {

@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{TransactionBehavior, params};
 use tempfile::NamedTempFile;
 
-use super::{Applied, Committed, FileLoad, FileRef, Sink, SinkError};
+use super::{FileLoad, Sink, SinkError};
+use crate::ledger::{self, AppliedFile, Committed, FileRef, Table, Version};
 use crate::validate::{Row, RowConsumer};
 
 /// The spool's write buffer: memory per load stays this, whatever the file's size.
@@ -28,7 +29,8 @@ const SPOOL_BUFFER: usize = 256 * 1024;
 /// WITHOUT ROWID: the key is the table, not a second B-tree beside it.
 pub const MIGRATIONS: &[(i64, &str)] = &[(
     1,
-    "CREATE TABLE records (
+    concat!(
+        "CREATE TABLE records (
         integration TEXT NOT NULL,
         entity TEXT NOT NULL,
         product_key TEXT NOT NULL DEFAULT '',
@@ -37,14 +39,9 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
         updated_at TEXT NOT NULL,
         PRIMARY KEY (id, product_key, entity, integration)
     ) WITHOUT ROWID;
-    CREATE TABLE file_ledger (
-        integration TEXT NOT NULL,
-        file_key TEXT NOT NULL,
-        version TEXT NOT NULL,
-        rows INTEGER NOT NULL,
-        applied_at TEXT NOT NULL,
-        PRIMARY KEY (integration, file_key, version)
-    );",
+    ",
+        crate::ledger::sqlite::create_table!("file_ledger")
+    ),
 )];
 
 /// Present keys overwrite, keys not in the file stay: SQLite's json_patch (RFC 7396), and
@@ -95,35 +92,18 @@ async fn blocking<T: Send + 'static>(
     let path = path.to_path_buf();
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result.map_err(|e| db_error(&path, e)),
-        Err(e) => Err(SinkError::Task(e.to_string())),
+        Err(e) => Err(SinkError::Join(e)),
     }
-}
-
-fn ledger_entry(tx: &rusqlite::Connection, file: &FileRef) -> rusqlite::Result<Option<Applied>> {
-    tx.query_row(
-        "SELECT rows, applied_at FROM file_ledger WHERE integration = ?1 AND file_key = ?2 AND version = ?3",
-        params![file.integration, file.key, file.version],
-        |row| {
-            let applied_at: String = row.get(1)?;
-            Ok(Applied {
-                rows: row.get::<_, i64>(0)? as u64,
-                applied_at: DateTime::parse_from_rfc3339(&applied_at)
-                    .map(|d| d.with_timezone(&Utc))
-                    .unwrap_or_default(),
-            })
-        },
-    )
-    .optional()
 }
 
 impl Sink for SqliteSink {
     type Load = SqliteLoad;
 
-    async fn applied(&self, file: &FileRef) -> Result<Option<Applied>, SinkError> {
+    async fn applied(&self, file: &FileRef) -> Result<Option<AppliedFile>, SinkError> {
         let (path, file) = (self.path.clone(), file.clone());
         blocking(&self.path, move || {
             let conn = crate::sqlite::open(&path, MIGRATIONS)?;
-            ledger_entry(&conn, &file)
+            ledger::sqlite::applied(&conn, Table::Sink, &file)
         })
         .await
     }
@@ -195,14 +175,14 @@ impl RowConsumer for SqliteLoad {
 }
 
 impl FileLoad for SqliteLoad {
-    async fn commit(self, rows: u64, version: &str) -> Result<Committed, SinkError> {
+    async fn commit(self, rows: u64, version: &Version) -> Result<Committed, SinkError> {
         let mut spool = self
             .spool
             .into_inner()
             .map_err(|e| SinkError::Spool(e.into_error()))?;
         spool.rewind().map_err(SinkError::Spool)?;
         let file = FileRef {
-            version: version.to_string(),
+            version: version.clone(),
             ..self.file
         };
         let _turn = self.sink.writer.clone().lock_owned().await;
@@ -212,7 +192,7 @@ impl FileLoad for SqliteLoad {
             .await
         {
             Ok(result) => result,
-            Err(e) => Err(SinkError::Task(e.to_string())),
+            Err(e) => Err(SinkError::Join(e)),
         }
     }
 
@@ -236,7 +216,7 @@ fn apply(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db)?;
-    if let Some(prior) = ledger_entry(&tx, file).map_err(db)? {
+    if let Some(prior) = ledger::sqlite::applied(&tx, Table::Sink, file).map_err(db)? {
         tx.rollback().map_err(db)?;
         return Ok(Committed::AlreadyApplied(prior));
     }
@@ -272,11 +252,7 @@ fn apply(
     }
     // Full precision, stamped now: recovery compares it with the drop's start to tell this
     // drop's loads from an earlier drop's.
-    tx.execute(
-        "INSERT INTO file_ledger (integration, file_key, version, rows, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![file.integration, file.key, file.version, rows as i64, Utc::now().to_rfc3339()],
-    )
-    .map_err(db)?;
+    ledger::sqlite::record(&tx, Table::Sink, file, rows, Utc::now()).map_err(db)?;
     crate::crash_point!("sqlite-before-commit");
     tx.commit().map_err(db)?;
     Ok(Committed::Applied)

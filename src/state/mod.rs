@@ -5,6 +5,7 @@
 //!
 //! Implementations: [`sqlite`] (the embedded default) and [`postgres`] (shared by replicas).
 
+pub mod clock;
 pub mod postgres;
 pub mod sqlite;
 
@@ -12,6 +13,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::ledger::Ledger;
+
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use postgres::PgState;
 pub use sqlite::SqliteState;
 
@@ -43,18 +47,19 @@ impl Stage {
         }
     }
 
-    fn parse(s: &str) -> Stage {
+    fn parse(s: &str) -> Option<Stage> {
         match s {
-            "reported" => Stage::Reported,
-            "done" => Stage::Done,
-            _ => Stage::Loading,
+            "loading" => Some(Stage::Loading),
+            "reported" => Some(Stage::Reported),
+            "done" => Some(Stage::Done),
+            _ => None,
         }
     }
 }
 
 /// A folder of `current/` on its way to `processed/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Drop {
+pub struct JournaledDrop {
     pub integration: String,
     /// `current/dt=20210228/`
     pub folder: String,
@@ -163,15 +168,100 @@ pub enum StateError {
         "integration '{integration}': another replica took over the lease (token {token} is no longer current)"
     )]
     LeaseLost { integration: String, token: i64 },
-    #[error("state database {database}: {message}")]
-    Database { database: String, message: String },
+    #[error("state database {database}: {source}")]
+    Database {
+        database: String,
+        #[source]
+        source: DatabaseError,
+    },
     #[error("state task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
+    /// A saved row that cannot be read back: never replaced by a default, which would make
+    /// a half-done drop look like a new one (or an old one look new).
+    #[error("state of integration '{integration}'{}: {what}: {source}", folder_part(folder.as_deref()))]
+    Corrupt {
+        integration: String,
+        folder: Option<String>,
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
-/// The state database.
+/// What the database driver said.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{}", crate::postgres::describe(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("{}", crate::postgres::describe(.0))]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+fn folder_part(folder: Option<&str>) -> String {
+    folder.map(|f| format!(", folder {f}")).unwrap_or_default()
+}
+
+/// The words of a value that is not what was saved.
+#[derive(Debug, thiserror::Error)]
+#[error("'{0}' is not one of the values written")]
+struct Unexpected(String);
+
+fn corrupt(
+    integration: &str,
+    folder: Option<&str>,
+    what: &'static str,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> StateError {
+    StateError::Corrupt {
+        integration: integration.to_string(),
+        folder: folder.map(str::to_string),
+        what,
+        source: source.into(),
+    }
+}
+
+/// A journal row as the database returns it, before it is checked.
+struct SavedDrop {
+    folder: String,
+    target: String,
+    manifest: String,
+    stage: String,
+    /// Text in SQLite (checked here), a `timestamptz` in PostgreSQL.
+    started_at: Result<DateTime<Utc>, String>,
+}
+
+impl SavedDrop {
+    fn read(self, integration: &str) -> Result<JournaledDrop, StateError> {
+        let folder = Some(self.folder.as_str());
+        let manifest = serde_json::from_str::<Vec<ManifestEntry>>(&self.manifest)
+            .map_err(|e| corrupt(integration, folder, "unreadable manifest", e))?;
+        let stage = Stage::parse(&self.stage)
+            .ok_or_else(|| corrupt(integration, folder, "unknown stage", Unexpected(self.stage)))?;
+        let started_at = self
+            .started_at
+            .map_err(|s| corrupt(integration, folder, "unreadable start time", Unexpected(s)))?;
+        Ok(JournaledDrop {
+            integration: integration.to_string(),
+            folder: self.folder,
+            target: self.target,
+            manifest,
+            stage,
+            started_at,
+            lease: None,
+        })
+    }
+}
+
+/// An integration's saved notices (a JSON list of strings).
+fn read_notices(integration: &str, saved: &str) -> Result<Vec<String>, StateError> {
+    serde_json::from_str(saved).map_err(|e| corrupt(integration, None, "unreadable notices", e))
+}
+
+/// The state database. It is also the [`Ledger`] of a sink that keeps none itself (HTTP).
 #[async_trait]
-pub trait StateStore: Send + Sync + std::fmt::Debug {
+pub trait StateStore: Ledger + Send + Sync + std::fmt::Debug {
     /// Claims `integration` for `ttl` if no other replica holds a live claim, or if the one
     /// that does is `dead` (known to have died: see `worker`).
     async fn claim(
@@ -189,22 +279,22 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn release(&self, lease: &Lease) -> Result<(), StateError>;
 
     /// Drops of `integration` not yet done, oldest first.
-    async fn open_drops(&self, integration: &str) -> Result<Vec<Drop>, StateError>;
+    async fn open_drops(&self, integration: &str) -> Result<Vec<JournaledDrop>, StateError>;
 
     /// Records a new drop (stage `Loading`).
-    async fn begin_drop(&self, drop: &Drop) -> Result<(), StateError>;
+    async fn begin_drop(&self, drop: &JournaledDrop) -> Result<(), StateError>;
 
     /// Records the drop's result, moves it to `Reported`, and queues its callback, all in one
     /// transaction: a finished folder never loses its callback.
     async fn report_drop(
         &self,
-        drop: &Drop,
+        drop: &JournaledDrop,
         result: &DropResult,
         callback: Option<&CallbackRequest>,
     ) -> Result<(), StateError>;
 
     /// Moves the drop to `Done`.
-    async fn finish_drop(&self, drop: &Drop) -> Result<(), StateError>;
+    async fn finish_drop(&self, drop: &JournaledDrop) -> Result<(), StateError>;
 
     /// Records a scan of an integration.
     async fn record_scan(&self, scan: &ScanRecord) -> Result<(), StateError>;
@@ -222,17 +312,4 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Records a delivery of a pending callback.
     async fn callback_delivery(&self, id: i64, outcome: &CallbackOutcome)
     -> Result<(), StateError>;
-
-    /// The ledger of a sink that keeps none itself (HTTP): the entry for `file`, if any.
-    async fn ledger_entry(
-        &self,
-        file: &crate::sink::FileRef,
-    ) -> Result<Option<crate::sink::Applied>, StateError>;
-
-    /// Records `file` as applied with `rows`; `false` if it already was.
-    async fn record_applied(
-        &self,
-        file: &crate::sink::FileRef,
-        rows: u64,
-    ) -> Result<bool, StateError>;
 }

@@ -2,21 +2,25 @@
 //! lease row (`FOR UPDATE`) and compare its token, so a replica whose lease was taken over
 //! cannot write, and a takeover waits for a write in progress.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
 
+use super::DatabaseError;
+use super::clock::{Clock, SystemClock};
 use super::{
-    CallbackOutcome, CallbackRequest, Claim, Drop, DropResult, IntegrationState, Lease,
-    ManifestEntry, PendingCallback, ScanRecord, Stage, StateError, StateStore,
+    CallbackOutcome, CallbackRequest, Claim, DropResult, IntegrationState, JournaledDrop, Lease,
+    PendingCallback, SavedDrop, ScanRecord, StateError, StateStore, read_notices,
 };
-use crate::sink::{Applied, FileRef};
+use crate::ledger::{self, AppliedFile, Committed, FileRef, Ledger, LedgerError, Table};
 
 pub const MIGRATIONS: &[(i64, &str)] = &[(
     101,
-    r#"CREATE TABLE IF NOT EXISTS drops (
+    concat!(
+        r#"CREATE TABLE IF NOT EXISTS drops (
         integration text NOT NULL,
         folder text NOT NULL,
         target text NOT NULL,
@@ -57,26 +61,23 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
         done_at timestamptz
     );
     CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks (integration, state, next_attempt_at);
-    CREATE TABLE IF NOT EXISTS state_ledger (
-        integration text NOT NULL,
-        file_key text NOT NULL,
-        version text NOT NULL,
-        rows bigint NOT NULL,
-        applied_at timestamptz NOT NULL,
-        PRIMARY KEY (integration, file_key, version)
-    );
+    "#,
+        crate::ledger::postgres::create_table!("state_ledger"),
+        r#"
     CREATE TABLE IF NOT EXISTS leases (
         integration text PRIMARY KEY,
         holder text NOT NULL,
         token bigint NOT NULL,
         expires_at timestamptz NOT NULL
-    );"#,
+    );"#
+    ),
 )];
 
 #[derive(Debug, Clone)]
 pub struct PgState {
     pool: Pool,
     url: String,
+    clock: Arc<dyn Clock>,
 }
 
 impl PgState {
@@ -84,23 +85,33 @@ impl PgState {
         PgState {
             pool,
             url: crate::secret::redact_url(url),
+            clock: Arc::new(SystemClock),
         }
     }
 
-    fn error(&self, e: &dyn std::error::Error) -> StateError {
+    /// The same state, its leases going by `clock` rather than the database's `now()` (tests
+    /// of lease expiry).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> PgState {
+        PgState { clock, ..self }
+    }
+
+    fn error(&self, e: impl Into<DatabaseError>) -> StateError {
         StateError::Database {
             database: self.url.clone(),
-            message: crate::postgres::describe(e),
+            source: e.into(),
         }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StateError> {
-        self.pool.get().await.map_err(|e| self.error(&e))
+        self.pool.get().await.map_err(|e| self.error(e))
     }
 }
 
 /// Whether this replica still holds the drop's lease; locks the lease row until commit.
-async fn holds(client: &impl GenericClient, drop: &Drop) -> Result<bool, tokio_postgres::Error> {
+async fn holds(
+    client: &impl GenericClient,
+    drop: &JournaledDrop,
+) -> Result<bool, tokio_postgres::Error> {
     let Some(token) = drop.lease else {
         return Ok(true);
     };
@@ -113,7 +124,7 @@ async fn holds(client: &impl GenericClient, drop: &Drop) -> Result<bool, tokio_p
     Ok(row.map(|r| r.get::<_, i64>(0)) == Some(token))
 }
 
-fn lost(drop: &Drop) -> StateError {
+fn lost(drop: &JournaledDrop) -> StateError {
     StateError::LeaseLost {
         integration: drop.integration.clone(),
         token: drop.lease.unwrap_or_default(),
@@ -137,15 +148,21 @@ impl StateStore for PgState {
         let granted = client
             .query_opt(
                 "INSERT INTO leases (integration, holder, token, expires_at)
-                 VALUES ($1, $2, 1, now() + $3 * interval '1 second')
+                 VALUES ($1, $2, 1, COALESCE($5, now()) + $3 * interval '1 second')
                  ON CONFLICT (integration) DO UPDATE
                  SET holder = EXCLUDED.holder, token = leases.token + 1, expires_at = EXCLUDED.expires_at
-                 WHERE leases.expires_at <= now() OR leases.holder = EXCLUDED.holder OR leases.holder = $4
+                 WHERE leases.expires_at <= COALESCE($5, now()) OR leases.holder = EXCLUDED.holder OR leases.holder = $4
                  RETURNING token",
-                &[&integration, &holder, &seconds(ttl), &dead.unwrap_or("")],
+                &[
+                    &integration,
+                    &holder,
+                    &seconds(ttl),
+                    &dead.unwrap_or(""),
+                    &self.clock.instead_of_database(),
+                ],
             )
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| self.error(e))?;
         if let Some(row) = granted {
             return Ok(Claim::Granted(Lease {
                 integration: integration.to_string(),
@@ -159,7 +176,7 @@ impl StateStore for PgState {
                 &[&integration],
             )
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| self.error(e))?;
         Ok(Claim::HeldBy(current.map(|r| r.get(0)).unwrap_or_default()))
     }
 
@@ -167,27 +184,36 @@ impl StateStore for PgState {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE leases SET expires_at = now() + $3 * interval '1 second' WHERE integration = $1 AND token = $2",
-                &[&lease.integration, &lease.token, &seconds(ttl)],
+                "UPDATE leases SET expires_at = COALESCE($4, now()) + $3 * interval '1 second' WHERE integration = $1 AND token = $2",
+                &[
+                    &lease.integration,
+                    &lease.token,
+                    &seconds(ttl),
+                    &self.clock.instead_of_database(),
+                ],
             )
             .await
             .map(|n| n == 1)
-            .map_err(|e| self.error(&e))
+            .map_err(|e| self.error(e))
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StateError> {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE leases SET expires_at = now() WHERE integration = $1 AND token = $2",
-                &[&lease.integration, &lease.token],
+                "UPDATE leases SET expires_at = COALESCE($3, now()) WHERE integration = $1 AND token = $2",
+                &[
+                    &lease.integration,
+                    &lease.token,
+                    &self.clock.instead_of_database(),
+                ],
             )
             .await
             .map(drop)
-            .map_err(|e| self.error(&e))
+            .map_err(|e| self.error(e))
     }
 
-    async fn open_drops(&self, integration: &str) -> Result<Vec<Drop>, StateError> {
+    async fn open_drops(&self, integration: &str) -> Result<Vec<JournaledDrop>, StateError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -196,26 +222,25 @@ impl StateStore for PgState {
                 &[&integration],
             )
             .await
-            .map_err(|e| self.error(&e))?;
-        Ok(rows
-            .iter()
-            .map(|row| Drop {
-                integration: integration.to_string(),
-                folder: row.get(0),
-                target: row.get(1),
-                manifest: serde_json::from_str::<Vec<ManifestEntry>>(row.get(2))
-                    .unwrap_or_default(),
-                stage: Stage::parse(row.get(3)),
-                started_at: row.get(4),
-                lease: None,
+            .map_err(|e| self.error(e))?;
+        rows.iter()
+            .map(|row| {
+                SavedDrop {
+                    folder: row.get(0),
+                    target: row.get(1),
+                    manifest: row.get(2),
+                    stage: row.get(3),
+                    started_at: Ok(row.get(4)),
+                }
+                .read(integration)
             })
-            .collect())
+            .collect()
     }
 
-    async fn begin_drop(&self, drop: &Drop) -> Result<(), StateError> {
+    async fn begin_drop(&self, drop: &JournaledDrop) -> Result<(), StateError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.error(&e))?;
-        if !holds(&tx, drop).await.map_err(|e| self.error(&e))? {
+        let tx = client.transaction().await.map_err(|e| self.error(e))?;
+        if !holds(&tx, drop).await.map_err(|e| self.error(e))? {
             return Err(lost(drop));
         }
         let manifest = serde_json::to_string(&drop.manifest).unwrap_or_else(|_| "[]".into());
@@ -224,19 +249,19 @@ impl StateStore for PgState {
             &[&drop.integration, &drop.folder, &drop.target, &manifest, &drop.started_at],
         )
         .await
-        .map_err(|e| self.error(&e))?;
-        tx.commit().await.map_err(|e| self.error(&e))
+        .map_err(|e| self.error(e))?;
+        tx.commit().await.map_err(|e| self.error(e))
     }
 
     async fn report_drop(
         &self,
-        drop: &Drop,
+        drop: &JournaledDrop,
         result: &DropResult,
         callback: Option<&CallbackRequest>,
     ) -> Result<(), StateError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.error(&e))?;
-        if !holds(&tx, drop).await.map_err(|e| self.error(&e))? {
+        let tx = client.transaction().await.map_err(|e| self.error(e))?;
+        if !holds(&tx, drop).await.map_err(|e| self.error(e))? {
             return Err(lost(drop));
         }
         let records = result.records as i64;
@@ -264,14 +289,14 @@ impl StateStore for PgState {
             }
             Ok::<(), tokio_postgres::Error>(())
         };
-        steps.await.map_err(|e| self.error(&e))?;
-        tx.commit().await.map_err(|e| self.error(&e))
+        steps.await.map_err(|e| self.error(e))?;
+        tx.commit().await.map_err(|e| self.error(e))
     }
 
-    async fn finish_drop(&self, drop: &Drop) -> Result<(), StateError> {
+    async fn finish_drop(&self, drop: &JournaledDrop) -> Result<(), StateError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.error(&e))?;
-        if !holds(&tx, drop).await.map_err(|e| self.error(&e))? {
+        let tx = client.transaction().await.map_err(|e| self.error(e))?;
+        if !holds(&tx, drop).await.map_err(|e| self.error(e))? {
             return Err(lost(drop));
         }
         tx.execute(
@@ -279,8 +304,8 @@ impl StateStore for PgState {
             &[&drop.integration, &drop.target],
         )
         .await
-        .map_err(|e| self.error(&e))?;
-        tx.commit().await.map_err(|e| self.error(&e))
+        .map_err(|e| self.error(e))?;
+        tx.commit().await.map_err(|e| self.error(e))
     }
 
     async fn record_scan(&self, scan: &ScanRecord) -> Result<(), StateError> {
@@ -294,7 +319,7 @@ impl StateStore for PgState {
             )
             .await
             .map(drop)
-            .map_err(|e| self.error(&e))
+            .map_err(|e| self.error(e))
     }
 
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError> {
@@ -307,21 +332,23 @@ impl StateStore for PgState {
                 &[],
             )
             .await
-            .map_err(|e| self.error(&e))?;
-        Ok(rows
-            .iter()
-            .map(|row| IntegrationState {
-                integration: row.get(0),
-                last_scan_at: row.get(1),
-                last_error: row.get(2),
-                notices: serde_json::from_str(row.get(3)).unwrap_or_default(),
-                last_data_at: row.get(4),
-                last_target: row.get(5),
-                last_success: row.get(6),
-                last_message: row.get(7),
-                callback_error: row.get(8),
+            .map_err(|e| self.error(e))?;
+        rows.iter()
+            .map(|row| {
+                let integration: String = row.get(0);
+                Ok(IntegrationState {
+                    notices: read_notices(&integration, row.get(3))?,
+                    integration,
+                    last_scan_at: row.get(1),
+                    last_error: row.get(2),
+                    last_data_at: row.get(4),
+                    last_target: row.get(5),
+                    last_success: row.get(6),
+                    last_message: row.get(7),
+                    callback_error: row.get(8),
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn due_callbacks(
@@ -337,7 +364,7 @@ impl StateStore for PgState {
                 &[&integration, &now],
             )
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| self.error(e))?;
         Ok(rows
             .iter()
             .map(|row| PendingCallback {
@@ -360,7 +387,7 @@ impl StateStore for PgState {
         outcome: &CallbackOutcome,
     ) -> Result<(), StateError> {
         let mut client = self.client().await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let (state, retry_at, error) = match outcome {
             CallbackOutcome::Delivered => ("delivered", now, None),
             CallbackOutcome::Failed { error, retry_at } => {
@@ -369,7 +396,7 @@ impl StateStore for PgState {
             CallbackOutcome::Abandoned { error } => ("abandoned", now, Some(error.clone())),
         };
         let done = (state != "pending").then_some(now);
-        let tx = client.transaction().await.map_err(|e| self.error(&e))?;
+        let tx = client.transaction().await.map_err(|e| self.error(e))?;
         let steps = async {
             tx.execute(
                 "UPDATE callbacks SET deliveries = deliveries + 1, state = $2, next_attempt_at = $3, last_error = $4, done_at = $5 WHERE id = $1",
@@ -382,35 +409,27 @@ impl StateStore for PgState {
             )
             .await
         };
-        steps.await.map_err(|e| self.error(&e))?;
-        tx.commit().await.map_err(|e| self.error(&e))
+        steps.await.map_err(|e| self.error(e))?;
+        tx.commit().await.map_err(|e| self.error(e))
+    }
+}
+
+/// The ledger of sinks without their own, in `state_ledger`.
+#[async_trait]
+impl Ledger for PgState {
+    async fn applied(&self, file: &FileRef) -> Result<Option<AppliedFile>, LedgerError> {
+        let store = |e: StateError| LedgerError::Store(Box::new(e));
+        let client = self.client().await.map_err(store)?;
+        ledger::postgres::applied(&client, Table::State, file)
+            .await
+            .map_err(|e| store(self.error(e)))
     }
 
-    async fn ledger_entry(&self, file: &FileRef) -> Result<Option<Applied>, StateError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT rows, applied_at FROM state_ledger WHERE integration = $1 AND file_key = $2 AND version = $3",
-                &[&file.integration, &file.key, &file.version],
-            )
+    async fn record(&self, file: &FileRef, rows: u64) -> Result<Committed, LedgerError> {
+        let store = |e: StateError| LedgerError::Store(Box::new(e));
+        let client = self.client().await.map_err(store)?;
+        ledger::postgres::record(&client, Table::State, file, rows)
             .await
-            .map_err(|e| self.error(&e))?;
-        Ok(row.map(|row| Applied {
-            rows: row.get::<_, i64>(0) as u64,
-            applied_at: row.get(1),
-        }))
-    }
-
-    async fn record_applied(&self, file: &FileRef, rows: u64) -> Result<bool, StateError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO state_ledger (integration, file_key, version, rows, applied_at) VALUES ($1, $2, $3, $4, now())
-                 ON CONFLICT DO NOTHING",
-                &[&file.integration, &file.key, &file.version, &(rows as i64)],
-            )
-            .await
-            .map(|n| n == 1)
-            .map_err(|e| self.error(&e))
+            .map_err(|e| store(self.error(e)))
     }
 }

@@ -6,14 +6,18 @@
 //! between, whatever the timeout.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use crate::ledger::{self, AppliedFile, Committed, FileRef, Ledger, LedgerError, Table};
+
+use super::clock::{Clock, SystemClock};
 use super::{
-    CallbackOutcome, CallbackRequest, Claim, Drop, DropResult, IntegrationState, Lease,
-    ManifestEntry, PendingCallback, ScanRecord, Stage, StateError, StateStore,
+    CallbackOutcome, CallbackRequest, Claim, DropResult, IntegrationState, JournaledDrop, Lease,
+    PendingCallback, SavedDrop, ScanRecord, Stage, StateError, StateStore, read_notices,
 };
 
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -47,7 +51,8 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         102,
-        "CREATE TABLE callbacks (
+        concat!(
+            "CREATE TABLE callbacks (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         integration TEXT NOT NULL,
         folder_path TEXT NOT NULL,
@@ -63,14 +68,9 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX callbacks_due ON callbacks (integration, state, next_attempt_at);
     ALTER TABLE integration_status ADD COLUMN callback_error TEXT;
-    CREATE TABLE state_ledger (
-        integration TEXT NOT NULL,
-        file_key TEXT NOT NULL,
-        version TEXT NOT NULL,
-        rows INTEGER NOT NULL,
-        applied_at TEXT NOT NULL,
-        PRIMARY KEY (integration, file_key, version)
-    );",
+    ",
+            crate::ledger::sqlite::create_table!("state_ledger")
+        ),
     ),
     (
         103,
@@ -86,15 +86,22 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
 #[derive(Debug, Clone)]
 pub struct SqliteState {
     path: PathBuf,
+    clock: Arc<dyn Clock>,
 }
 
 impl SqliteState {
     pub async fn open(path: &Path) -> Result<SqliteState, StateError> {
         let state = SqliteState {
             path: path.to_path_buf(),
+            clock: Arc::new(SystemClock),
         };
         state.with(|_| Ok(())).await?;
         Ok(state)
+    }
+
+    /// The same state, going by `clock` (tests of lease expiry).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> SqliteState {
+        SqliteState { clock, ..self }
     }
 
     /// Runs `work` on a connection, off the async workers.
@@ -111,15 +118,30 @@ impl SqliteState {
         match result {
             Ok(result) => result.map_err(|e| StateError::Database {
                 database: self.path.display().to_string(),
-                message: e.to_string(),
+                source: e.into(),
             }),
-            Err(e) => Err(StateError::Task(e.to_string())),
+            Err(e) => Err(StateError::Task(e)),
         }
     }
 }
 
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339()
+}
+
+/// A time of an integration's status, if one was saved; one that does not parse is corrupt.
+fn saved_time(
+    integration: &str,
+    what: &'static str,
+    saved: Option<String>,
+) -> Result<Option<DateTime<Utc>>, StateError> {
+    saved
+        .map(|text| {
+            DateTime::parse_from_rfc3339(&text)
+                .map(|d| d.with_timezone(&Utc))
+                .map_err(|e| super::corrupt(integration, None, what, e))
+        })
+        .transpose()
 }
 
 fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
@@ -129,33 +151,34 @@ fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
 
 #[async_trait]
 impl StateStore for SqliteState {
-    async fn open_drops(&self, integration: &str) -> Result<Vec<Drop>, StateError> {
-        let integration = integration.to_string();
-        self.with(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT folder, target, manifest, stage, started_at FROM drops
-                 WHERE integration = ?1 AND stage <> 'done' ORDER BY started_at, folder",
-            )?;
-            let rows = stmt.query_map([&integration], |row| {
-                let manifest: String = row.get(2)?;
-                let stage: String = row.get(3)?;
-                Ok(Drop {
-                    integration: integration.clone(),
-                    folder: row.get(0)?,
-                    target: row.get(1)?,
-                    manifest: serde_json::from_str::<Vec<ManifestEntry>>(&manifest)
-                        .unwrap_or_default(),
-                    stage: Stage::parse(&stage),
-                    started_at: parse_time(row.get(4)?).unwrap_or_default(),
-                    lease: None,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
+    async fn open_drops(&self, integration: &str) -> Result<Vec<JournaledDrop>, StateError> {
+        let owned = integration.to_string();
+        let saved = self
+            .with(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT folder, target, manifest, stage, started_at FROM drops
+                     WHERE integration = ?1 AND stage <> 'done' ORDER BY started_at, folder",
+                )?;
+                let rows = stmt.query_map([&owned], |row| {
+                    let started_at: String = row.get(4)?;
+                    Ok(SavedDrop {
+                        folder: row.get(0)?,
+                        target: row.get(1)?,
+                        manifest: row.get(2)?,
+                        stage: row.get(3)?,
+                        started_at: parse_time(Some(started_at.clone())).ok_or(started_at),
+                    })
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        saved
+            .into_iter()
+            .map(|saved| saved.read(integration))
+            .collect()
     }
 
-    async fn begin_drop(&self, drop: &Drop) -> Result<(), StateError> {
+    async fn begin_drop(&self, drop: &JournaledDrop) -> Result<(), StateError> {
         let fence = drop.clone();
         let drop = drop.clone();
         let manifest = serde_json::to_string(&drop.manifest).unwrap_or_else(|_| "[]".into());
@@ -185,14 +208,15 @@ impl StateStore for SqliteState {
 
     async fn report_drop(
         &self,
-        drop: &Drop,
+        drop: &JournaledDrop,
         result: &DropResult,
         callback: Option<&CallbackRequest>,
     ) -> Result<(), StateError> {
         let fence = drop.clone();
         let (drop, result, callback) = (drop.clone(), result.clone(), callback.cloned());
+        let now = self.clock.now();
         let held = self.with(move |conn| {
-            let now = time(Utc::now());
+            let now = time(now);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if !holds(&tx, &drop)? {
                 return Ok(false);
@@ -223,9 +247,10 @@ impl StateStore for SqliteState {
         fenced(held, &fence)
     }
 
-    async fn finish_drop(&self, drop: &Drop) -> Result<(), StateError> {
+    async fn finish_drop(&self, drop: &JournaledDrop) -> Result<(), StateError> {
         let fence = drop.clone();
         let drop = drop.clone();
+        let now = self.clock.now();
         let held = self
             .with(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -234,7 +259,7 @@ impl StateStore for SqliteState {
                 }
                 tx.execute(
                     "UPDATE drops SET stage = 'done', done_at = ?3 WHERE integration = ?1 AND target = ?2",
-                    params![drop.integration, drop.target, time(Utc::now())],
+                    params![drop.integration, drop.target, time(now)],
                 )?;
                 tx.commit().map(|()| true)
             })
@@ -254,9 +279,9 @@ impl StateStore for SqliteState {
             holder.to_string(),
             dead.map(str::to_string),
         );
+        let now = self.clock.now();
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let now = Utc::now();
             let current: Option<(String, i64, String)> = tx
                 .query_row(
                     "SELECT holder, token, expires_at FROM leases WHERE integration = ?1",
@@ -293,8 +318,9 @@ impl StateStore for SqliteState {
 
     async fn renew(&self, lease: &Lease, ttl: std::time::Duration) -> Result<bool, StateError> {
         let lease = lease.clone();
+        let now = self.clock.now();
         self.with(move |conn| {
-            let until = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default();
+            let until = now + chrono::Duration::from_std(ttl).unwrap_or_default();
             conn.execute(
                 "UPDATE leases SET expires_at = ?3 WHERE integration = ?1 AND token = ?2",
                 params![lease.integration, lease.token, time(until)],
@@ -306,10 +332,11 @@ impl StateStore for SqliteState {
 
     async fn release(&self, lease: &Lease) -> Result<(), StateError> {
         let lease = lease.clone();
+        let now = self.clock.now();
         self.with(move |conn| {
             conn.execute(
                 "UPDATE leases SET expires_at = ?3 WHERE integration = ?1 AND token = ?2",
-                params![lease.integration, lease.token, time(Utc::now())],
+                params![lease.integration, lease.token, time(now)],
             )
             .map(drop_count)
         })
@@ -345,8 +372,9 @@ impl StateStore for SqliteState {
         outcome: &CallbackOutcome,
     ) -> Result<(), StateError> {
         let outcome = outcome.clone();
+        let now = self.clock.now();
         self.with(move |conn| {
-            let now = time(Utc::now());
+            let now = time(now);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let (state, retry_at, error) = match &outcome {
                 CallbackOutcome::Delivered => ("delivered", now.clone(), None),
@@ -368,76 +396,69 @@ impl StateStore for SqliteState {
         .await
     }
 
-    async fn ledger_entry(
-        &self,
-        file: &crate::sink::FileRef,
-    ) -> Result<Option<crate::sink::Applied>, StateError> {
-        let file = file.clone();
-        self.with(move |conn| {
-            use rusqlite::OptionalExtension;
-            conn.query_row(
-                "SELECT rows, applied_at FROM state_ledger WHERE integration = ?1 AND file_key = ?2 AND version = ?3",
-                params![file.integration, file.key, file.version],
-                |row| {
-                    Ok(crate::sink::Applied {
-                        rows: row.get::<_, i64>(0)? as u64,
-                        applied_at: parse_time(row.get(1)?).unwrap_or_default(),
-                    })
-                },
-            )
-            .optional()
-        })
-        .await
-    }
-
-    async fn record_applied(
-        &self,
-        file: &crate::sink::FileRef,
-        rows: u64,
-    ) -> Result<bool, StateError> {
-        let file = file.clone();
-        self.with(move |conn| {
-            conn.execute(
-                "INSERT INTO state_ledger (integration, file_key, version, rows, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO NOTHING",
-                params![file.integration, file.key, file.version, rows as i64, time(Utc::now())],
-            )
-            .map(|inserted| inserted == 1)
-        })
-        .await
-    }
-
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT integration, last_scan_at, last_error, notices, last_data_at, last_target,
-                        last_success, last_message, callback_error
-                 FROM integration_status ORDER BY integration",
-            )?;
-            let rows = stmt.query_map([], |row| {
-                let notices: String = row.get(3)?;
-                Ok(IntegrationState {
-                    integration: row.get(0)?,
-                    last_scan_at: parse_time(row.get(1)?),
-                    last_error: row.get(2)?,
-                    notices: serde_json::from_str(&notices).unwrap_or_default(),
-                    last_data_at: parse_time(row.get(4)?),
-                    last_target: row.get(5)?,
-                    last_success: row.get(6)?,
-                    last_message: row.get(7)?,
-                    callback_error: row.get(8)?,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
+        let saved = self
+            .with(|conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT integration, last_scan_at, last_error, notices, last_data_at, last_target,
+                            last_success, last_message, callback_error
+                     FROM integration_status ORDER BY integration",
+                )?;
+                let rows = stmt.query_map([], |row| {
+                    let state = IntegrationState {
+                        integration: row.get(0)?,
+                        last_scan_at: None,
+                        last_error: row.get(2)?,
+                        notices: Vec::new(),
+                        last_data_at: None,
+                        last_target: row.get(5)?,
+                        last_success: row.get(6)?,
+                        last_message: row.get(7)?,
+                        callback_error: row.get(8)?,
+                    };
+                    let saved: (String, Option<String>, Option<String>) =
+                        (row.get(3)?, row.get(1)?, row.get(4)?);
+                    Ok((state, saved))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        saved
+            .into_iter()
+            .map(|(mut state, (notices, last_scan_at, last_data_at))| {
+                let integration = state.integration.as_str();
+                state.notices = read_notices(integration, &notices)?;
+                state.last_scan_at = saved_time(integration, "last scan time", last_scan_at)?;
+                state.last_data_at = saved_time(integration, "last data time", last_data_at)?;
+                Ok(state)
+            })
+            .collect()
+    }
+}
+
+/// The ledger of sinks without their own, in `state_ledger`.
+#[async_trait]
+impl Ledger for SqliteState {
+    async fn applied(&self, file: &FileRef) -> Result<Option<AppliedFile>, LedgerError> {
+        let file = file.clone();
+        self.with(move |conn| ledger::sqlite::applied(conn, Table::State, &file))
+            .await
+            .map_err(|e| LedgerError::Store(Box::new(e)))
+    }
+
+    async fn record(&self, file: &FileRef, rows: u64) -> Result<Committed, LedgerError> {
+        let file = file.clone();
+        let now = self.clock.now();
+        self.with(move |conn| ledger::sqlite::record(conn, Table::State, &file, rows, now))
+            .await
+            .map_err(|e| LedgerError::Store(Box::new(e)))
     }
 }
 
 fn drop_count(_: usize) {}
 
 /// Whether this replica still holds the lease its drop was begun under (always, without one).
-fn holds(conn: &Connection, drop: &Drop) -> rusqlite::Result<bool> {
+fn holds(conn: &Connection, drop: &JournaledDrop) -> rusqlite::Result<bool> {
     let Some(token) = drop.lease else {
         return Ok(true);
     };
@@ -452,7 +473,7 @@ fn holds(conn: &Connection, drop: &Drop) -> rusqlite::Result<bool> {
 }
 
 /// A fenced write that found the lease taken over.
-fn fenced(held: bool, drop: &Drop) -> Result<(), StateError> {
+fn fenced(held: bool, drop: &JournaledDrop) -> Result<(), StateError> {
     match (held, drop.lease) {
         (false, Some(token)) => Err(StateError::LeaseLost {
             integration: drop.integration.clone(),

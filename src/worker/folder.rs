@@ -12,12 +12,13 @@ use crate::finish::{
     self, Presence, Present, ResultFile, archive_name, errors_file_name, is_data_file,
     is_folder_marker, relative, unhandled,
 };
-use crate::load::{LoadError, Opened, already, load_file};
+use crate::ledger::{FileRef, Version};
+use crate::load::{LoadError, already, load_file};
 use crate::scan::{Folder, MARKER};
 use crate::settings::IntegrationSettings;
-use crate::sink::{FileRef, Sink, SinkError};
-use crate::state::{Drop, DropResult, ManifestEntry, Stage, StateError};
-use crate::store::{ObjectStore, StoreError};
+use crate::sink::{Sink, SinkError};
+use crate::state::{DropResult, JournaledDrop, ManifestEntry, Stage, StateError};
+use crate::store::{ObjectReader, ObjectStore, StoreError};
 use crate::telemetry::FolderFinished;
 use crate::validate::{FileRules, escape};
 
@@ -59,9 +60,12 @@ pub(super) struct Context<'a> {
 
 /// Starts a drop for a ready folder: chooses its target and records it before anything is
 /// written, so a re-run reuses the same target.
-pub(super) async fn begin(ctx: &Context<'_>, folder: &Folder) -> Result<Drop, FolderError> {
+pub(super) async fn begin(
+    ctx: &Context<'_>,
+    folder: &Folder,
+) -> Result<JournaledDrop, FolderError> {
     let target = finish::choose_target(ctx.store, &folder.date_name()).await?;
-    let drop = Drop {
+    let drop = JournaledDrop {
         integration: ctx.integration.name.clone(),
         folder: folder.prefix.clone(),
         target,
@@ -87,7 +91,7 @@ pub(super) async fn begin(ctx: &Context<'_>, folder: &Folder) -> Result<Drop, Fo
 /// run, so its folder is listed again before anything is read, copied or deleted.
 pub(super) async fn process(
     ctx: &Context<'_>,
-    mut drop: Drop,
+    mut drop: JournaledDrop,
     resumed: bool,
 ) -> Result<FolderReport, FolderError> {
     let present = if resumed {
@@ -177,7 +181,7 @@ pub(super) async fn process(
 }
 
 /// Marks the files the store refused to copy: left where they are, and said so.
-fn refused(drop: &Drop, files: &mut [FileResult], refused: &[(String, &'static str)]) {
+fn refused(drop: &JournaledDrop, files: &mut [FileResult], refused: &[(String, &'static str)]) {
     for (key, reason) in refused {
         let name = relative(drop, key);
         for file in files.iter_mut().filter(|f| f.name == name) {
@@ -196,7 +200,7 @@ fn refused(drop: &Drop, files: &mut [FileResult], refused: &[(String, &'static s
 /// Loads every data file of the drop in key order; other files are listed as not imported.
 async fn load_all(
     ctx: &Context<'_>,
-    drop: &Drop,
+    drop: &JournaledDrop,
     present: &Present,
 ) -> Result<(Vec<FileResult>, Vec<ResultFile>), FolderError> {
     let mut files = Vec::new();
@@ -241,7 +245,7 @@ async fn load_all(
 /// One data file: skipped if the ledger has it, else read at the listed version and loaded.
 async fn load_entry(
     ctx: &Context<'_>,
-    drop: &Drop,
+    drop: &JournaledDrop,
     entry: &ManifestEntry,
     name: &str,
     present: &Present,
@@ -250,7 +254,7 @@ async fn load_entry(
         integration: ctx.integration.name.clone(),
         entity: ctx.integration.entity,
         key: entry.key.clone(),
-        version: entry.version.clone(),
+        version: Version::listed(&entry.version),
     };
     let result = |outcome| FileResult::new(name, outcome);
     if let Some(prior) = ctx.worker.sink.applied(&file).await? {
@@ -260,7 +264,7 @@ async fn load_entry(
         return Ok((result(Outcome::Changed), None));
     }
     // The version listed, or nothing: a replaced file is the customer's next drop.
-    let open = || -> BoxFuture<'_, Opened> {
+    let open = || -> BoxFuture<'_, Result<ObjectReader, LoadError>> {
         Box::pin(async {
             match ctx.store.get(&entry.key).await {
                 Ok((meta, reader)) if meta.version == entry.version => Ok(reader),

@@ -42,6 +42,14 @@ impl Cluster {
         format!("{base}/{name}")
     }
 
+    /// A pool on an app-role URL, as the service opens one, with `migrations` applied.
+    pub async fn pool(&self, url: &str, migrations: &[(i64, &str)]) -> deadpool_postgres::Pool {
+        let password = dropfolder::config::SecretRef::Env("DATABASE_PASSWORD".into());
+        dropfolder::postgres::connect(url, Some(&password), 4, migrations)
+            .await
+            .expect("connect")
+    }
+
     /// A client for an app-role URL, with `$DATABASE_PASSWORD`.
     pub async fn client(&self, url: &str) -> tokio_postgres::Client {
         connect(url, std::env::var("DATABASE_PASSWORD").ok().as_deref()).await
