@@ -18,8 +18,9 @@ use super::escape::quoted;
 
 /// Decompressed bytes per chunk handed to the parser.
 const CHUNK_BYTES: usize = 128 * 1024;
-/// Chunks in flight between the tasks: bounds memory at 1 MiB whatever the file.
-const CHUNKS_IN_FLIGHT: usize = 8;
+/// Chunks in flight between the tasks: bounds memory at 512 KiB whatever the file (the
+/// record splitter behind keeps a few batches of its own).
+const CHUNKS_IN_FLIGHT: usize = 4;
 /// Read size from the source (S3 body, file, stdin).
 const SOURCE_BUFFER_BYTES: usize = 64 * 1024;
 

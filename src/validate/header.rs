@@ -6,11 +6,10 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use csv_async::StringRecord;
-
 use super::AttributeType;
 use super::escape::quoted;
 use super::rules::{FileRules, ProductKey};
+use super::split::Fields;
 
 /// What a column is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +160,7 @@ impl ColumnPlan {
     /// Plans from a header record. Names are matched exactly: `' email'` is unknown, and
     /// the suggestion shows the customer the stray space.
     pub fn from_header(
-        header: &StringRecord,
+        header: Fields<'_>,
         rules: &FileRules,
     ) -> Result<ColumnPlan, HeaderProblems> {
         ColumnPlan::new(header.iter(), rules)

@@ -1,11 +1,12 @@
 //! The hot path: one gzipped CSV file judged against an integration's schema, streaming.
 //!
 //! ```text
-//! source ─▶ decode (own task: gzip, byte cap) ─▶ input (record cap, quote pairs)
-//!        ─▶ csv-async records ─▶ header plan ─▶ typed cells ─▶ Row ─▶ RowConsumer
+//! source ─▶ decode (own thread: gzip, byte cap) ─▶ input (record cap, quote pairs)
+//!        ─▶ split (own thread: csv-async records, in batches) ─▶ header plan ─▶ typed cells
+//!        ─▶ Row ─▶ RowConsumer
 //! ```
 //! Memory is bounded whatever the file: chunks in flight, one record buffer (at most
-//! `max_record_bytes`), one cell buffer, and the first `max_status_errors` messages. A file
+//! `max_record_bytes`), a few batches of records in flight, one cell buffer, and the first `max_status_errors` messages. A file
 //! with any error is rejected whole, so the consumer gets rows only while there is none.
 
 mod cell;
@@ -20,6 +21,7 @@ mod row;
 mod rules;
 mod schema;
 pub mod sniff;
+mod split;
 
 pub use date::{DatePattern, PatternError};
 pub use decode::DecodeError;

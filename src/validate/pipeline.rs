@@ -1,21 +1,23 @@
-//! The loop of the hot path: decoded bytes → CSV records → header plan → typed cells → rows
-//! for the consumer. One record buffer and one cell buffer are reused for the whole file.
+//! The loop of the hot path: decoded bytes → CSV records (split on a thread of their own) →
+//! header plan → typed cells → rows for the consumer. One cell buffer is reused for the whole
+//! file.
 
 use std::io;
 use std::time::Instant;
 
-use csv_async::{AsyncReader, AsyncReaderBuilder, ErrorKind, StringRecord};
+use csv_async::AsyncReaderBuilder;
 use tokio::io::AsyncRead;
 
 use super::AttributeType;
 use super::cell::{self, Cell};
-use super::decode::{self, DecodedReader};
+use super::decode;
 use super::header::{ColumnPlan, Role, parsing_errors};
-use super::input::{MeteredInput, Quirk, Quoting, RecordTooLong};
+use super::input::{MeteredInput, Quoting};
 use super::report::{ErrorList, ErrorListener, FileError, FileReport, expected_message};
 use super::row::{Row, RowConsumer};
 use super::rules::FileRules;
 use super::sniff::DateHints;
+use super::split::{self, Csv, Event, Fields, Item, Quirks};
 
 /// The CSV parser's read buffer.
 const PARSER_BUFFER_BYTES: usize = 64 * 1024;
@@ -27,29 +29,6 @@ pub enum FileFailure<E: std::error::Error + 'static> {
     Source(#[source] io::Error),
     #[error("the sink refused a row: {0}")]
     Consumer(#[source] E),
-}
-
-type Csv = AsyncReader<MeteredInput<DecodedReader>>;
-
-/// What reading the next record gave.
-enum Next {
-    Record(Quirks),
-    End,
-    /// A bad record; reading goes on.
-    Invalid(FileError),
-    /// The stream cannot be read further.
-    Fatal(FileError),
-}
-
-/// What csv-core let pass in silence in a record, from the raw bytes.
-#[derive(Debug, Clone, Copy, Default)]
-struct Quirks {
-    /// The field (from 0) with text after its closing quote.
-    after_quote: Option<usize>,
-    /// The record ended at a bare carriage return.
-    ended_by_bare_cr: bool,
-    /// The record starts right after a bare carriage return.
-    follows_bare_cr: bool,
 }
 
 /// Validates one file, handing its rows to `consumer` while it has no error.
@@ -79,7 +58,7 @@ where
             escape: rules.csv.escape.map(|c| c as u8),
         },
     );
-    let mut csv = AsyncReaderBuilder::new()
+    let csv = AsyncReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .delimiter(rules.csv.delimiter as u8)
@@ -91,15 +70,7 @@ where
     let mut errors = ErrorList::new(limits.max_status_errors, listener);
     let mut rows = 0;
     let mut hints = DateHints::default();
-    let result = read_file(
-        rules,
-        &mut csv,
-        consumer,
-        &mut errors,
-        &mut hints,
-        &mut rows,
-    )
-    .await;
+    let result = read_file(rules, csv, consumer, &mut errors, &mut hints, &mut rows).await;
     hints.annotate(&mut errors);
     let report = FileReport {
         name: name.to_string(),
@@ -114,34 +85,56 @@ where
 
 async fn read_file<C: RowConsumer>(
     rules: &FileRules,
-    csv: &mut Csv,
+    csv: Csv,
     consumer: &mut C,
     errors: &mut ErrorList,
     hints: &mut DateHints,
     rows: &mut u64,
 ) -> Result<(), FileFailure<C::Error>> {
-    let mut record = StringRecord::new();
+    let mut records = split::spawn(csv);
     let plan = if rules.csv.header {
-        match next(csv, &mut record, None)
-            .await
-            .map_err(FileFailure::Source)?
-        {
-            Next::Record(Quirks {
-                after_quote: Some(field),
+        match records.next().await {
+            Item::Record {
+                quirks:
+                    Quirks {
+                        after_quote: Some(field),
+                        ..
+                    },
                 ..
-            }) => {
+            } => {
                 let message = format!("the header, field {}: {}", field + 1, after_quote(rules));
                 errors.push(FileError::line(1, message));
                 return Ok(());
             }
-            Next::Record(_) => ColumnPlan::from_header(&record, rules),
-            Next::End => {
+            Item::Record { fields, .. } => ColumnPlan::from_header(fields, rules),
+            Item::Other(Event::End { .. }) => {
                 errors.push(FileError::file("the file has no header row: it is empty"));
                 return Ok(());
             }
-            Next::Invalid(e) | Next::Fatal(e) => {
-                errors.push(e);
+            Item::Other(Event::Utf8 {
+                line,
+                field,
+                valid_up_to,
+            }) => {
+                errors.push(FileError::line(
+                    line,
+                    format!(
+                        "the header, field {}, {}",
+                        field + 1,
+                        utf8_message(valid_up_to)
+                    ),
+                ));
                 return Ok(());
+            }
+            Item::Other(Event::Fatal(e)) => {
+                errors.push(*e);
+                return Ok(());
+            }
+            Item::Other(Event::Failed(e)) => return Err(FileFailure::Source(e)),
+            Item::Other(Event::Record { .. }) => {
+                return Err(FileFailure::Source(io::Error::other(
+                    "a record out of place",
+                )));
             }
         }
     } else {
@@ -160,24 +153,44 @@ async fn read_file<C: RowConsumer>(
     let id_is_number =
         plan.columns.get(plan.id_index).map(|c| c.role) == Some(Role::Id(AttributeType::Number));
     let mut last_line = 1;
-    loop {
-        let (line, quirks) = match next(csv, &mut record, Some(&plan))
-            .await
-            .map_err(FileFailure::Source)?
-        {
-            Next::End => break,
-            Next::Fatal(e) => {
-                errors.push(e);
+    let quotes_balanced = loop {
+        let (line, quirks, fields) = match records.next().await {
+            Item::Record {
+                line,
+                quirks,
+                fields,
+            } => (line, quirks, fields),
+            Item::Other(Event::End { quotes_balanced }) => break quotes_balanced,
+            Item::Other(Event::Fatal(e)) => {
+                errors.push(*e);
                 return Ok(());
             }
-            Next::Invalid(e) => {
-                *rows += 1;
-                errors.push(e);
-                continue;
+            Item::Other(Event::Failed(e)) => return Err(FileFailure::Source(e)),
+            Item::Other(Event::Utf8 {
+                line,
+                field,
+                valid_up_to,
+            }) => {
+                let message = utf8_message(valid_up_to);
+                match plan.columns.get(field) {
+                    Some(column) => {
+                        *rows += 1;
+                        errors.push(FileError::cell(line, &column.name, None, message));
+                        continue;
+                    }
+                    None => {
+                        errors.push(FileError::line(
+                            line,
+                            format!("the header, field {}, {message}", field + 1),
+                        ));
+                        return Ok(());
+                    }
+                }
             }
-            Next::Record(quirks) => {
-                let start = record.position().map_or(0, |p| p.byte());
-                (csv.get_mut().line_at(start), quirks)
+            Item::Other(Event::Record { .. }) => {
+                return Err(FileFailure::Source(io::Error::other(
+                    "a record out of place",
+                )));
             }
         };
         last_line = line;
@@ -198,30 +211,30 @@ async fn read_file<C: RowConsumer>(
             continue;
         }
         let row_ok = check_row(
-            rules, &plan, &record, line, quirks, &mut cells, errors, hints,
+            rules, &plan, fields, line, quirks, &mut cells, errors, hints,
         );
         if row_ok && errors.is_empty() {
             let id = if id_is_number {
                 cell::canonical_number(
-                    record.get(plan.id_index).unwrap_or_default(),
+                    fields.get(plan.id_index).unwrap_or_default(),
                     &mut numeric_id,
                 );
                 numeric_id.as_str()
             } else {
-                record.get(plan.id_index).unwrap_or_default()
+                fields.get(plan.id_index).unwrap_or_default()
             };
             let row = Row {
                 line,
                 id,
-                record: &record,
+                record: fields,
                 plan: &plan,
                 cells: &cells,
                 fixed_product_key: rules.fixed_product_key(),
             };
             consumer.accept(&row).await.map_err(FileFailure::Consumer)?;
         }
-    }
-    if !csv.get_ref().quotes_balanced() {
+    };
+    if !quotes_balanced {
         // An unclosed quote runs to the end, so it opened in the last record read.
         errors.push(FileError::line(
             last_line,
@@ -233,6 +246,14 @@ async fn read_file<C: RowConsumer>(
         ));
     }
     Ok(())
+}
+
+/// A field that is not UTF-8, `valid_up_to` bytes in.
+fn utf8_message(valid_up_to: usize) -> String {
+    format!(
+        "is not valid UTF-8 (at byte {} of the value)",
+        valid_up_to + 1
+    )
 }
 
 /// The message for text after a closing quote, with the likely fix.
@@ -253,7 +274,7 @@ fn after_quote(rules: &FileRules) -> String {
 fn check_row(
     rules: &FileRules,
     plan: &ColumnPlan,
-    record: &StringRecord,
+    record: Fields<'_>,
     line: u64,
     quirks: Quirks,
     cells: &mut [Cell],
@@ -282,7 +303,7 @@ fn check_row(
     }
     let mut ok = true;
     // One scan of the whole record; the fields are searched only when it holds a NUL.
-    let has_nul = memchr::memchr(0, record.as_slice().as_bytes()).is_some();
+    let has_nul = memchr::memchr(0, record.as_str().as_bytes()).is_some();
     for (i, (column, field)) in plan.columns.iter().zip(record.iter()).enumerate() {
         if field.len() > rules.limits.max_field_bytes {
             errors.push(FileError::cell(
@@ -351,79 +372,4 @@ fn check_row(
         }
     }
     ok
-}
-
-/// Reads the next record and says what it was. `Err` only for a source that failed to read.
-async fn next(
-    csv: &mut Csv,
-    record: &mut StringRecord,
-    plan: Option<&ColumnPlan>,
-) -> Result<Next, io::Error> {
-    let start = csv.position().byte();
-    let start_line = csv.get_mut().line_at(start);
-    // Quirks of a record that failed to read went with its error.
-    csv.get_mut().quirks_before(start).for_each(drop);
-    let follows_bare_cr = csv.get_ref().follows_bare_cr(start);
-    let result = csv.read_record(record).await;
-    csv.get_mut().record_done();
-    let error = match result {
-        Ok(true) => {
-            let end = csv.position().byte();
-            let mut quirks = Quirks {
-                follows_bare_cr,
-                ..Quirks::default()
-            };
-            for quirk in csv.get_mut().quirks_before(end) {
-                match quirk {
-                    Quirk::AfterClosingQuote { field, .. } => {
-                        quirks.after_quote = quirks.after_quote.or(Some(field));
-                    }
-                    Quirk::BareCr { .. } => quirks.ended_by_bare_cr = true,
-                }
-            }
-            return Ok(Next::Record(quirks));
-        }
-        Ok(false) => return Ok(Next::End),
-        Err(error) => error,
-    };
-    Ok(match error.kind() {
-        ErrorKind::Utf8 { pos, err } => {
-            let line = match pos {
-                Some(pos) => csv.get_mut().line_at(pos.byte()),
-                None => start_line,
-            };
-            let message = format!(
-                "is not valid UTF-8 (at byte {} of the value)",
-                err.valid_up_to() + 1
-            );
-            match plan.and_then(|p| p.columns.get(err.field())) {
-                Some(column) => Next::Invalid(FileError::cell(line, &column.name, None, message)),
-                None => Next::Fatal(FileError::line(
-                    line,
-                    format!("the header, field {}, {message}", err.field() + 1),
-                )),
-            }
-        }
-        ErrorKind::Io(io_error) => {
-            if let Some(too_long) = io_error
-                .get_ref()
-                .and_then(|e| e.downcast_ref::<RecordTooLong>())
-            {
-                Next::Fatal(FileError::line(
-                    start_line,
-                    format!(
-                        "a record longer than {} bytes (limits.max_record_bytes); the file was not read further",
-                        too_long.limit
-                    ),
-                ))
-            } else if let Some(decode_error) = decode::decode_error(io_error)
-                && decode_error.is_content()
-            {
-                Next::Fatal(FileError::file(decode_error.to_string()))
-            } else {
-                return Err(io::Error::new(io_error.kind(), io_error.to_string()));
-            }
-        }
-        _ => Next::Fatal(FileError::line(start_line, error.to_string())),
-    })
 }

@@ -5,10 +5,10 @@ use std::future::Future;
 use std::io::Write;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use csv_async::StringRecord;
 
 use super::cell::Cell;
 use super::header::{ColumnPlan, Role};
+use super::split::Fields;
 
 /// A typed attribute value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,7 +27,7 @@ pub struct Row<'a> {
     pub line: u64,
     /// The id as stored: the field's text, or the canonical text of a numeric id.
     pub(super) id: &'a str,
-    pub(super) record: &'a StringRecord,
+    pub(super) record: Fields<'a>,
     pub(super) plan: &'a ColumnPlan,
     /// Aligned with `plan.columns`.
     pub(super) cells: &'a [Cell],
