@@ -172,6 +172,8 @@ impl<R> MeteredInput<R> {
             escape,
         } = self.quoting;
         // csv-async drops a byte order mark before csv-core sees the first field.
+        // Every quote byte stops the scan below, so it counts them on the way.
+        let mut quotes = 0u64;
         let mut i = if start == 0 && bytes.starts_with(b"\xef\xbb\xbf") {
             3
         } else {
@@ -185,18 +187,20 @@ impl<R> MeteredInput<R> {
                 self.quirks.push_back(Quirk::BareCr { offset: cr });
             }
             match self.scan {
-                Scan::FieldStart if b == quote => self.scan = Scan::Quoted,
+                Scan::FieldStart if b == quote => {
+                    quotes += 1;
+                    self.scan = Scan::Quoted;
+                }
                 Scan::FieldStart | Scan::Unquoted => {
                     // Outside quotes only a quote or a line end changes more than the field
-                    // count: jump to the next one (one search per line, not one per field)
-                    // and count the delimiters passed (a loop the compiler vectorises).
+                    // count: jump to the next one (one search per line, not one per field).
+                    // The delimiters passed are counted only where the count is used: up to a
+                    // quote, or to the end of the bytes in a record that goes on; a line end
+                    // starts the count again, so most records are never counted.
                     let rest = &bytes[i..];
                     let n = memchr::memchr3(quote, b'\n', b'\r', rest).unwrap_or(rest.len());
                     let span = &rest[..n];
-                    let delimiters = span.iter().filter(|&&c| c == delimiter).count();
-                    if delimiters > 0 {
-                        self.field += delimiters;
-                    }
+                    let count = |span: &[u8]| span.iter().filter(|&&c| c == delimiter).count();
                     if let Some(&last) = span.last() {
                         self.scan = if last == delimiter {
                             Scan::FieldStart
@@ -206,9 +210,14 @@ impl<R> MeteredInput<R> {
                     }
                     i += n;
                     match bytes.get(i) {
-                        None => break,
+                        None => {
+                            self.field += count(span);
+                            break;
+                        }
                         // A quote inside an unquoted field is a character of it (csv-core).
                         Some(&c) if c == quote => {
+                            self.field += count(span);
+                            quotes += 1;
                             if self.scan == Scan::FieldStart {
                                 self.scan = Scan::Quoted;
                             }
@@ -224,6 +233,7 @@ impl<R> MeteredInput<R> {
                     let Some(n) = next else { break };
                     i += n;
                     self.scan = if bytes[i] == quote {
+                        quotes += 1;
                         Scan::AfterQuote
                     } else {
                         Scan::Escaped
@@ -232,6 +242,7 @@ impl<R> MeteredInput<R> {
                 Scan::Escaped => self.scan = Scan::Quoted,
                 Scan::AfterQuote => {
                     if b == quote && escape.is_none() {
+                        quotes += 1;
                         self.scan = Scan::Quoted;
                     } else if b == delimiter {
                         self.field += 1;
@@ -249,6 +260,9 @@ impl<R> MeteredInput<R> {
                 }
             }
             i += 1;
+        }
+        if self.quote.is_some() {
+            self.quotes += quotes;
         }
     }
 
@@ -277,9 +291,6 @@ impl<R: AsyncRead + Unpin> AsyncRead for MeteredInput<R> {
             return Poll::Ready(Err(e));
         }
         let fresh = &buf.filled()[before..];
-        if let Some(quote) = self.quote {
-            self.quotes += memchr::memchr_iter(quote, fresh).count() as u64;
-        }
         let start = self.offset;
         self.scan(fresh, start);
         self.newlines
@@ -291,5 +302,48 @@ impl<R: AsyncRead + Unpin> AsyncRead for MeteredInput<R> {
             return Poll::Ready(Err(io::Error::other(RecordTooLong { limit })));
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scans `bytes` handed over in two pieces, cut at `cut`: the quirks, and the quotes.
+    fn scan_in_two(bytes: &[u8], cut: usize) -> (Vec<Quirk>, u64) {
+        let quoting = Quoting {
+            delimiter: b',',
+            quote: b'"',
+            escape: None,
+        };
+        let mut input = MeteredInput::new((), 1 << 20, 0, Some(b'"'), quoting);
+        let (head, tail) = bytes.split_at(cut);
+        input.scan(head, 0);
+        input.scan(tail, head.len() as u64);
+        (input.quirks.iter().copied().collect(), input.quotes)
+    }
+
+    #[test]
+    fn quirks_and_quotes_are_the_same_wherever_the_bytes_are_cut() {
+        let bytes =
+            b"id,name,note\r\n1,\"a,b\"x,c\r\n2,plain,\"q\"\"q\"\n3,x,\"y\"z\r4,\"\"\"\",w\n";
+        let expected = vec![
+            Quirk::AfterClosingQuote {
+                offset: 21,
+                field: 1,
+            },
+            Quirk::AfterClosingQuote {
+                offset: 48,
+                field: 2,
+            },
+            Quirk::BareCr { offset: 49 },
+        ];
+        for cut in 0..=bytes.len() {
+            assert_eq!(
+                scan_in_two(bytes, cut),
+                (expected.clone(), 12),
+                "cut at {cut}"
+            );
+        }
     }
 }
