@@ -80,6 +80,7 @@ pub fn parse_number(field: &str) -> Option<Cell> {
     if int_digits + frac_digits == 0 {
         return None;
     }
+    let mantissa_end = i;
     if matches!(bytes.get(i), Some(b'e' | b'E')) {
         integer = false;
         i += 1;
@@ -93,11 +94,43 @@ pub fn parse_number(field: &str) -> Option<Cell> {
     if i != bytes.len() {
         return None;
     }
+    if mantissa_end == bytes.len()
+        && let Some(cell) = small_decimal(bytes, int_digits + frac_digits, frac_digits, integer)
+    {
+        return Some(cell);
+    }
     if integer && let Ok(n) = field.parse::<i64>() {
         return Some(Cell::Int(n));
     }
     let f: f64 = field.parse().ok()?;
     f.is_finite().then_some(Cell::Float(f))
+}
+
+/// Powers of ten that are exact in an `f64`.
+const EXACT_POWERS_OF_TEN: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// The value of a number of at most 15 digits without exponent (`-1505.68`; `bytes` holds
+/// nothing else), read from the digits already checked: most numbers in a file, and `str::parse` costs several times more.
+/// `m / 10^k` with both exact is one correctly rounded division, so it is the same `f64` the
+/// full parser gives (Clinger's fast path); integers are exact.
+fn small_decimal(bytes: &[u8], digits: usize, frac_digits: usize, integer: bool) -> Option<Cell> {
+    if digits > 15 {
+        return None;
+    }
+    let negative = bytes.first() == Some(&b'-');
+    let sign_len = usize::from(matches!(bytes.first(), Some(b'+' | b'-')));
+    let mantissa = bytes[sign_len..]
+        .iter()
+        .filter(|b| b.is_ascii_digit())
+        .fold(0u64, |m, b| m * 10 + u64::from(b - b'0'));
+    if integer {
+        let n = mantissa as i64; // below 10^15
+        return Some(Cell::Int(if negative { -n } else { n }));
+    }
+    let f = mantissa as f64 / EXACT_POWERS_OF_TEN[frac_digits];
+    Some(Cell::Float(if negative { -f } else { f }))
 }
 
 /// Plain notation up to this many characters; past it, `d.ddde±N`.
@@ -206,6 +239,41 @@ mod tests {
             parse_number("99999999999999999999"),
             Some(Cell::Float(1e20))
         );
+    }
+
+    #[test]
+    fn short_decimals_read_exactly_as_the_full_parser_reads_them() {
+        for text in [
+            "0.1",
+            "0.2",
+            "0.3",
+            "1505.68",
+            "-1505.68",
+            "2509.08",
+            "99999999999999.9",
+            "0.000000000000001",
+            "123456789012345",
+            "-0.0",
+            "-0",
+            "5.",
+            ".5",
+            "+7",
+            "7",
+            "9007199254740993",
+            "1.7976931348623157",
+            "0.1e1",
+        ] {
+            let full = if text.contains(['.', 'e']) {
+                Some(Cell::Float(text.parse::<f64>().unwrap_or(f64::NAN)))
+            } else {
+                text.parse::<i64>().ok().map(Cell::Int)
+            };
+            let ours = parse_number(text);
+            assert_eq!(ours, full, "{text}");
+            if let (Some(Cell::Float(a)), Some(Cell::Float(b))) = (ours, full) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{text}: the sign of zero too");
+            }
+        }
     }
 
     #[test]
