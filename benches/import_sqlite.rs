@@ -11,11 +11,13 @@ mod support;
 
 use std::process::Command;
 
-use support::{bench_dir, compare, datagen, dropfolder, mib};
+use support::{
+    bench_dir, compare, datagen, dropfolder, mib, paired_ratio, run_interleaved, summarize,
+};
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let runs = if quick { 1 } else { 5 };
+    let runs = if quick { 1 } else { 7 };
     let rows = 350_000u64;
     let dir = bench_dir();
     let file = dir.join(format!("users-{rows}.csv.gz"));
@@ -88,7 +90,10 @@ fn main() {
     if baseline.is_some() {
         commands.push(("baseline dropfolder import", &mut older));
     }
-    let results = compare(runs, &mut commands);
+    let runs_of = run_interleaved(runs, &mut commands);
+    let ratio = paired_ratio(&runs_of[0], &runs_of[1]);
+    let older_ratio = runs_of.get(2).map(|b| paired_ratio(&runs_of[0], b));
+    let results = summarize(runs_of);
     let count = |db: &std::path::Path, table: &str| {
         let out = Command::new("sqlite3")
             .arg(db)
@@ -108,24 +113,21 @@ fn main() {
         "dropfolder loaded every row"
     );
     let (plain, ours) = (results[0], results[1]);
-    if let Some(older) = results.get(2) {
+    if let (Some(older), Some(older_ratio)) = (results.get(2), older_ratio) {
         println!(
-            "baseline: {:.3} s, ratio {:.2}×, peak RSS {:.1} MiB (this build: ratio {:.2}×)",
+            "baseline: {:.3} s, ratio {older_ratio}, peak RSS {:.1} MiB (this build: ratio {ratio})",
             older.wall.as_secs_f64(),
-            older.wall.as_secs_f64() / plain.wall.as_secs_f64(),
             mib(older.max_rss_kib),
-            ours.wall.as_secs_f64() / plain.wall.as_secs_f64(),
         );
     }
     println!(
-        "| rows | sqlite3 .import (plain keyed load) | dropfolder import (validate + JSON + upsert + ledger) | ratio | rows/s | peak RSS sqlite3 / dropfolder |"
+        "| rows | sqlite3 .import (plain keyed load) | dropfolder import (validate + JSON + upsert + ledger) | ratio (median of {runs} pairs, range) | rows/s | peak RSS sqlite3 / dropfolder |"
     );
     println!("|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {rows} | {:.3} s | {:.3} s | {:.2}× | {:.0} | {:.1} / {:.1} MiB |",
+        "| {rows} | {:.3} s | {:.3} s | {ratio} | {:.0} | {:.1} / {:.1} MiB |",
         plain.wall.as_secs_f64(),
         ours.wall.as_secs_f64(),
-        ours.wall.as_secs_f64() / plain.wall.as_secs_f64(),
         rows as f64 / ours.wall.as_secs_f64(),
         mib(plain.max_rss_kib),
         mib(ours.max_rss_kib),

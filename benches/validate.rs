@@ -3,17 +3,22 @@
 //! bomb, a 64 MiB field, a 150,000-column header.
 //!
 //! Run: `cargo bench --bench validate` (add `-- --quick` for one run of each, `-- --hostile`
-//! for the hostile files only).
+//! for the hostile files only). The ratio is the median of the pairs' own ratios, with their
+//! range; `DROPFOLDER_BASELINE=<another dropfolder binary>` adds that binary to each pair (an
+//! earlier build, for an A/B of a change in the same run).
 
 mod support;
 
 use std::process::Command;
 
-use support::{bench_dir, compare, datagen, dropfolder, mib};
+use support::{
+    bench_dir, compare, datagen, dropfolder, mib, paired_ratio, run_interleaved, summarize,
+};
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let runs = if quick { 1 } else { 5 };
+    let runs = if quick { 1 } else { 7 };
+    let baseline = std::env::var_os("DROPFOLDER_BASELINE");
     let hostile_only = std::env::args().any(|a| a == "--hostile");
     let dir = bench_dir();
     let config = dir.join("validate.toml");
@@ -30,7 +35,7 @@ fn main() {
     };
     if !hostile_only {
         println!(
-            "| rows | file | gzip -dc | dropfolder validate | ratio | rows/s | MB/s | peak RSS gzip / validate |"
+            "| rows | file | gzip -dc | dropfolder validate | ratio (median of {runs} pairs, range) | rows/s | MB/s | peak RSS gzip / validate |"
         );
         println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     }
@@ -39,34 +44,56 @@ fn main() {
         datagen::ensure_file(&file, rows).expect("generate bench data");
         let compressed = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         let decompressed = decompressed_len(&file);
-        let results = compare(
-            runs,
-            &mut [
-                ("gzip -dc", &mut || {
-                    let mut c = Command::new("gzip");
-                    c.arg("-dc").arg(&file);
-                    c
-                }),
-                ("dropfolder validate", &mut || {
-                    let mut c = dropfolder();
-                    c.arg("--config").arg(&config).arg("validate").arg(&file);
-                    c
-                }),
-            ],
-        );
+        let mut gzip_dc = || {
+            let mut c = Command::new("gzip");
+            c.arg("-dc").arg(&file);
+            c
+        };
+        let mut ours = || {
+            let mut c = dropfolder();
+            c.arg("--config").arg(&config).arg("validate").arg(&file);
+            c
+        };
+        let mut earlier = || {
+            let mut c = Command::new(baseline.clone().unwrap_or_default());
+            c.env("RUST_LOG", "warn")
+                .stderr(std::process::Stdio::null())
+                .arg("--config")
+                .arg(&config)
+                .arg("validate")
+                .arg(&file);
+            c
+        };
+        let mut commands: Vec<(&str, &mut dyn FnMut() -> Command)> = vec![
+            ("gzip -dc", &mut gzip_dc),
+            ("dropfolder validate", &mut ours),
+        ];
+        if baseline.is_some() {
+            commands.push(("baseline validate", &mut earlier));
+        }
+        let runs_of = run_interleaved(runs, &mut commands);
+        let ratio = paired_ratio(&runs_of[0], &runs_of[1]);
+        let earlier_ratio = runs_of.get(2).map(|b| paired_ratio(&runs_of[0], b));
+        let results = summarize(runs_of);
         let (gzip, ours) = (results[0], results[1]);
         let secs = ours.wall.as_secs_f64();
         println!(
-            "| {rows} | {:.1} MB | {:.3} s | {:.3} s | {:.2}× | {:.0} | {:.0} | {:.1} / {:.1} MiB |",
+            "| {rows} | {:.1} MB | {:.3} s | {:.3} s | {ratio} | {:.0} | {:.0} | {:.1} / {:.1} MiB |",
             compressed as f64 / 1e6,
             gzip.wall.as_secs_f64(),
             secs,
-            secs / gzip.wall.as_secs_f64(),
             rows as f64 / secs,
             decompressed as f64 / 1e6 / secs,
             mib(gzip.max_rss_kib),
             mib(ours.max_rss_kib),
         );
+        if let (Some(ratio), Some(b)) = (earlier_ratio, results.get(2)) {
+            println!(
+                "| {rows} | baseline binary | | {:.3} s | {ratio} | | | {:.1} MiB |",
+                b.wall.as_secs_f64(),
+                mib(b.max_rss_kib),
+            );
+        }
     }
 
     println!("\n| hostile file | dropfolder validate | peak RSS |");

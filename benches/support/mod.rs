@@ -49,6 +49,14 @@ pub fn measure(command: &mut Command) -> Measured {
 /// Runs each command `runs` times, interleaved so machine noise hits all alike, and returns
 /// the median wall time and the largest peak RSS of each.
 pub fn compare(runs: usize, commands: &mut [(&str, &mut dyn FnMut() -> Command)]) -> Vec<Measured> {
+    summarize(run_interleaved(runs, commands))
+}
+
+/// Each command's runs, in order: run `i` of every command was taken side by side.
+pub fn run_interleaved(
+    runs: usize,
+    commands: &mut [(&str, &mut dyn FnMut() -> Command)],
+) -> Vec<Vec<Measured>> {
     let mut results: Vec<Vec<Measured>> = vec![Vec::new(); commands.len()];
     for _ in 0..runs {
         for (i, (name, make)) in commands.iter_mut().enumerate() {
@@ -59,6 +67,26 @@ pub fn compare(runs: usize, commands: &mut [(&str, &mut dyn FnMut() -> Command)]
             results[i].push(m);
         }
     }
+    results
+}
+
+/// The ratio of `ours` to `baseline` in each pair of side-by-side runs: its median and range,
+/// as `0.52× (0.48-0.57)`. A ratio of one pair cancels most of the machine's noise.
+pub fn paired_ratio(baseline: &[Measured], ours: &[Measured]) -> String {
+    let mut ratios: Vec<f64> = baseline
+        .iter()
+        .zip(ours)
+        .map(|(b, o)| o.wall.as_secs_f64() / b.wall.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    match (ratios.first(), ratios.last()) {
+        (Some(low), Some(high)) => format!("{:.2}× ({low:.2}-{high:.2})", ratios[ratios.len() / 2]),
+        _ => "-".to_string(),
+    }
+}
+
+/// The median wall time and the largest peak RSS of each command's runs.
+pub fn summarize(results: Vec<Vec<Measured>>) -> Vec<Measured> {
     results
         .into_iter()
         .map(|mut ms| {
