@@ -116,6 +116,9 @@ pub struct ScanRecord {
 pub struct IntegrationState {
     pub integration: String,
     pub last_scan_at: Option<DateTime<Utc>>,
+    /// When the state first saw the integration (its first scan or drop): the time it counts
+    /// as configured, from which an integration that never received data turns stale.
+    pub first_seen_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub notices: Vec<String>,
     /// When a folder was last finished, and its result.

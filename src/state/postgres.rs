@@ -17,10 +17,11 @@ use super::{
 };
 use crate::ledger::{self, AppliedFile, Committed, FileRef, Ledger, LedgerError, Table};
 
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    101,
-    concat!(
-        r#"CREATE TABLE IF NOT EXISTS drops (
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        101,
+        concat!(
+            r#"CREATE TABLE IF NOT EXISTS drops (
         integration text NOT NULL,
         folder text NOT NULL,
         target text NOT NULL,
@@ -62,16 +63,24 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
     );
     CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks (integration, state, next_attempt_at);
     "#,
-        crate::ledger::postgres::create_table!("state_ledger"),
-        r#"
+            crate::ledger::postgres::create_table!("state_ledger"),
+            r#"
     CREATE TABLE IF NOT EXISTS leases (
         integration text PRIMARY KEY,
         holder text NOT NULL,
         token bigint NOT NULL,
         expires_at timestamptz NOT NULL
     );"#
+        ),
     ),
-)];
+    (
+        104,
+        // Integrations seen before this column count as first seen at their last scan.
+        "ALTER TABLE integration_status ADD COLUMN IF NOT EXISTS first_seen_at timestamptz;
+    UPDATE integration_status SET first_seen_at = COALESCE(last_scan_at, last_data_at)
+        WHERE first_seen_at IS NULL;",
+    ),
+];
 
 #[derive(Debug, Clone)]
 pub struct PgState {
@@ -273,8 +282,8 @@ impl StateStore for PgState {
             )
             .await?;
             tx.execute(
-                "INSERT INTO integration_status (integration, last_data_at, last_target, last_success, last_message)
-                 VALUES ($1, now(), $2, $3, $4)
+                "INSERT INTO integration_status (integration, last_data_at, last_target, last_success, last_message, first_seen_at)
+                 VALUES ($1, now(), $2, $3, $4, now())
                  ON CONFLICT (integration) DO UPDATE SET last_data_at = now(), last_target = $2, last_success = $3, last_message = $4",
                 &[&drop.integration, &drop.target, &result.success, &result.message],
             )
@@ -313,7 +322,7 @@ impl StateStore for PgState {
         let notices = serde_json::to_string(&scan.notices).unwrap_or_else(|_| "[]".into());
         client
             .execute(
-                "INSERT INTO integration_status (integration, last_scan_at, last_error, notices) VALUES ($1, $2, $3, $4)
+                "INSERT INTO integration_status (integration, last_scan_at, last_error, notices, first_seen_at) VALUES ($1, $2, $3, $4, $2)
                  ON CONFLICT (integration) DO UPDATE SET last_scan_at = $2, last_error = $3, notices = $4",
                 &[&scan.integration, &scan.at, &scan.error, &notices],
             )
@@ -327,7 +336,7 @@ impl StateStore for PgState {
         let rows = client
             .query(
                 "SELECT integration, last_scan_at, last_error, notices, last_data_at, last_target, last_success,
-                        last_message, callback_error
+                        last_message, callback_error, first_seen_at
                  FROM integration_status ORDER BY integration",
                 &[],
             )
@@ -346,6 +355,7 @@ impl StateStore for PgState {
                     last_success: row.get(6),
                     last_message: row.get(7),
                     callback_error: row.get(8),
+                    first_seen_at: row.get(9),
                 })
             })
             .collect()

@@ -81,6 +81,12 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         expires_at TEXT NOT NULL
     );",
     ),
+    (
+        104,
+        // Integrations seen before this column count as first seen at their last scan.
+        "ALTER TABLE integration_status ADD COLUMN first_seen_at TEXT;
+    UPDATE integration_status SET first_seen_at = COALESCE(last_scan_at, last_data_at);",
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -227,8 +233,8 @@ impl StateStore for SqliteState {
                 params![drop.integration, drop.target, result.success, result.records as i64, result.message, now],
             )?;
             tx.execute(
-                "INSERT INTO integration_status (integration, last_data_at, last_target, last_success, last_message)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO integration_status (integration, last_data_at, last_target, last_success, last_message, first_seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?2)
                  ON CONFLICT (integration) DO UPDATE SET last_data_at = ?2, last_target = ?3,
                     last_success = ?4, last_message = ?5",
                 params![drop.integration, now, drop.target, result.success, result.message],
@@ -348,8 +354,8 @@ impl StateStore for SqliteState {
         let notices = serde_json::to_string(&scan.notices).unwrap_or_else(|_| "[]".into());
         self.with(move |conn| {
             conn.execute(
-                "INSERT INTO integration_status (integration, last_scan_at, last_error, notices)
-                 VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO integration_status (integration, last_scan_at, last_error, notices, first_seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?2)
                  ON CONFLICT (integration) DO UPDATE SET last_scan_at = ?2, last_error = ?3, notices = ?4",
                 params![scan.integration, time(scan.at), scan.error, notices],
             )
@@ -401,7 +407,7 @@ impl StateStore for SqliteState {
             .with(|conn| {
                 let mut stmt = conn.prepare(
                     "SELECT integration, last_scan_at, last_error, notices, last_data_at, last_target,
-                            last_success, last_message, callback_error
+                            last_success, last_message, callback_error, first_seen_at
                      FROM integration_status ORDER BY integration",
                 )?;
                 let rows = stmt.query_map([], |row| {
@@ -415,9 +421,10 @@ impl StateStore for SqliteState {
                         last_success: row.get(6)?,
                         last_message: row.get(7)?,
                         callback_error: row.get(8)?,
+                        first_seen_at: None,
                     };
-                    let saved: (String, Option<String>, Option<String>) =
-                        (row.get(3)?, row.get(1)?, row.get(4)?);
+                    let saved: (String, Option<String>, Option<String>, Option<String>) =
+                        (row.get(3)?, row.get(1)?, row.get(4)?, row.get(9)?);
                     Ok((state, saved))
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -425,13 +432,17 @@ impl StateStore for SqliteState {
             .await?;
         saved
             .into_iter()
-            .map(|(mut state, (notices, last_scan_at, last_data_at))| {
-                let integration = state.integration.as_str();
-                state.notices = read_notices(integration, &notices)?;
-                state.last_scan_at = saved_time(integration, "last scan time", last_scan_at)?;
-                state.last_data_at = saved_time(integration, "last data time", last_data_at)?;
-                Ok(state)
-            })
+            .map(
+                |(mut state, (notices, last_scan_at, last_data_at, first_seen_at))| {
+                    let integration = state.integration.as_str();
+                    state.notices = read_notices(integration, &notices)?;
+                    state.last_scan_at = saved_time(integration, "last scan time", last_scan_at)?;
+                    state.last_data_at = saved_time(integration, "last data time", last_data_at)?;
+                    state.first_seen_at =
+                        saved_time(integration, "first seen time", first_seen_at)?;
+                    Ok(state)
+                },
+            )
             .collect()
     }
 }
