@@ -63,6 +63,9 @@ pub struct Health {
     pub first_seen_at: Option<DateTime<Utc>>,
     pub notices: Vec<String>,
     pub callback_error: Option<String>,
+    /// No data for longer than `stale_after` (counted from when it was first seen if none
+    /// ever came), whatever the status shows first.
+    pub stale: bool,
 }
 
 /// The status of an integration given what the state remembers of it and when its
@@ -79,6 +82,10 @@ pub fn assess(
     let expired = credentials_expire_on.filter(|d| *d < today);
     let expiring = credentials_expire_on.filter(|d| (*d - today).num_days() <= EXPIRY_NOTICE_DAYS);
     let stale = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
+    let no_data_for_long = state
+        .last_data_at
+        .or(state.first_seen_at)
+        .is_some_and(|since| now - since > stale);
     let (status, reason, since) = if let Some(error) = &state.last_error {
         (Status::Failed, error.clone(), state.last_scan_at)
     } else if let Some(date) = expired {
@@ -147,6 +154,7 @@ pub fn assess(
         first_seen_at: state.first_seen_at,
         notices: state.notices.clone(),
         callback_error: state.callback_error.clone(),
+        stale: no_data_for_long,
     }
 }
 
@@ -278,6 +286,7 @@ mod tests {
             )
         );
         assert_eq!(stale.since, state.first_seen_at);
+        assert!(stale.stale);
     }
 
     #[test]
