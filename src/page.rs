@@ -65,14 +65,21 @@ const SCRIPT: &str = r#"
     var c = (x !== '' && y !== '' && !isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
     return c * sort.dir || a.dataset.name.localeCompare(b.dataset.name);
   }
-  function apply() {
+  var order = null;
+  function apply(resort) {
     var want = status.value, needle = query.value.trim().toLowerCase(), n = 0;
-    rows.slice().sort(compare).forEach(function (row) {
+    if (resort || !order) {
+      // Rows move only when the order changes, in one fragment: thousands stay quick.
+      order = rows.slice().sort(compare);
+      var fragment = document.createDocumentFragment();
+      order.forEach(function (row) { fragment.appendChild(row); });
+      body.appendChild(fragment);
+    }
+    order.forEach(function (row) {
       var show = (!want || row.dataset.status === want) &&
         (!needle || row.dataset.name.toLowerCase().indexOf(needle) >= 0);
       row.hidden = !show;
       if (show) { n += 1; }
-      body.appendChild(row);
     });
     shown.textContent = n + ' of ' + rows.length + ' shown';
     for (var i = 0; i < heads.length; i++) {
@@ -89,7 +96,7 @@ const SCRIPT: &str = r#"
       var key = e.currentTarget.parentNode.dataset.key;
       sort = { key: key, dir: sort.key === key ? -sort.dir : 1 };
       writeHash();
-      apply();
+      apply(true);
     });
   }
   status.addEventListener('change', function () { writeHash(); apply(); });

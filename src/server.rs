@@ -234,7 +234,8 @@ fn query_token(query: Option<&str>) -> Option<String> {
     let value = query?
         .split('&')
         .find_map(|pair| pair.strip_prefix("token="))?;
-    let decoded = percent_encoding::percent_decode_str(&value.replace('+', " "))
+    // Percent-escapes are decoded; a '+' stays a '+' (tokens are often base64).
+    let decoded = percent_encoding::percent_decode_str(value)
         .decode_utf8()
         .ok()?
         .into_owned();
@@ -255,4 +256,32 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// than the tokens keeps the time independent of the token's length too.
 fn same_digest(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_token_is_percent_decoded_and_keeps_plus() {
+        assert_eq!(query_token(Some("token=a%2Fb+c")), Some("a/b+c".into()));
+        assert_eq!(query_token(Some("x=1&token=t")), Some("t".into()));
+        assert_eq!(query_token(Some("token=")), None);
+        assert_eq!(query_token(Some("tokens=t")), None);
+        assert_eq!(query_token(None), None);
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others_and_is_no_token() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            "a=1; dropfolder_session=abc; b=2".parse().expect("header"),
+        );
+        assert_eq!(session(&headers), Some("abc"));
+        let value = session_value("s3cret");
+        assert_eq!(value.len(), 64);
+        assert!(!value.contains("s3cret"));
+        assert_ne!(value, session_value("s3cret2"));
+    }
 }

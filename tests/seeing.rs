@@ -208,6 +208,14 @@ async fn metrics_are_histograms_with_buckets_and_the_names_kept() {
         1.0
     );
     assert!(check_histogram(&samples, "dropfolder_scan_seconds", "acme-users") >= 1.0);
+    // The bound deploy/prometheus/alerts.yaml counts overrunning scans against.
+    assert!(
+        samples
+            .iter()
+            .any(|(n, l, _)| n == "dropfolder_scan_seconds_bucket"
+                && l.get("le").map(String::as_str) == Some("900")),
+        "no le=\"900\" bucket in\n{text}"
+    );
     let value = |name: &str, labels: &[(&str, &str)]| {
         samples
             .iter()
