@@ -1,6 +1,6 @@
 //! The page for people that `watch` serves at `/`, next to `/status` for machines: every
-//! integration with its status and reason, last scan, last data, the last drop with its
-//! `status.txt` text, staleness and a callback stuck in the outbox, sortable and filterable to
+//! integration with its status and reason, last scan, last data, the last drops with their
+//! records and `status.txt` text, staleness and a callback stuck in the outbox, sortable and filterable to
 //! find the failing ones among thousands.
 //!
 //! One self-contained document: inline CSS and JS, no external assets (it works in an
@@ -15,6 +15,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::health::{Health, Status};
+use crate::state::DropSummary;
+
+/// How many drops of each integration the page shows (the newest, and the earlier ones
+/// folded).
+pub const DROPS_SHOWN: usize = 5;
+/// How much of a `status.txt` the page shows (it can list many errors; the file has them all).
+const MESSAGE_SHOWN_CHARS: usize = 4_000;
 
 const STYLE: &str = "
 body{font:14px/1.4 system-ui,sans-serif;margin:1rem;color:#1b1b1b;background:#fff}
@@ -33,6 +40,7 @@ th[aria-sort=descending] button::after{content:' \\25BC'}
 .Ready .s{background:#1565c0;color:#fff}
 pre{margin:0;white-space:pre-wrap;max-width:32rem;max-height:8rem;overflow:auto}
 td.t{white-space:nowrap}
+.drop{margin-bottom:.3rem}
 ";
 
 const SCRIPT: &str = r#"
@@ -158,8 +166,21 @@ fn time(t: Option<DateTime<Utc>>) -> String {
     )
 }
 
-/// The page for `all`, Failed first (the script re-sorts and filters in the browser).
-pub fn render(all: &[Health], now: DateTime<Utc>) -> String {
+/// The page for `all` with their recent `drops` (any order), Failed first (the script re-sorts
+/// and filters in the browser).
+pub fn render(all: &[Health], drops: &[DropSummary], now: DateTime<Utc>) -> String {
+    let mut by_integration: std::collections::HashMap<&str, Vec<&DropSummary>> =
+        std::collections::HashMap::new();
+    for drop in drops {
+        by_integration
+            .entry(drop.integration.as_str())
+            .or_default()
+            .push(drop);
+    }
+    for list in by_integration.values_mut() {
+        list.sort_by_key(|d| std::cmp::Reverse(d.reported_at));
+        list.truncate(DROPS_SHOWN);
+    }
     let mut sorted: Vec<&Health> = all.iter().collect();
     sorted.sort_by(|a, b| (rank(a.status), &a.integration).cmp(&(rank(b.status), &b.integration)));
     let count = |s: Status| all.iter().filter(|h| h.status == s).count();
@@ -207,7 +228,10 @@ pub fn render(all: &[Health], now: DateTime<Utc>) -> String {
         time(Some(now))
     );
     for h in sorted {
-        row(&mut out, h);
+        let drops = by_integration
+            .get(h.integration.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        row(&mut out, h, drops);
     }
     let _ = writeln!(
         out,
@@ -216,7 +240,32 @@ pub fn render(all: &[Health], now: DateTime<Utc>) -> String {
     out
 }
 
-fn row(out: &mut String, h: &Health) {
+/// `message` cut to what the page shows.
+fn shown(message: &str) -> String {
+    match message.char_indices().nth(MESSAGE_SHOWN_CHARS) {
+        Some((at, _)) => format!("{}\n… (cut; status.txt has all of it)", &message[..at]),
+        None => message.to_string(),
+    }
+}
+
+fn drop_html(out: &mut String, drop: &DropSummary) {
+    let records = if drop.records == 1 {
+        "record"
+    } else {
+        "records"
+    };
+    let _ = write!(
+        out,
+        "<div class=\"drop\"><b>{}</b> {} <span class=\"t\">{}</span>, {} {records}<pre>{}</pre></div>",
+        if drop.success { "SUCCESS" } else { "ERROR" },
+        escape_html(&drop.target),
+        time(Some(drop.reported_at)),
+        drop.records,
+        escape_html(&shown(&drop.message))
+    );
+}
+
+fn row(out: &mut String, h: &Health, drops: &[&DropSummary]) {
     let name = escape_html(&h.integration);
     let status = h.status.as_str();
     let epoch = |t: Option<DateTime<Utc>>| t.map_or(0, |t| t.timestamp());
@@ -239,14 +288,26 @@ fn row(out: &mut String, h: &Health) {
         reason = escape_html(&h.reason),
         drop = escape_html(h.last_target.as_deref().unwrap_or("")),
     );
-    match (&h.last_target, &h.last_result) {
-        (Some(target), Some(result)) => {
+    match (drops.split_first(), &h.last_target, &h.last_result) {
+        (Some((newest, earlier)), _, _) => {
+            out.push_str("<td>");
+            drop_html(out, newest);
+            if !earlier.is_empty() {
+                let _ = write!(out, "<details><summary>{} earlier</summary>", earlier.len());
+                for drop in earlier {
+                    drop_html(out, drop);
+                }
+                out.push_str("</details>");
+            }
+            out.push_str("</td>");
+        }
+        (None, Some(target), Some(result)) => {
             let _ = write!(
                 out,
                 "<td><b>{}</b> {}<pre>{}</pre></td>",
                 escape_html(result),
                 escape_html(target),
-                escape_html(h.last_message.as_deref().unwrap_or(""))
+                escape_html(&shown(h.last_message.as_deref().unwrap_or("")))
             );
         }
         _ => out.push_str("<td>none yet</td>"),
@@ -300,7 +361,15 @@ mod tests {
         h.last_message = Some(format!("ERROR\n{hostile}</pre><script>alert(2)</script>"));
         h.notices = vec![hostile.into()];
         h.callback_error = Some(hostile.into());
-        let page = render(&[h], Utc::now());
+        let drop = DropSummary {
+            integration: hostile.into(),
+            target: hostile.into(),
+            success: false,
+            records: 0,
+            message: hostile.into(),
+            reported_at: Utc::now(),
+        };
+        let page = render(&[h], &[drop.clone(), drop], Utc::now());
         assert!(!page.contains("<img"), "{page}");
         assert!(!page.contains("alert(2)</script>"), "{page}");
         assert!(!page.contains("\"'&\""), "{page}");
@@ -308,8 +377,18 @@ mod tests {
             page.contains("&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&amp;"),
             "{page}"
         );
+        assert!(page.contains("1 earlier"), "{page}");
         // The only script is the page's own, allowed by its hash.
         assert_eq!(page.matches("<script>").count(), 1);
+    }
+
+    #[test]
+    fn long_status_text_is_cut_on_the_page() {
+        let long = "e".repeat(MESSAGE_SHOWN_CHARS + 10);
+        let cut = shown(&long);
+        assert!(cut.starts_with(&"e".repeat(MESSAGE_SHOWN_CHARS)));
+        assert!(cut.ends_with("(cut; status.txt has all of it)"));
+        assert_eq!(shown("short"), "short");
     }
 
     #[test]
@@ -320,6 +399,7 @@ mod tests {
                 health("b-failed", Status::Failed),
                 health("c-warning", Status::Warning),
             ],
+            &[],
             Utc::now(),
         );
         let at = |name: &str| page.find(&format!("data-name=\"{name}\"")).expect(name);

@@ -83,8 +83,13 @@ async fn status(State(app): State<App>) -> Response {
 }
 
 async fn page(State(app): State<App>) -> Response {
-    match statuses(&app.settings, app.state.as_ref()).await {
-        Ok(all) => (
+    let read = async {
+        let all = statuses(&app.settings, app.state.as_ref()).await?;
+        let drops = app.state.recent_drops(crate::page::DROPS_SHOWN).await?;
+        Ok::<_, crate::state::StateError>((all, drops))
+    };
+    match read.await {
+        Ok((all, drops)) => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
                 (
@@ -95,7 +100,7 @@ async fn page(State(app): State<App>) -> Response {
                 (header::REFERRER_POLICY, "no-referrer".to_string()),
                 (header::CACHE_CONTROL, "no-store".to_string()),
             ],
-            crate::page::render(&all, chrono::Utc::now()),
+            crate::page::render(&all, &drops, chrono::Utc::now()),
         )
             .into_response(),
         Err(e) => (

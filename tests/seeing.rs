@@ -21,7 +21,7 @@ const TOKEN: &str = "page-t0ken-s3cret";
 /// A folder name the customer controls, shown in the integration's notices.
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 
-/// `watch` over three integrations: `acme-users` with one drop (Active) and a hostile folder
+/// `watch` over three integrations: `acme-users` with two drops (Active) and a hostile folder
 /// name, `b-broken` whose bucket is missing (Failed), `c-quiet` with nothing yet (Ready).
 struct Seen {
     _env: Env,
@@ -38,6 +38,12 @@ impl Seen {
             &format!("{HEADER}u1,a@x.com,,,\nu2,b@x.com,,,\n"),
         );
         env.success("20210301");
+        env.csv(
+            "20210302",
+            "users.csv.gz",
+            &format!("{HEADER}u3,c@x.com,,,\nu4,d@x.com,,not-a-number,\n"),
+        );
+        env.success("20210302");
         env.put(&format!("current/{HOSTILE}/x.txt"), b"x");
         let quiet = tempfile::tempdir().expect("temp dir");
         let state = format!(
@@ -63,7 +69,7 @@ bucket = "file://{}"
         let path = env.dir.path().join("dropfolder.toml");
         std::fs::write(&path, env.config_text_with(&state, "") + &more).expect("write config");
         let mut watch = Daemon::watch(&path, &[("SEEING_TOKEN", TOKEN)]);
-        watch.wait_for_line("folder finished", Duration::from_secs(30));
+        watch.wait_for_count("folder finished", 2, Duration::from_secs(30));
         watch.wait_for_count("integration scanned", 3, Duration::from_secs(30));
         Seen {
             _env: env,
@@ -205,7 +211,7 @@ async fn metrics_are_histograms_with_buckets_and_the_names_kept() {
     );
     assert_eq!(
         check_histogram(&samples, "dropfolder_file_seconds", "acme-users"),
-        1.0
+        2.0
     );
     assert!(check_histogram(&samples, "dropfolder_scan_seconds", "acme-users") >= 1.0);
     // The bound deploy/prometheus/alerts.yaml counts overrunning scans against.
@@ -232,7 +238,14 @@ async fn metrics_are_histograms_with_buckets_and_the_names_kept() {
     // The names and labels that existed before the histograms, as deploy/ and tests use them.
     assert_eq!(
         value("dropfolder_rows_total", &[("integration", "acme-users")]),
-        2.0
+        4.0
+    );
+    assert_eq!(
+        value(
+            "dropfolder_folders_total",
+            &[("integration", "acme-users"), ("result", "error")]
+        ),
+        1.0
     );
     assert_eq!(
         value(
@@ -451,7 +464,12 @@ async fn the_page_in_headless_chromium_filters_sorts_and_shows_text_as_text() {
         dom.contains("3 of 3 shown"),
         "the script did not run: {dom}"
     );
+    // The last drops with their records and status.txt text: the newest (an error) open,
+    // the earlier one folded.
     assert!(dom.contains("SUCCESS\n2 records were uploaded"), "{dom}");
+    assert!(dom.contains("1 earlier"), "{dom}");
+    assert!(dom.contains("processed/20210302/"), "{dom}");
+    assert!(dom.contains("not-a-number"), "the error is shown: {dom}");
     // The hostile folder name is text: no element was made of it.
     assert!(!dom.contains("<img"), "{dom}");
     assert!(dom.contains("&lt;img src=x onerror=alert(1)&gt;"), "{dom}");

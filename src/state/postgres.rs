@@ -12,8 +12,9 @@ use deadpool_postgres::{GenericClient, Pool};
 use super::DatabaseError;
 use super::clock::{Clock, SystemClock};
 use super::{
-    CallbackOutcome, CallbackRequest, Claim, DropResult, IntegrationState, JournaledDrop, Lease,
-    PendingCallback, SavedDrop, ScanRecord, StateError, StateStore, read_notices,
+    CallbackOutcome, CallbackRequest, Claim, DropResult, DropSummary, IntegrationState,
+    JournaledDrop, Lease, PendingCallback, SavedDrop, ScanRecord, StateError, StateStore,
+    read_notices,
 };
 use crate::ledger::{self, AppliedFile, Committed, FileRef, Ledger, LedgerError, Table};
 
@@ -78,7 +79,8 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         // Integrations seen before this column count as first seen at their last scan.
         "ALTER TABLE integration_status ADD COLUMN IF NOT EXISTS first_seen_at timestamptz;
     UPDATE integration_status SET first_seen_at = COALESCE(last_scan_at, last_data_at)
-        WHERE first_seen_at IS NULL;",
+        WHERE first_seen_at IS NULL;
+    CREATE INDEX IF NOT EXISTS drops_reported ON drops (integration, reported_at);",
     ),
 ];
 
@@ -329,6 +331,33 @@ impl StateStore for PgState {
             .await
             .map(drop)
             .map_err(|e| self.error(e))
+    }
+
+    async fn recent_drops(&self, per_integration: usize) -> Result<Vec<DropSummary>, StateError> {
+        let limit = i64::try_from(per_integration).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT integration, target, success, records, message, reported_at FROM (
+                    SELECT integration, target, success, records, message, reported_at,
+                           row_number() OVER (PARTITION BY integration ORDER BY reported_at DESC, target DESC) AS n
+                    FROM drops WHERE reported_at IS NOT NULL) AS recent
+                 WHERE n <= $1 ORDER BY integration, reported_at DESC, target DESC",
+                &[&limit],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(rows
+            .iter()
+            .map(|row| DropSummary {
+                integration: row.get(0),
+                target: row.get(1),
+                success: row.get::<_, Option<bool>>(2).unwrap_or(false),
+                records: row.get::<_, Option<i64>>(3).unwrap_or(0).max(0) as u64,
+                message: row.get::<_, Option<String>>(4).unwrap_or_default(),
+                reported_at: row.get(5),
+            })
+            .collect())
     }
 
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError> {

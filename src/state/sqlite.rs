@@ -16,8 +16,9 @@ use crate::ledger::{self, AppliedFile, Committed, FileRef, Ledger, LedgerError, 
 
 use super::clock::{Clock, SystemClock};
 use super::{
-    CallbackOutcome, CallbackRequest, Claim, DropResult, IntegrationState, JournaledDrop, Lease,
-    PendingCallback, SavedDrop, ScanRecord, Stage, StateError, StateStore, read_notices,
+    CallbackOutcome, CallbackRequest, Claim, DropResult, DropSummary, IntegrationState,
+    JournaledDrop, Lease, PendingCallback, SavedDrop, ScanRecord, Stage, StateError, StateStore,
+    read_notices,
 };
 
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -85,7 +86,8 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         104,
         // Integrations seen before this column count as first seen at their last scan.
         "ALTER TABLE integration_status ADD COLUMN first_seen_at TEXT;
-    UPDATE integration_status SET first_seen_at = COALESCE(last_scan_at, last_data_at);",
+    UPDATE integration_status SET first_seen_at = COALESCE(last_scan_at, last_data_at);
+    CREATE INDEX drops_reported ON drops (integration, reported_at);",
     ),
 ];
 
@@ -398,6 +400,31 @@ impl StateStore for SqliteState {
                 params![id, error],
             )?;
             tx.commit()
+        })
+        .await
+    }
+
+    async fn recent_drops(&self, per_integration: usize) -> Result<Vec<DropSummary>, StateError> {
+        let limit = i64::try_from(per_integration).unwrap_or(i64::MAX);
+        self.with(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT integration, target, success, records, message, reported_at FROM (
+                    SELECT integration, target, success, records, message, reported_at,
+                           row_number() OVER (PARTITION BY integration ORDER BY reported_at DESC, target DESC) AS n
+                    FROM drops WHERE reported_at IS NOT NULL)
+                 WHERE n <= ?1 ORDER BY integration, reported_at DESC, target DESC",
+            )?;
+            let rows = stmt.query_map(params![limit], |row| {
+                Ok(DropSummary {
+                    integration: row.get(0)?,
+                    target: row.get(1)?,
+                    success: row.get::<_, Option<bool>>(2)?.unwrap_or(false),
+                    records: row.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64,
+                    message: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    reported_at: parse_time(row.get(5)?).unwrap_or_default(),
+                })
+            })?;
+            rows.collect()
         })
         .await
     }
