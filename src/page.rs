@@ -316,7 +316,7 @@ fn row(out: &mut String, h: &Health, drops: &[&DropSummary]) {
         Some(error) => {
             let _ = write!(
                 out,
-                "<td class=\"stuck\">stuck in the outbox: {}</td>",
+                "<td class=\"stuck\">not delivered: {}</td>",
                 escape_html(error)
             );
         }
