@@ -114,25 +114,24 @@ async fn page(State(app): State<App>) -> Response {
 async fn metrics(State(app): State<App>) -> Response {
     // The status gauges are set from the state at each scrape; if the state does not answer
     // they keep their last values, and `/readyz` says why.
-    if let Ok(all) = statuses(&app.settings, app.state.as_ref()).await {
-        let gauges: Vec<IntegrationGauges<'_>> = all
-            .iter()
-            .map(|h| IntegrationGauges {
-                integration: &h.integration,
-                status: h.status.as_str(),
-                stale: h.stale,
-                callback_undelivered: h.callback_error.is_some(),
-                last_scan_at: h.last_scan_at.map(|t| t.timestamp()),
-                last_data_at: h.last_data_at.map(|t| t.timestamp()),
-            })
-            .collect();
-        telemetry::metrics().set_integrations(&gauges);
-    }
-    (
-        [(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)],
-        telemetry::metrics().render(),
-    )
-        .into_response()
+    let text = match statuses(&app.settings, app.state.as_ref()).await {
+        Ok(all) => {
+            let gauges: Vec<IntegrationGauges<'_>> = all
+                .iter()
+                .map(|h| IntegrationGauges {
+                    integration: &h.integration,
+                    status: h.status.as_str(),
+                    stale: h.stale,
+                    callback_undelivered: h.callback_error.is_some(),
+                    last_scan_at: h.last_scan_at.map(|t| t.timestamp()),
+                    last_data_at: h.last_data_at.map(|t| t.timestamp()),
+                })
+                .collect();
+            telemetry::metrics().render_with_integrations(&gauges)
+        }
+        Err(_) => telemetry::metrics().render(),
+    };
+    ([(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)], text).into_response()
 }
 
 /// The probes' paths, open so that liveness and readiness need no secret.

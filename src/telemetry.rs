@@ -92,6 +92,7 @@ pub struct Metrics {
     integration_callback_undelivered: Gauges,
     integration_last_scan: Gauges,
     integration_last_data: Gauges,
+    scrape: std::sync::Mutex<()>,
 }
 
 /// The process-wide registry.
@@ -210,12 +211,20 @@ impl Metrics {
             integration_callback_undelivered,
             integration_last_scan,
             integration_last_data,
+            scrape: std::sync::Mutex::new(()),
         }
     }
 
-    /// Replaces the per-integration status gauges with `all` (integrations no longer
-    /// configured disappear).
-    pub fn set_integrations(&self, all: &[IntegrationGauges<'_>]) {
+    /// The exposition with the per-integration status gauges replaced by `all`
+    /// (integrations no longer configured disappear). Scrapes take turns, so one never
+    /// writes the gauges half-replaced by another.
+    pub fn render_with_integrations(&self, all: &[IntegrationGauges<'_>]) -> String {
+        let _turn = self.scrape.lock();
+        self.set_integrations(all);
+        self.render()
+    }
+
+    fn set_integrations(&self, all: &[IntegrationGauges<'_>]) {
         self.integration_status.clear();
         self.integration_stale.clear();
         self.integration_callback_undelivered.clear();
@@ -617,7 +626,7 @@ mod tests {
             integrations: &[integration.to_string()],
         }
         .emit();
-        metrics().set_integrations(&[IntegrationGauges {
+        let text = metrics().render_with_integrations(&[IntegrationGauges {
             integration,
             status: "Active",
             stale: false,
@@ -625,7 +634,6 @@ mod tests {
             last_scan_at: Some(1),
             last_data_at: Some(1),
         }]);
-        let text = metrics().render();
         let expected: std::collections::BTreeSet<String> =
             METRIC_NAMES.iter().map(|n| n.to_string()).collect();
         assert_eq!(names(&text), expected, "{text}");
