@@ -366,6 +366,12 @@ async fn the_page_takes_the_token_once_and_keeps_a_cookie_without_it() {
         200
     );
     assert_eq!(get("/healthz", None).await.expect("GET").status(), 200);
+    let log = seen.watch.log().join("\n");
+    assert!(!log.contains(TOKEN), "the token reached the log:\n{log}");
+    assert!(
+        !log.contains(&cookie["dropfolder_session=".len()..]),
+        "{log}"
+    );
 }
 
 /// The distribution's Chromium, or `None` to skip; `DROPFOLDER_REQUIRE_BROWSER=1` (set by
