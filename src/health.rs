@@ -1,9 +1,10 @@
 //! Each integration's status, as source document 000 defines it, with the reason and since
 //! when: Ready (configured, nothing received yet), Active (data processed recently), Warning
-//! (no data for `schedule.stale_after`, default 24 h; credentials expiring within 90 days;
-//! a callback that could not be delivered), Failed (the last scan or folder failed: access
-//! denied, expired credentials, the database, ...). Computed from the state, so `dropfolder
-//! status`, `/status` and `/metrics` always agree.
+//! (no data for `schedule.stale_after`, default 24 h, counted from the last data or, for an
+//! integration that never received any, from when the state first saw it; credentials
+//! expiring within 90 days; a callback that could not be delivered), Failed (the last scan
+//! or folder failed: access denied, the database, ...; or `credentials_expire_on` is past).
+//! Computed from the state, so `dropfolder status`, `/status` and `/metrics` always agree.
 
 use std::time::Duration;
 
@@ -56,8 +57,15 @@ pub struct Health {
     pub last_data_at: Option<DateTime<Utc>>,
     pub last_target: Option<String>,
     pub last_result: Option<String>,
+    /// The last drop's `status.txt` text, as the customer read it.
+    pub last_message: Option<String>,
+    /// When the state first saw the integration (counts as configured).
+    pub first_seen_at: Option<DateTime<Utc>>,
     pub notices: Vec<String>,
     pub callback_error: Option<String>,
+    /// No data for longer than `stale_after` (counted from when it was first seen if none
+    /// ever came), whatever the status shows first.
+    pub stale: bool,
 }
 
 /// The status of an integration given what the state remembers of it and when its
@@ -69,12 +77,25 @@ pub fn assess(
     now: DateTime<Utc>,
 ) -> Health {
     let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let expiry =
-        credentials_expire_on.filter(|d| (*d - now.date_naive()).num_days() <= EXPIRY_NOTICE_DAYS);
+    let today = now.date_naive();
+    // Credentials are valid through the day they expire on.
+    let expired = credentials_expire_on.filter(|d| *d < today);
+    let expiring = credentials_expire_on.filter(|d| (*d - today).num_days() <= EXPIRY_NOTICE_DAYS);
     let stale = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
+    let no_data_for_long = state
+        .last_data_at
+        .or(state.first_seen_at)
+        .is_some_and(|since| now - since > stale);
     let (status, reason, since) = if let Some(error) = &state.last_error {
         (Status::Failed, error.clone(), state.last_scan_at)
-    } else if let Some(date) = expiry {
+    } else if let Some(date) = expired {
+        (
+            Status::Failed,
+            format!("credentials expired on {date}: rotate them"),
+            date.and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc() + chrono::Duration::days(1)),
+        )
+    } else if let Some(date) = expiring {
         (
             Status::Warning,
             format!("credentials expire on {date}: rotate them"),
@@ -87,13 +108,22 @@ pub fn assess(
             state.last_data_at,
         )
     } else {
-        match state.last_data_at {
-            None => (
+        match (state.last_data_at, state.first_seen_at) {
+            (None, Some(seen)) if now - seen > stale => (
+                Status::Warning,
+                format!(
+                    "no data received since first seen at {} (more than {})",
+                    time(seen),
+                    span(stale_after)
+                ),
+                Some(seen),
+            ),
+            (None, _) => (
                 Status::Ready,
                 "configured; no data received yet".to_string(),
                 state.last_scan_at,
             ),
-            Some(at) if now - at > stale => (
+            (Some(at), _) if now - at > stale => (
                 Status::Warning,
                 format!(
                     "no data since {} (more than {})",
@@ -102,7 +132,7 @@ pub fn assess(
                 ),
                 Some(at),
             ),
-            Some(at) => (
+            (Some(at), _) => (
                 Status::Active,
                 format!("data processed at {}", time(at)),
                 Some(at),
@@ -120,8 +150,11 @@ pub fn assess(
         last_result: state
             .last_success
             .map(|ok| if ok { "SUCCESS" } else { "ERROR" }.to_string()),
+        last_message: state.last_message.clone(),
+        first_seen_at: state.first_seen_at,
         notices: state.notices.clone(),
         callback_error: state.callback_error.clone(),
+        stale: no_data_for_long,
     }
 }
 
@@ -205,6 +238,55 @@ mod tests {
             (failed.status, failed.reason.as_str()),
             (Status::Failed, "cannot get credentials (AccessDenied)")
         );
+    }
+
+    #[test]
+    fn expired_credentials_are_failed() {
+        let now = at("2026-11-23T12:00:00Z");
+        let state = IntegrationState {
+            last_data_at: Some(now),
+            ..IntegrationState::default()
+        };
+        let day = Duration::from_secs(86_400);
+        let expired = assess(integration(Some("2026-11-22")), &state, day, now);
+        assert_eq!(
+            (expired.status, expired.reason.as_str()),
+            (
+                Status::Failed,
+                "credentials expired on 2026-11-22: rotate them"
+            )
+        );
+        assert_eq!(expired.since, Some(at("2026-11-23T00:00:00Z")));
+        // Valid through the day they expire on.
+        assert_eq!(
+            assess(integration(Some("2026-11-23")), &state, day, now).status,
+            Status::Warning
+        );
+    }
+
+    #[test]
+    fn never_received_data_is_stale_after_stale_after_since_first_seen() {
+        let now = at("2026-11-23T12:00:00Z");
+        let day = Duration::from_secs(86_400);
+        let mut state = IntegrationState {
+            first_seen_at: Some(at("2026-11-22T13:00:00Z")),
+            ..IntegrationState::default()
+        };
+        assert_eq!(
+            assess(integration(None), &state, day, now).status,
+            Status::Ready
+        );
+        state.first_seen_at = Some(at("2026-11-22T11:00:00Z"));
+        let stale = assess(integration(None), &state, day, now);
+        assert_eq!(
+            (stale.status, stale.reason.as_str()),
+            (
+                Status::Warning,
+                "no data received since first seen at 2026-11-22T11:00:00Z (more than 24h)"
+            )
+        );
+        assert_eq!(stale.since, state.first_seen_at);
+        assert!(stale.stale);
     }
 
     #[test]

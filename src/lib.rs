@@ -57,6 +57,7 @@ pub mod health;
 pub mod ledger;
 pub mod load;
 pub mod outbound;
+pub mod page;
 pub mod postgres;
 pub mod scan;
 pub mod schedule;

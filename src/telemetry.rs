@@ -1,98 +1,275 @@
 //! Every observable event is one struct that both logs and counts (Vector's internal events):
-//! the log line and the metric can never drift apart. Counters live in a process-wide
-//! registry that `watch` serves as Prometheus text.
+//! the log line and the metric can never drift apart. Counters and histograms live in a
+//! process-wide `prometheus-client` registry that `watch` serves as Prometheus text.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-/// A metric's name and labels.
-type Key = (&'static str, Vec<(&'static str, String)>);
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-/// Counters and sums by name and labels.
-#[derive(Debug, Default)]
+/// A series' labels, in the order they are written.
+type Labels = Vec<(&'static str, String)>;
+
+fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+type Counters = Family<Labels, Counter>;
+type Gauges = Family<Labels, Gauge>;
+type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Upper bounds (seconds) of an integration's scan, its folders included. 900 s is the
+/// `every = "15m"` of `deploy/config`: the alert on a scan overrunning its schedule counts the
+/// scans above it. Ten series per integration, so thousands of integrations stay affordable.
+pub const SCAN_BUCKETS: [f64; 9] = [0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0];
+/// Upper bounds (seconds) of one data file read, judged and loaded.
+pub const FILE_BUCKETS: [f64; 9] = [0.05, 0.25, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0];
+
+fn scan_histogram() -> Histogram {
+    Histogram::new(SCAN_BUCKETS)
+}
+
+fn file_histogram() -> Histogram {
+    Histogram::new(FILE_BUCKETS)
+}
+
+/// Every series name `/metrics` can show (`deploy/lint` checks that the alert rules and the
+/// dashboard use only these; a unit test checks that they are what the registry writes).
+pub const METRIC_NAMES: &[&str] = &[
+    "dropfolder_scans_total",
+    "dropfolder_scan_seconds_bucket",
+    "dropfolder_scan_seconds_sum",
+    "dropfolder_scan_seconds_count",
+    "dropfolder_files_started_total",
+    "dropfolder_files_total",
+    "dropfolder_rows_total",
+    "dropfolder_bytes_total",
+    "dropfolder_file_seconds_bucket",
+    "dropfolder_file_seconds_sum",
+    "dropfolder_file_seconds_count",
+    "dropfolder_folders_total",
+    "dropfolder_failures_total",
+    "dropfolder_left_alone_total",
+    "dropfolder_runs_total",
+    "dropfolder_last_run_failed_integrations",
+    "dropfolder_callbacks_total",
+    "dropfolder_lease_skips_total",
+    "dropfolder_events_total",
+    "dropfolder_integration_status",
+    "dropfolder_integration_stale",
+    "dropfolder_integration_callback_undelivered",
+    "dropfolder_integration_last_scan_timestamp_seconds",
+    "dropfolder_integration_last_data_timestamp_seconds",
+];
+
+/// The process-wide metrics, registered once with `prometheus-client`, which writes the
+/// exposition text (escaping, types, histogram buckets).
+#[derive(Debug)]
 pub struct Metrics {
-    values: Mutex<BTreeMap<Key, f64>>,
+    registry: Registry,
+    scans: Counters,
+    scan_seconds: Histograms,
+    files_started: Counters,
+    files: Counters,
+    rows: Counters,
+    bytes: Counters,
+    file_seconds: Histograms,
+    folders: Counters,
+    failures: Counters,
+    left_alone: Counters,
+    runs: Counter,
+    last_run_failed_integrations: Gauge,
+    callbacks: Counters,
+    lease_skips: Counters,
+    events: Counters,
+    integration_status: Gauges,
+    integration_stale: Gauges,
+    integration_callback_undelivered: Gauges,
+    integration_last_scan: Gauges,
+    integration_last_data: Gauges,
+    scrape: std::sync::Mutex<()>,
 }
 
 /// The process-wide registry.
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(Metrics::default)
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// One integration's status as `/metrics` shows it (set from the state at each scrape).
+#[derive(Debug, Clone)]
+pub struct IntegrationGauges<'a> {
+    pub integration: &'a str,
+    /// `Ready`, `Active`, `Warning` or `Failed`.
+    pub status: &'static str,
+    /// No data (or none ever) for longer than `stale_after`.
+    pub stale: bool,
+    /// The newest callback attempt failed: a callback waits in the outbox.
+    pub callback_undelivered: bool,
+    pub last_scan_at: Option<i64>,
+    pub last_data_at: Option<i64>,
 }
 
 impl Metrics {
-    pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
-        let key = (
-            name,
-            labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("dropfolder");
+        let counters = |registry: &mut Registry, name: &str, help: &str| {
+            let family = Counters::default();
+            registry.register(name, help, family.clone());
+            family
+        };
+        let gauges = |registry: &mut Registry, name: &str, help: &str| {
+            let family = Gauges::default();
+            registry.register(name, help, family.clone());
+            family
+        };
+        let r = &mut registry;
+        let scans = counters(r, "scans", "Integration scans, by result");
+        let scan_seconds = Histograms::new_with_constructor(scan_histogram as fn() -> Histogram);
+        r.register(
+            "scan_seconds",
+            "Seconds an integration's scan took, its folders included",
+            scan_seconds.clone(),
         );
-        if let Ok(mut values) = self.values.lock() {
-            *values.entry(key).or_default() += value;
+        let files_started = counters(r, "files_started", "Data files opened");
+        let files = counters(r, "files", "Data files judged, by verdict");
+        let rows = counters(r, "rows", "Rows read from data files");
+        let bytes = counters(r, "bytes", "Decompressed bytes read from data files");
+        let file_seconds = Histograms::new_with_constructor(file_histogram as fn() -> Histogram);
+        r.register(
+            "file_seconds",
+            "Seconds a data file took to read, judge and load",
+            file_seconds.clone(),
+        );
+        let folders = counters(r, "folders", "Folders moved to processed/, by result");
+        let failures = counters(r, "failures", "Scans or folders that failed, by what");
+        let left_alone = counters(r, "left_alone", "Things left alone under current/");
+        let runs = Counter::default();
+        r.register("runs", "Runs over every integration", runs.clone());
+        let last_run_failed_integrations = Gauge::default();
+        r.register(
+            "last_run_failed_integrations",
+            "Integrations that failed in the last run",
+            last_run_failed_integrations.clone(),
+        );
+        let callbacks = counters(r, "callbacks", "Callback deliveries, by result");
+        let lease_skips = counters(
+            r,
+            "lease_skips",
+            "Scans skipped: another replica held the lease",
+        );
+        let events = counters(r, "events", "S3 events that triggered an integration");
+        let integration_status = gauges(
+            r,
+            "integration_status",
+            "1 for the integration's current status (source document 000), 0 for the others",
+        );
+        let integration_stale = gauges(
+            r,
+            "integration_stale",
+            "1 when no data came for longer than stale_after (since first seen, if never)",
+        );
+        let integration_callback_undelivered = gauges(
+            r,
+            "integration_callback_undelivered",
+            "1 when the newest callback attempt failed and it waits in the outbox",
+        );
+        let integration_last_scan = gauges(
+            r,
+            "integration_last_scan_timestamp_seconds",
+            "Unix time of the integration's last scan",
+        );
+        let integration_last_data = gauges(
+            r,
+            "integration_last_data_timestamp_seconds",
+            "Unix time of the integration's last finished folder",
+        );
+        Metrics {
+            registry,
+            scans,
+            scan_seconds,
+            files_started,
+            files,
+            rows,
+            bytes,
+            file_seconds,
+            folders,
+            failures,
+            left_alone,
+            runs,
+            last_run_failed_integrations,
+            callbacks,
+            lease_skips,
+            events,
+            integration_status,
+            integration_stale,
+            integration_callback_undelivered,
+            integration_last_scan,
+            integration_last_data,
+            scrape: std::sync::Mutex::new(()),
         }
     }
 
-    pub fn set(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
-        let key = (
-            name,
-            labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
-        );
-        if let Ok(mut values) = self.values.lock() {
-            values.insert(key, value);
-        }
+    /// The exposition with the per-integration status gauges replaced by `all`
+    /// (integrations no longer configured disappear). Scrapes take turns, so one never
+    /// writes the gauges half-replaced by another.
+    pub fn render_with_integrations(&self, all: &[IntegrationGauges<'_>]) -> String {
+        let _turn = self.scrape.lock();
+        self.set_integrations(all);
+        self.render()
     }
 
-    /// The current value, 0 if never set.
-    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let Ok(values) = self.values.lock() else {
-            return 0.0;
-        };
-        values
-            .iter()
-            .find(|((n, l), _)| {
-                *n == name
-                    && l.len() == labels.len()
-                    && l.iter()
-                        .zip(labels)
-                        .all(|((k1, v1), (k2, v2))| k1 == k2 && v1 == v2)
-            })
-            .map_or(0.0, |(_, v)| *v)
-    }
-
-    /// The Prometheus text exposition of every value.
-    pub fn render(&self) -> String {
-        let Ok(values) = self.values.lock() else {
-            return String::new();
-        };
-        let mut out = String::new();
-        let mut last = "";
-        for ((name, labels), value) in values.iter() {
-            if *name != last {
-                let kind = if name.ends_with("_total") || name.ends_with("_sum") {
-                    "counter"
-                } else {
-                    "gauge"
-                };
-                let _ = writeln!(out, "# TYPE dropfolder_{name} {kind}");
-                last = name;
+    fn set_integrations(&self, all: &[IntegrationGauges<'_>]) {
+        self.integration_status.clear();
+        self.integration_stale.clear();
+        self.integration_callback_undelivered.clear();
+        self.integration_last_scan.clear();
+        self.integration_last_data.clear();
+        for one in all {
+            let name = [("integration", one.integration)];
+            for status in ["Ready", "Active", "Warning", "Failed"] {
+                self.integration_status
+                    .get_or_create(&labels(&[
+                        ("integration", one.integration),
+                        ("status", status),
+                    ]))
+                    .set(i64::from(one.status == status));
             }
-            let labels: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{k}=\"{}\"",
-                        v.replace('\\', "\\\\")
-                            .replace('"', "\\\"")
-                            .replace('\n', "\\n")
-                    )
-                })
-                .collect();
-            let _ = writeln!(out, "dropfolder_{name}{{{}}} {value}", labels.join(","));
+            self.integration_stale
+                .get_or_create(&labels(&name))
+                .set(i64::from(one.stale));
+            self.integration_callback_undelivered
+                .get_or_create(&labels(&name))
+                .set(i64::from(one.callback_undelivered));
+            if let Some(at) = one.last_scan_at {
+                self.integration_last_scan
+                    .get_or_create(&labels(&name))
+                    .set(at);
+            }
+            if let Some(at) = one.last_data_at {
+                self.integration_last_data
+                    .get_or_create(&labels(&name))
+                    .set(at);
+            }
         }
+    }
+
+    /// The Prometheus text exposition (version 0.0.4) of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
         out
     }
 }
+
+/// The `Content-Type` of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// An integration was worked on: its scan, and the folders it finished.
 pub struct IntegrationScanned<'a> {
@@ -116,16 +293,15 @@ impl IntegrationScanned<'_> {
             "integration scanned"
         );
         let m = metrics();
-        m.add(
-            "scans_total",
-            &[("integration", self.integration), ("result", result)],
-            1.0,
-        );
-        m.add(
-            "scan_seconds_sum",
-            &[("integration", self.integration)],
-            seconds,
-        );
+        m.scans
+            .get_or_create(&labels(&[
+                ("integration", self.integration),
+                ("result", result),
+            ]))
+            .inc();
+        m.scan_seconds
+            .get_or_create(&labels(&[("integration", self.integration)]))
+            .observe(seconds);
     }
 }
 
@@ -142,8 +318,10 @@ impl FileStarted<'_> {
             file = self.key,
             "file started"
         );
-        let labels = [("integration", self.integration)];
-        metrics().add("files_started_total", &labels, 1.0);
+        metrics()
+            .files_started
+            .get_or_create(&labels(&[("integration", self.integration)]))
+            .inc();
     }
 }
 
@@ -178,15 +356,18 @@ impl FileProcessed<'_> {
             "file processed"
         );
         let m = metrics();
-        let labels = [("integration", self.integration)];
-        m.add(
-            "files_total",
-            &[("integration", self.integration), ("verdict", self.verdict)],
-            1.0,
-        );
-        m.add("rows_total", &labels, self.rows as f64);
-        m.add("bytes_total", &labels, self.decompressed_bytes as f64);
-        m.add("file_seconds_sum", &labels, secs);
+        let integration = labels(&[("integration", self.integration)]);
+        m.files
+            .get_or_create(&labels(&[
+                ("integration", self.integration),
+                ("verdict", self.verdict),
+            ]))
+            .inc();
+        m.rows.get_or_create(&integration).inc_by(self.rows);
+        m.bytes
+            .get_or_create(&integration)
+            .inc_by(self.decompressed_bytes);
+        m.file_seconds.get_or_create(&integration).observe(secs);
     }
 }
 
@@ -210,11 +391,13 @@ impl FolderFinished<'_> {
             records = self.records,
             "folder finished"
         );
-        metrics().add(
-            "folders_total",
-            &[("integration", self.integration), ("result", result)],
-            1.0,
-        );
+        metrics()
+            .folders
+            .get_or_create(&labels(&[
+                ("integration", self.integration),
+                ("result", result),
+            ]))
+            .inc();
     }
 }
 
@@ -234,11 +417,13 @@ impl RunFailed<'_> {
             error = self.error,
             "failed"
         );
-        metrics().add(
-            "failures_total",
-            &[("integration", self.integration), ("what", self.what)],
-            1.0,
-        );
+        metrics()
+            .failures
+            .get_or_create(&labels(&[
+                ("integration", self.integration),
+                ("what", self.what),
+            ]))
+            .inc();
     }
 }
 
@@ -255,11 +440,10 @@ impl LeftAlone<'_> {
             notice = self.notice,
             "left alone"
         );
-        metrics().add(
-            "left_alone_total",
-            &[("integration", self.integration)],
-            1.0,
-        );
+        metrics()
+            .left_alone
+            .get_or_create(&labels(&[("integration", self.integration)]))
+            .inc();
     }
 }
 
@@ -285,8 +469,9 @@ impl RunFinished {
             "run finished"
         );
         let m = metrics();
-        m.add("runs_total", &[], 1.0);
-        m.set("last_run_failed_integrations", &[], self.failed as f64);
+        m.runs.inc();
+        m.last_run_failed_integrations
+            .set(i64::try_from(self.failed).unwrap_or(i64::MAX));
     }
 }
 
@@ -318,11 +503,13 @@ impl CallbackAttempted<'_> {
                 "abandoned"
             }
         };
-        metrics().add(
-            "callbacks_total",
-            &[("integration", self.integration), ("result", result)],
-            1.0,
-        );
+        metrics()
+            .callbacks
+            .get_or_create(&labels(&[
+                ("integration", self.integration),
+                ("result", result),
+            ]))
+            .inc();
     }
 }
 
@@ -337,11 +524,10 @@ impl LeaseHeld<'_> {
             integration = self.integration,
             "another replica is working on this integration; skipped"
         );
-        metrics().add(
-            "lease_skips_total",
-            &[("integration", self.integration)],
-            1.0,
-        );
+        metrics()
+            .lease_skips
+            .get_or_create(&labels(&[("integration", self.integration)]))
+            .inc();
     }
 }
 
@@ -354,7 +540,124 @@ impl EventReceived<'_> {
     pub fn emit(&self) {
         tracing::info!(integrations = ?self.integrations, "S3 event: a folder is ready");
         for integration in self.integrations {
-            metrics().add("events_total", &[("integration", integration)], 1.0);
+            metrics()
+                .events
+                .get_or_create(&labels(&[("integration", integration)]))
+                .inc();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The series names in an exposition text.
+    fn names(text: &str) -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn metric_names_are_what_the_registry_writes() {
+        let integration = "names-test";
+        IntegrationScanned {
+            integration,
+            folders: 1,
+            waiting: 0,
+            failed: false,
+            elapsed: Duration::from_millis(20),
+        }
+        .emit();
+        FileStarted {
+            integration,
+            key: "k",
+        }
+        .emit();
+        FileProcessed {
+            integration,
+            key: "k",
+            verdict: "valid",
+            rows: 3,
+            compressed_bytes: 10,
+            decompressed_bytes: 30,
+            elapsed: Duration::from_millis(2),
+        }
+        .emit();
+        FolderFinished {
+            integration,
+            folder: "f",
+            target: "t",
+            success: true,
+            records: 3,
+        }
+        .emit();
+        RunFailed {
+            integration,
+            what: "scan",
+            error: "e",
+        }
+        .emit();
+        LeftAlone {
+            integration,
+            notice: "n",
+        }
+        .emit();
+        RunFinished {
+            integrations: 1,
+            failed: 0,
+            folders: 1,
+            files: 1,
+            rows: 3,
+            elapsed: Duration::from_millis(30),
+        }
+        .emit();
+        CallbackAttempted {
+            integration,
+            folder_path: "p",
+            outcome: &crate::state::CallbackOutcome::Delivered,
+        }
+        .emit();
+        LeaseHeld { integration }.emit();
+        EventReceived {
+            integrations: &[integration.to_string()],
+        }
+        .emit();
+        let text = metrics().render_with_integrations(&[IntegrationGauges {
+            integration,
+            status: "Active",
+            stale: false,
+            callback_undelivered: false,
+            last_scan_at: Some(1),
+            last_data_at: Some(1),
+        }]);
+        let expected: std::collections::BTreeSet<String> =
+            METRIC_NAMES.iter().map(|n| n.to_string()).collect();
+        assert_eq!(names(&text), expected, "{text}");
+        assert!(
+            text.contains("# TYPE dropfolder_file_seconds histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dropfolder_rows_total{integration=\"names-test\"} 3"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        LeftAlone {
+            integration: "a\"b\\c\nd",
+            notice: "n",
+        }
+        .emit();
+        let text = metrics().render();
+        assert!(
+            text.contains(r#"dropfolder_left_alone_total{integration="a\"b\\c\nd"} 1"#),
+            "{text}"
+        );
     }
 }

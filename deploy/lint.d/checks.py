@@ -4,6 +4,10 @@
     checks.py aws-api DEPLOY_DIR           the ECS files against the AWS API models (botocore)
     checks.py cfn-template DEPLOY_DIR OUT  the ECS and IAM JSON as one CloudFormation template
     checks.py consistency DEPLOY_DIR       the files agree with each other and with the program
+    checks.py observability DEPLOY_DIR     the Grafana dashboard against its JSON schema; every
+                                           metric the alert rules and the dashboard use is one
+                                           the binary exposes (src/telemetry.rs METRIC_NAMES),
+                                           every le="..." bound one of its buckets
 
 Each prints one line per finding and exits 1 when there is any.
 """
@@ -554,6 +558,76 @@ def cmd_consistency(deploy: Path) -> None:
     done()
 
 
+# --- alert rules and dashboard -----------------------------------------------------------------
+
+
+def rust_array(source: str, name: str) -> str:
+    """The text between the brackets of `const NAME: ... = [ ... ];` in Rust source."""
+    match = re.search(rf"const {name}: [^=]+= &?\[(.*?)\];", source, re.S)
+    if not match:
+        raise ValueError(f"no const {name} in src/telemetry.rs")
+    return match.group(1)
+
+
+def go_float(text: str) -> str:
+    """A bucket bound as prometheus-client writes `le` (Go's formatting: 900, 0.5)."""
+    value = float(text)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def cmd_observability(deploy: Path) -> None:
+    from jsonschema import Draft202012Validator
+
+    telemetry = (deploy.parent / "src" / "telemetry.rs").read_text(encoding="utf-8")
+    exposed = set(re.findall(r'"(dropfolder_[a-z0-9_]+)"', rust_array(telemetry, "METRIC_NAMES")))
+    bounds = {"+Inf"}
+    for name in ("SCAN_BUCKETS", "FILE_BUCKETS"):
+        bounds |= {go_float(b) for b in re.findall(r"[0-9.]+", rust_array(telemetry, name))}
+
+    schema_path = deploy / "lint.d" / "grafana-dashboard.schema.json"
+    schema = load_json(schema_path)
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema)
+    exprs: list[tuple[str, str]] = []
+    for path in sorted((deploy / "grafana").glob("*.json")):
+        where = rel(path, deploy)
+        dashboard = load_json(path)
+        for error in sorted(validator.iter_errors(dashboard), key=lambda e: list(e.absolute_path)):
+            at = "/".join(str(p) for p in error.absolute_path)
+            finding(where, f"schema: at /{at}: {error.message}")
+        panels = dashboard.get("panels", []) if isinstance(dashboard, dict) else []
+        ids = [p.get("id") for p in panels if isinstance(p, dict)]
+        for dup in sorted({i for i in ids if ids.count(i) > 1}, key=str):
+            finding(where, f"panel id {dup} is used more than once")
+        for panel in panels:
+            for target in panel.get("targets", []) if isinstance(panel, dict) else []:
+                if isinstance(target, dict) and isinstance(target.get("expr"), str):
+                    exprs.append((f"{where} panel {panel.get('title')!r}", target["expr"]))
+        for variable in dashboard.get("templating", {}).get("list", []):
+            if isinstance(variable, dict) and isinstance(variable.get("definition"), str):
+                exprs.append((f"{where} variable {variable.get('name')!r}", variable["definition"]))
+
+    for path in sorted((deploy / "prometheus").glob("*.yaml")):
+        if path.name.endswith(".test.yaml"):
+            continue
+        rules = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for group in rules.get("groups", []):
+            for rule in group.get("rules", []):
+                name = rule.get("alert") or rule.get("record")
+                exprs.append((f"{rel(path, deploy)} rule {name}", str(rule.get("expr", ""))))
+    if not exprs:
+        finding("deploy", "no alert rules or dashboard queries found")
+
+    for where, expr in exprs:
+        for metric in sorted(set(re.findall(r"\bdropfolder_[a-z0-9_]+", expr))):
+            if metric not in exposed:
+                finding(where, f"{metric} is not a metric the binary exposes (src/telemetry.rs METRIC_NAMES)")
+        for bound in re.findall(r'le="([^"]*)"', expr):
+            if bound not in bounds:
+                finding(where, f'le="{bound}" is not a bucket bound of the histograms ({sorted(bounds)})')
+    done()
+
+
 def main() -> None:
     cmd, deploy = sys.argv[1], Path(sys.argv[2]).resolve()
     if cmd == "syntax":
@@ -567,6 +641,12 @@ def main() -> None:
             cmd_consistency(deploy)
         except (KeyError, TypeError, ValueError, IndexError, OSError) as e:
             finding("deploy", f"cannot check consistency: {type(e).__name__}: {e}")
+            done()
+    elif cmd == "observability":
+        try:
+            cmd_observability(deploy)
+        except (KeyError, TypeError, ValueError, OSError, yaml.YAMLError) as e:
+            finding("deploy", f"cannot check the rules and dashboard: {type(e).__name__}: {e}")
             done()
     else:
         sys.exit(f"unknown command {cmd}")

@@ -100,6 +100,19 @@ pub struct DropResult {
     pub message: String,
 }
 
+/// A reported drop as the customer was told, for the status page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DropSummary {
+    pub integration: String,
+    /// `processed/20210228/`
+    pub target: String,
+    pub success: bool,
+    pub records: u64,
+    /// The `status.txt` text.
+    pub message: String,
+    pub reported_at: DateTime<Utc>,
+}
+
 /// One integration's scan: when, and what was wrong, if anything.
 #[derive(Debug, Clone, Default)]
 pub struct ScanRecord {
@@ -116,6 +129,9 @@ pub struct ScanRecord {
 pub struct IntegrationState {
     pub integration: String,
     pub last_scan_at: Option<DateTime<Utc>>,
+    /// When the state first saw the integration (its first scan or drop): the time it counts
+    /// as configured, from which an integration that never received data turns stale.
+    pub first_seen_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub notices: Vec<String>,
     /// When a folder was last finished, and its result.
@@ -301,6 +317,10 @@ pub trait StateStore: Ledger + Send + Sync + std::fmt::Debug {
 
     /// Every integration the state has seen, by name.
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError>;
+
+    /// The newest `per_integration` reported drops of every integration, by integration and
+    /// newest first (the status page's history).
+    async fn recent_drops(&self, per_integration: usize) -> Result<Vec<DropSummary>, StateError>;
 
     /// Callbacks of `integration` due for delivery at `now`, oldest first.
     async fn due_callbacks(

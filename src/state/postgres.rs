@@ -12,15 +12,17 @@ use deadpool_postgres::{GenericClient, Pool};
 use super::DatabaseError;
 use super::clock::{Clock, SystemClock};
 use super::{
-    CallbackOutcome, CallbackRequest, Claim, DropResult, IntegrationState, JournaledDrop, Lease,
-    PendingCallback, SavedDrop, ScanRecord, StateError, StateStore, read_notices,
+    CallbackOutcome, CallbackRequest, Claim, DropResult, DropSummary, IntegrationState,
+    JournaledDrop, Lease, PendingCallback, SavedDrop, ScanRecord, StateError, StateStore,
+    read_notices,
 };
 use crate::ledger::{self, AppliedFile, Committed, FileRef, Ledger, LedgerError, Table};
 
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    101,
-    concat!(
-        r#"CREATE TABLE IF NOT EXISTS drops (
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        101,
+        concat!(
+            r#"CREATE TABLE IF NOT EXISTS drops (
         integration text NOT NULL,
         folder text NOT NULL,
         target text NOT NULL,
@@ -62,16 +64,25 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
     );
     CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks (integration, state, next_attempt_at);
     "#,
-        crate::ledger::postgres::create_table!("state_ledger"),
-        r#"
+            crate::ledger::postgres::create_table!("state_ledger"),
+            r#"
     CREATE TABLE IF NOT EXISTS leases (
         integration text PRIMARY KEY,
         holder text NOT NULL,
         token bigint NOT NULL,
         expires_at timestamptz NOT NULL
     );"#
+        ),
     ),
-)];
+    (
+        104,
+        // Integrations seen before this column count as first seen at their last scan.
+        "ALTER TABLE integration_status ADD COLUMN IF NOT EXISTS first_seen_at timestamptz;
+    UPDATE integration_status SET first_seen_at = COALESCE(last_scan_at, last_data_at)
+        WHERE first_seen_at IS NULL;
+    CREATE INDEX IF NOT EXISTS drops_reported ON drops (integration, reported_at);",
+    ),
+];
 
 #[derive(Debug, Clone)]
 pub struct PgState {
@@ -273,8 +284,8 @@ impl StateStore for PgState {
             )
             .await?;
             tx.execute(
-                "INSERT INTO integration_status (integration, last_data_at, last_target, last_success, last_message)
-                 VALUES ($1, now(), $2, $3, $4)
+                "INSERT INTO integration_status (integration, last_data_at, last_target, last_success, last_message, first_seen_at)
+                 VALUES ($1, now(), $2, $3, $4, now())
                  ON CONFLICT (integration) DO UPDATE SET last_data_at = now(), last_target = $2, last_success = $3, last_message = $4",
                 &[&drop.integration, &drop.target, &result.success, &result.message],
             )
@@ -313,7 +324,7 @@ impl StateStore for PgState {
         let notices = serde_json::to_string(&scan.notices).unwrap_or_else(|_| "[]".into());
         client
             .execute(
-                "INSERT INTO integration_status (integration, last_scan_at, last_error, notices) VALUES ($1, $2, $3, $4)
+                "INSERT INTO integration_status (integration, last_scan_at, last_error, notices, first_seen_at) VALUES ($1, $2, $3, $4, $2)
                  ON CONFLICT (integration) DO UPDATE SET last_scan_at = $2, last_error = $3, notices = $4",
                 &[&scan.integration, &scan.at, &scan.error, &notices],
             )
@@ -322,12 +333,39 @@ impl StateStore for PgState {
             .map_err(|e| self.error(e))
     }
 
+    async fn recent_drops(&self, per_integration: usize) -> Result<Vec<DropSummary>, StateError> {
+        let limit = i64::try_from(per_integration).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT integration, target, success, records, message, reported_at FROM (
+                    SELECT integration, target, success, records, message, reported_at,
+                           row_number() OVER (PARTITION BY integration ORDER BY reported_at DESC, target DESC) AS n
+                    FROM drops WHERE reported_at IS NOT NULL) AS recent
+                 WHERE n <= $1 ORDER BY integration, reported_at DESC, target DESC",
+                &[&limit],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(rows
+            .iter()
+            .map(|row| DropSummary {
+                integration: row.get(0),
+                target: row.get(1),
+                success: row.get::<_, Option<bool>>(2).unwrap_or(false),
+                records: row.get::<_, Option<i64>>(3).unwrap_or(0).max(0) as u64,
+                message: row.get::<_, Option<String>>(4).unwrap_or_default(),
+                reported_at: row.get(5),
+            })
+            .collect())
+    }
+
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError> {
         let client = self.client().await?;
         let rows = client
             .query(
                 "SELECT integration, last_scan_at, last_error, notices, last_data_at, last_target, last_success,
-                        last_message, callback_error
+                        last_message, callback_error, first_seen_at
                  FROM integration_status ORDER BY integration",
                 &[],
             )
@@ -346,6 +384,7 @@ impl StateStore for PgState {
                     last_success: row.get(6),
                     last_message: row.get(7),
                     callback_error: row.get(8),
+                    first_seen_at: row.get(9),
                 })
             })
             .collect()

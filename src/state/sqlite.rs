@@ -16,8 +16,9 @@ use crate::ledger::{self, AppliedFile, Committed, FileRef, Ledger, LedgerError, 
 
 use super::clock::{Clock, SystemClock};
 use super::{
-    CallbackOutcome, CallbackRequest, Claim, DropResult, IntegrationState, JournaledDrop, Lease,
-    PendingCallback, SavedDrop, ScanRecord, Stage, StateError, StateStore, read_notices,
+    CallbackOutcome, CallbackRequest, Claim, DropResult, DropSummary, IntegrationState,
+    JournaledDrop, Lease, PendingCallback, SavedDrop, ScanRecord, Stage, StateError, StateStore,
+    read_notices,
 };
 
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -80,6 +81,13 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         token INTEGER NOT NULL,
         expires_at TEXT NOT NULL
     );",
+    ),
+    (
+        104,
+        // Integrations seen before this column count as first seen at their last scan.
+        "ALTER TABLE integration_status ADD COLUMN first_seen_at TEXT;
+    UPDATE integration_status SET first_seen_at = COALESCE(last_scan_at, last_data_at);
+    CREATE INDEX drops_reported ON drops (integration, reported_at);",
     ),
 ];
 
@@ -227,8 +235,8 @@ impl StateStore for SqliteState {
                 params![drop.integration, drop.target, result.success, result.records as i64, result.message, now],
             )?;
             tx.execute(
-                "INSERT INTO integration_status (integration, last_data_at, last_target, last_success, last_message)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO integration_status (integration, last_data_at, last_target, last_success, last_message, first_seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?2)
                  ON CONFLICT (integration) DO UPDATE SET last_data_at = ?2, last_target = ?3,
                     last_success = ?4, last_message = ?5",
                 params![drop.integration, now, drop.target, result.success, result.message],
@@ -348,8 +356,8 @@ impl StateStore for SqliteState {
         let notices = serde_json::to_string(&scan.notices).unwrap_or_else(|_| "[]".into());
         self.with(move |conn| {
             conn.execute(
-                "INSERT INTO integration_status (integration, last_scan_at, last_error, notices)
-                 VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO integration_status (integration, last_scan_at, last_error, notices, first_seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?2)
                  ON CONFLICT (integration) DO UPDATE SET last_scan_at = ?2, last_error = ?3, notices = ?4",
                 params![scan.integration, time(scan.at), scan.error, notices],
             )
@@ -396,12 +404,37 @@ impl StateStore for SqliteState {
         .await
     }
 
+    async fn recent_drops(&self, per_integration: usize) -> Result<Vec<DropSummary>, StateError> {
+        let limit = i64::try_from(per_integration).unwrap_or(i64::MAX);
+        self.with(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT integration, target, success, records, message, reported_at FROM (
+                    SELECT integration, target, success, records, message, reported_at,
+                           row_number() OVER (PARTITION BY integration ORDER BY reported_at DESC, target DESC) AS n
+                    FROM drops WHERE reported_at IS NOT NULL)
+                 WHERE n <= ?1 ORDER BY integration, reported_at DESC, target DESC",
+            )?;
+            let rows = stmt.query_map(params![limit], |row| {
+                Ok(DropSummary {
+                    integration: row.get(0)?,
+                    target: row.get(1)?,
+                    success: row.get::<_, Option<bool>>(2)?.unwrap_or(false),
+                    records: row.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64,
+                    message: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    reported_at: parse_time(row.get(5)?).unwrap_or_default(),
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError> {
         let saved = self
             .with(|conn| {
                 let mut stmt = conn.prepare(
                     "SELECT integration, last_scan_at, last_error, notices, last_data_at, last_target,
-                            last_success, last_message, callback_error
+                            last_success, last_message, callback_error, first_seen_at
                      FROM integration_status ORDER BY integration",
                 )?;
                 let rows = stmt.query_map([], |row| {
@@ -415,9 +448,10 @@ impl StateStore for SqliteState {
                         last_success: row.get(6)?,
                         last_message: row.get(7)?,
                         callback_error: row.get(8)?,
+                        first_seen_at: None,
                     };
-                    let saved: (String, Option<String>, Option<String>) =
-                        (row.get(3)?, row.get(1)?, row.get(4)?);
+                    let saved: (String, Option<String>, Option<String>, Option<String>) =
+                        (row.get(3)?, row.get(1)?, row.get(4)?, row.get(9)?);
                     Ok((state, saved))
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -425,13 +459,17 @@ impl StateStore for SqliteState {
             .await?;
         saved
             .into_iter()
-            .map(|(mut state, (notices, last_scan_at, last_data_at))| {
-                let integration = state.integration.as_str();
-                state.notices = read_notices(integration, &notices)?;
-                state.last_scan_at = saved_time(integration, "last scan time", last_scan_at)?;
-                state.last_data_at = saved_time(integration, "last data time", last_data_at)?;
-                Ok(state)
-            })
+            .map(
+                |(mut state, (notices, last_scan_at, last_data_at, first_seen_at))| {
+                    let integration = state.integration.as_str();
+                    state.notices = read_notices(integration, &notices)?;
+                    state.last_scan_at = saved_time(integration, "last scan time", last_scan_at)?;
+                    state.last_data_at = saved_time(integration, "last data time", last_data_at)?;
+                    state.first_seen_at =
+                        saved_time(integration, "first seen time", first_seen_at)?;
+                    Ok(state)
+                },
+            )
             .collect()
     }
 }

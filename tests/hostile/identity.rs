@@ -150,7 +150,7 @@ async fn the_status_endpoint_requires_the_token_and_the_probes_do_not() {
             (response.status().as_u16(), challenge)
         }
     };
-    for path in ["/status", "/metrics", "/nowhere"] {
+    for path in ["/", "/status", "/metrics", "/nowhere"] {
         for auth in [None, Some("Bearer wrong-token"), Some(token)] {
             let (code, challenge) = get(path, auth).await;
             assert_eq!(code, 401, "{path} with {auth:?}");
@@ -163,6 +163,7 @@ async fn the_status_endpoint_requires_the_token_and_the_probes_do_not() {
     let right = format!("Bearer {token}");
     assert_eq!(get("/status", Some(&right)).await.0, 200);
     assert_eq!(get("/metrics", Some(&right)).await.0, 200);
+    assert_eq!(get("/", Some(&right)).await.0, 200);
     assert_eq!(
         get("/status", Some(&format!("bearer {token}"))).await.0,
         200
