@@ -102,7 +102,9 @@ fn usage_and_config_errors_exit_2() {
     let run = wd.run(&["--config", "typo.toml", "validate", "good.csv.gz"]);
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(
-        run.stderr.contains("unknown field `date_fromat`"),
+        run.stderr.contains(
+            "unknown key 'date_fromat' in integration 'acme-users': did you mean 'date_format'?"
+        ),
         "{run:?}"
     );
 

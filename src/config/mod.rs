@@ -9,6 +9,7 @@
 
 mod compile;
 mod integration;
+mod keys;
 mod outbound;
 mod problem;
 mod roots;
@@ -97,14 +98,34 @@ impl Config {
         Ok(config)
     }
 
-    /// Loads and compiles in one step: the form every command uses.
+    /// Loads and compiles in one step: the form every command uses. Every problem at once:
+    /// unknown keys (each with the key meant) and what [`compile`](Config::compile) finds.
     pub fn load_checked(path: &Path, secrets: SecretCheck) -> Result<Settings, ConfigError> {
-        Config::load(path)?
-            .compile(secrets)
-            .map_err(|problems| ConfigError::Invalid {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let (config, mut problems) =
+            keys::parse_all(&text, base_dir).map_err(|message| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            })?;
+        let compiled = config.map(|config| config.compile(secrets));
+        match compiled {
+            Some(Ok(settings)) if problems.is_empty() => Ok(settings),
+            Some(Err(more)) => {
+                problems.extend(more);
+                Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    problems,
+                })
+            }
+            _ => Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
                 problems,
-            })
+            }),
+        }
     }
 
     /// Every problem in the file, in file order; empty when the config can run (when

@@ -10,6 +10,9 @@ pub enum Scope {
     Section(String),
     /// One `[[integrations]]` entry, by name.
     Integration(String),
+    /// The message says its own place: an unknown key (`unknown key 'x' in [schedule]: ...`),
+    /// a file at odds with another.
+    Whole,
 }
 
 /// One problem found by [`Config::check`](super::Config::check).
@@ -30,6 +33,15 @@ impl Problem {
         }
     }
 
+    /// A problem whose message says where it is.
+    pub fn whole(message: impl Into<String>) -> Problem {
+        Problem {
+            scope: Scope::Whole,
+            key: String::new(),
+            message: message.into(),
+        }
+    }
+
     pub fn integration(name: &str, key: &str, message: impl Into<String>) -> Problem {
         Problem {
             scope: Scope::Integration(name.to_string()),
@@ -46,6 +58,7 @@ impl fmt::Display for Problem {
             Scope::Integration(name) => {
                 write!(f, "integration '{name}': {}: {}", self.key, self.message)
             }
+            Scope::Whole => f.write_str(&self.message),
         }
     }
 }
