@@ -51,21 +51,7 @@ pub async fn connect(
     migrations: &[(i64, &str)],
 ) -> Result<Pool, PgError> {
     let shown = redact_url(url);
-    let mut config = Config::from_str(url).map_err(|e| PgError::Url {
-        url: shown.clone(),
-        message: e.to_string(),
-    })?;
-    if let Some(secret) = password {
-        let password: Secret = secret.read().map_err(|e| PgError::Password {
-            url: shown.clone(),
-            message: e.to_string(),
-        })?;
-        config.password(password.expose());
-    }
-    config.connect_timeout(CONNECT_TIMEOUT);
-    config.application_name("dropfolder");
-    // Not "relation ... already exists, skipping" on every start.
-    config.options("-c client_min_messages=warning");
+    let config = client_config(url, password)?;
     let manager = Manager::from_config(
         config,
         tls(),
@@ -82,6 +68,44 @@ pub async fn connect(
         })?;
     migrate(&pool, &shown, migrations).await?;
     Ok(pool)
+}
+
+/// `url` and the password read, as every connection is made.
+fn client_config(url: &str, password: Option<&SecretRef>) -> Result<Config, PgError> {
+    let shown = redact_url(url);
+    let mut config = Config::from_str(url).map_err(|e| PgError::Url {
+        url: shown.clone(),
+        message: e.to_string(),
+    })?;
+    if let Some(secret) = password {
+        let password: Secret = secret.read().map_err(|e| PgError::Password {
+            url: shown.clone(),
+            message: e.to_string(),
+        })?;
+        config.password(password.expose());
+    }
+    config.connect_timeout(CONNECT_TIMEOUT);
+    config.application_name("dropfolder");
+    // Not "relation ... already exists, skipping" on every start.
+    config.options("-c client_min_messages=warning");
+    Ok(config)
+}
+
+/// One connection and `SELECT 1`, as `connect` would make it, migrating nothing: for `check`,
+/// which must not change what it checks.
+pub async fn ping(url: &str, password: Option<&SecretRef>) -> Result<(), PgError> {
+    let shown = redact_url(url);
+    let failed = |e: tokio_postgres::Error| PgError::Connect {
+        url: shown.clone(),
+        message: describe(&e),
+    };
+    let config = client_config(url, password)?;
+    let (client, connection) = config.connect(tls()).await.map_err(failed)?;
+    let driver = tokio::spawn(connection);
+    let answered = client.simple_query("SELECT 1").await.map_err(failed);
+    drop(client);
+    let _ = driver.await;
+    answered.map(drop)
 }
 
 /// rustls with the Mozilla roots; used only when the URL's sslmode asks for TLS.

@@ -1,18 +1,29 @@
 //! `dropfolder check`: the whole config, every problem at once, by integration; then, unless
-//! `--offline`, each integration's bucket reached as a scan would (credentials, region, a
-//! LIST of `current/`), one line each saying ok (and, for S3, the identity it acts as) or
-//! what is wrong and what to do.
+//! `--offline`, everything a run will need, reached as the run would reach it: the state and
+//! sink databases, the hosts of the HTTP sink and the callbacks (connected to, nothing sent;
+//! [`super::reach`]), and each integration's bucket (credentials, region, a LIST of
+//! `current/`). One line each saying ok (and, for S3, the identity it acts as) or what is
+//! wrong and what to do. Every probe has a time limit and they run concurrently.
 //! A date pattern with letters Java would misread (`YYYY`, `DD`, `u`, `hh` without `a`) gets a
 //! note saying how dropfolder reads it; notes are not problems.
-//! Exit 0 all ok, 1 a bucket could not be reached, 2 the config has problems.
+//! Exit 0 all ok, 1 something could not be reached, 2 the config has problems.
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use dropfolder::config::SecretCheck;
 use dropfolder::scan::scan;
-use dropfolder::settings::IntegrationSettings;
+use dropfolder::settings::{IntegrationSettings, Settings};
 use dropfolder::store::StoreLocation;
+use futures_util::StreamExt;
+
+/// How long reaching one bucket may take (assuming a role, discovering the region, a LIST),
+/// the SDK's retries included.
+const BUCKET_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Buckets reached at once.
+const BUCKETS_AT_ONCE: usize = 16;
 
 pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
     let config = super::load_config(path, SecretCheck::Require)?;
@@ -21,8 +32,6 @@ pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
         path.display(),
         config.integrations.len()
     );
-    let aws = tokio::sync::OnceCell::new();
-    let mut failed = false;
     for integration in &config.integrations {
         let pattern = &integration.rules.dates;
         for note in pattern.notes() {
@@ -31,40 +40,101 @@ pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
                 integration.name
             );
         }
-        let location = match &integration.store.location {
-            StoreLocation::Local(dir) => format!("folder {}", dir.display()),
-            StoreLocation::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
-        };
-        if offline {
+    }
+    if offline {
+        for integration in &config.integrations {
             println!(
-                "{}: ok, {location} not contacted (--offline)",
-                integration.name
-            );
-            continue;
-        }
-        let reached = match dropfolder::store::open(&integration.store, &aws).await {
-            Ok(store) => scan(store.as_ref()).await,
-            Err(e) => Err(e),
-        };
-        match reached {
-            Ok(found) => println!(
-                "{}: ok, {location} reachable{}: {} folder(s) ready, {} waiting for _SUCCESS",
+                "{}: ok, {} not contacted (--offline)",
                 integration.name,
-                identity(integration, &aws).await,
-                found.ready.len(),
-                found.waiting.len()
-            ),
-            Err(e) => {
+                location(integration)
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let aws = tokio::sync::OnceCell::new();
+    if every_bucket_names_its_region(&config) {
+        // Otherwise the SDK asks IMDS for a region no request will use, and warns where
+        // there is none.
+        let _ = aws
+            .get_or_init(dropfolder::store::aws::base_config_without_imds_region)
+            .await;
+    }
+    let services = super::reach::probe_all(&config, None);
+    let buckets = futures_util::stream::iter(&config.integrations)
+        .map(|integration| bucket(integration, &aws))
+        .buffered(BUCKETS_AT_ONCE)
+        .collect::<Vec<_>>();
+    let (services, buckets) = tokio::join!(services, buckets);
+    let mut failed = false;
+    for probe in services {
+        match probe.outcome {
+            Ok(how) => println!("{}: ok, {how}", probe.what),
+            Err(why) => {
                 failed = true;
-                println!("{}: FAILED: {e}", integration.name);
+                println!("{}: FAILED: {why}", probe.what);
             }
         }
+    }
+    for (line, ok) in buckets {
+        failed |= !ok;
+        println!("{line}");
     }
     Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `folder PATH` or `s3://bucket/prefix`, as the check lines say it.
+fn location(integration: &IntegrationSettings) -> String {
+    match &integration.store.location {
+        StoreLocation::Local(dir) => format!("folder {}", dir.display()),
+        StoreLocation::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+    }
+}
+
+fn every_bucket_names_its_region(config: &Settings) -> bool {
+    config.integrations.iter().all(|integration| {
+        integration.store.access.region.is_some()
+            || matches!(integration.store.location, StoreLocation::Local(_))
+    })
+}
+
+/// One integration's line, and whether its bucket was reached.
+async fn bucket(
+    integration: &IntegrationSettings,
+    aws: &tokio::sync::OnceCell<aws_config::SdkConfig>,
+) -> (String, bool) {
+    let location = location(integration);
+    let reached = tokio::time::timeout(BUCKET_TIMEOUT, async {
+        match dropfolder::store::open(&integration.store, aws).await {
+            Ok(store) => scan(store.as_ref()).await,
+            Err(e) => Err(e),
+        }
+    })
+    .await;
+    match reached {
+        Ok(Ok(found)) => (
+            format!(
+                "{}: ok, {location} reachable{}: {} folder(s) ready, {} waiting for _SUCCESS",
+                integration.name,
+                identity(integration, aws).await,
+                found.ready.len(),
+                found.waiting.len()
+            ),
+            true,
+        ),
+        Ok(Err(e)) => (format!("{}: FAILED: {e}", integration.name), false),
+        Err(_) => (
+            format!(
+                "{}: FAILED: {location}: no answer within {} s; check `endpoint`, `region` and that the network lets dropfolder reach S3",
+                integration.name,
+                BUCKET_TIMEOUT.as_secs()
+            ),
+            false,
+        ),
+    }
 }
 
 /// ` as <ARN>` for an S3 integration: who its requests are made as, from STS. Informational:
@@ -77,8 +147,14 @@ async fn identity(
         return String::new();
     };
     let base = aws.get_or_init(dropfolder::store::aws::base_config).await;
-    match dropfolder::store::aws::caller_arn(base, &integration.store.access, bucket).await {
-        Ok(arn) => format!(" as {arn}"),
-        Err(e) => format!(" (identity not shown: {e})"),
+    let asked = tokio::time::timeout(
+        BUCKET_TIMEOUT,
+        dropfolder::store::aws::caller_arn(base, &integration.store.access, bucket),
+    )
+    .await;
+    match asked {
+        Ok(Ok(arn)) => format!(" as {arn}"),
+        Ok(Err(e)) => format!(" (identity not shown: {e})"),
+        Err(_) => " (identity not shown: STS did not answer in time)".to_string(),
     }
 }

@@ -29,6 +29,25 @@ pub async fn base_config() -> SdkConfig {
         .await
 }
 
+/// The base config for work whose every bucket names its region: the base region is
+/// looked up in the environment and the profile only, then `us-east-1`, the region STS is
+/// asked in when the base has none. Asking IMDS as well (the default, for the base and again
+/// for the credential chain) warns three times and waits where there is none, for a region
+/// no request would use.
+pub async fn base_config_without_imds_region() -> SdkConfig {
+    use aws_config::environment::region::EnvironmentVariableRegionProvider;
+    use aws_config::meta::region::RegionProviderChain;
+    use aws_config::profile::ProfileFileRegionProvider;
+    let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(ProfileFileRegionProvider::new())
+        .or_else(Region::from_static("us-east-1"));
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .load()
+        .await
+}
+
 /// The STS session name: says who is reading, within STS's 64 characters of `[\w+=,.@-]`.
 pub fn session_name(integration: &str) -> String {
     let mut name = format!("dropfolder-{integration}");
@@ -182,7 +201,6 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let key = key.to_string();
-    let detail = DisplayErrorContext(&error).to_string();
     if let SdkError::ServiceError(service) = &error {
         let code = service.err().code().unwrap_or_default();
         let message = format!("{code}: {}", service.err().message().unwrap_or_default());
@@ -207,24 +225,53 @@ where
             _ => StoreError::Other { key, message },
         };
     }
-    // No response: credentials could not be had, or the endpoint could not be reached.
+    // No response: credentials could not be had, or the endpoint could not be reached. Said
+    // in one line, each cause once: the SDK's own context ends with a Debug dump of the
+    // error, a screenful for a refused connection.
     let mut cause = error.source();
     let mut credentials = false;
     while let Some(e) = cause {
         credentials |= e.is::<aws_credential_types::provider::error::CredentialsError>();
         cause = e.source();
     }
+    let causes = one_line(&error);
     if credentials {
         StoreError::Credentials {
             key,
-            message: detail,
+            message: causes,
+        }
+    } else if matches!(
+        error,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+    ) {
+        StoreError::Other {
+            key,
+            message: format!(
+                "cannot reach the S3 endpoint ({causes}); check `endpoint` (or, without one, DNS, the proxy and the network path to AWS) and that the endpoint is up"
+            ),
         }
     } else {
         StoreError::Other {
             key,
-            message: detail,
+            message: causes,
         }
     }
+}
+
+/// An error and its causes in one line, each said once (a cause whose text its parent
+/// already shows is skipped).
+fn one_line(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let more = e.to_string();
+        if !more.is_empty() && !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 /// An SDK error with its causes, for messages about anything but objects (SQS).
