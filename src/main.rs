@@ -47,11 +47,24 @@ enum Command {
         #[arg(long, conflicts_with = "integration")]
         suggest: bool,
     },
-    /// Check the config (schemas, date patterns, secrets present).
+    /// Check the config, then reach everything a run needs (databases, hosts, buckets).
     Check {
-        /// Do not contact any bucket.
+        /// Contact nothing: the config alone (for CI without network).
         #[arg(long)]
         offline: bool,
+        /// Only this integration's bucket and callback (the config is still checked whole):
+        /// to see whether a customer has set up their role.
+        integration: Option<String>,
+    },
+    /// Print what a customer must set up for an integration: the role's permissions and
+    /// trust policies, the CloudFormation parameters, and an external ID when it has none.
+    Onboard {
+        /// The integration, as named in the config.
+        integration: String,
+        /// The operator's principal the customer's role trusts (the role or user dropfolder
+        /// runs as). Default: asked of STS.
+        #[arg(long, env = "DROPFOLDER_PRINCIPAL_ARN")]
+        principal: Option<String>,
     },
     /// Scan every integration once, import what is ready, then exit.
     Run,
@@ -101,7 +114,14 @@ fn main() -> ExitCode {
             Command::Validate {
                 integration, files, ..
             } => cmd::validate::run(&cli.config, integration.as_deref(), &files).await,
-            Command::Check { offline } => cmd::check::run(&cli.config, offline).await,
+            Command::Check {
+                offline,
+                integration,
+            } => cmd::check::run(&cli.config, offline, integration.as_deref()).await,
+            Command::Onboard {
+                integration,
+                principal,
+            } => cmd::onboard::run(&cli.config, &integration, principal.as_deref()).await,
             Command::Run => cmd::run::run(&cli.config).await,
             Command::Import {
                 integration,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use dropfolder::config::SecretCheck;
 use dropfolder::scan::scan;
 use dropfolder::settings::{IntegrationSettings, Settings};
-use dropfolder::store::StoreLocation;
+use dropfolder::store::{StoreError, StoreLocation};
 use futures_util::StreamExt;
 
 /// How long reaching one bucket may take (assuming a role, discovering the region, a LIST),
@@ -25,14 +25,23 @@ const BUCKET_TIMEOUT: Duration = Duration::from_secs(30);
 /// Buckets reached at once.
 const BUCKETS_AT_ONCE: usize = 16;
 
-pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
+pub async fn run(path: &Path, offline: bool, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let config = super::load_config(path, SecretCheck::Require)?;
+    if let Some(name) = only {
+        // Names it, or says which there are.
+        super::pick_integration(&config, path, Some(name))?;
+    }
     println!(
         "config {}: ok ({} integration(s))",
         path.display(),
         config.integrations.len()
     );
-    for integration in &config.integrations {
+    let chosen: Vec<&IntegrationSettings> = config
+        .integrations
+        .iter()
+        .filter(|i| only.is_none_or(|name| name == i.name))
+        .collect();
+    for integration in &chosen {
         let pattern = &integration.rules.dates;
         for note in pattern.notes() {
             println!(
@@ -42,7 +51,7 @@ pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
         }
     }
     if offline {
-        for integration in &config.integrations {
+        for integration in &chosen {
             println!(
                 "{}: ok, {} not contacted (--offline)",
                 integration.name,
@@ -59,8 +68,8 @@ pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
             .get_or_init(dropfolder::store::aws::base_config_without_imds_region)
             .await;
     }
-    let services = super::reach::probe_all(&config, None);
-    let buckets = futures_util::stream::iter(&config.integrations)
+    let services = super::reach::probe_all(&config, only);
+    let buckets = futures_util::stream::iter(chosen)
         .map(|integration| bucket(integration, &aws))
         .buffered(BUCKETS_AT_ONCE)
         .collect::<Vec<_>>();
@@ -75,9 +84,11 @@ pub async fn run(path: &Path, offline: bool) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    for (line, ok) in buckets {
+    for (lines, ok) in buckets {
         failed |= !ok;
-        println!("{line}");
+        for line in lines {
+            println!("{line}");
+        }
     }
     Ok(if failed {
         ExitCode::from(1)
@@ -101,11 +112,12 @@ fn every_bucket_names_its_region(config: &Settings) -> bool {
     })
 }
 
-/// One integration's line, and whether its bucket was reached.
+/// One integration's lines, and whether its bucket was reached. A failure with a customer's
+/// role gets a second line saying what the customer has to change, in their terms.
 async fn bucket(
     integration: &IntegrationSettings,
     aws: &tokio::sync::OnceCell<aws_config::SdkConfig>,
-) -> (String, bool) {
+) -> (Vec<String>, bool) {
     let location = location(integration);
     let reached = tokio::time::timeout(BUCKET_TIMEOUT, async {
         match dropfolder::store::open(&integration.store, aws).await {
@@ -114,27 +126,54 @@ async fn bucket(
         }
     })
     .await;
+    let name = &integration.name;
     match reached {
         Ok(Ok(found)) => (
-            format!(
-                "{}: ok, {location} reachable{}: {} folder(s) ready, {} waiting for _SUCCESS",
-                integration.name,
+            vec![format!(
+                "{name}: ok, {location} reachable{}: {} folder(s) ready, {} waiting for _SUCCESS",
                 identity(integration, aws).await,
                 found.ready.len(),
                 found.waiting.len()
-            ),
+            )],
             true,
         ),
-        Ok(Err(e)) => (format!("{}: FAILED: {e}", integration.name), false),
+        Ok(Err(e)) => {
+            let mut lines = vec![format!("{name}: FAILED: {e}")];
+            if let Some(said) = for_the_customer(integration, &location, &e) {
+                lines.push(format!("{name}: for the customer: {said}"));
+            }
+            (lines, false)
+        }
         Err(_) => (
-            format!(
-                "{}: FAILED: {location}: no answer within {} s; check `endpoint`, `region` and that the network lets dropfolder reach S3",
-                integration.name,
+            vec![format!(
+                "{name}: FAILED: {location}: no answer within {} s; check `endpoint`, `region` and that the network lets dropfolder reach S3",
                 BUCKET_TIMEOUT.as_secs()
-            ),
+            )],
             false,
         ),
     }
+}
+
+/// What a customer with a role has to change, when the failure is on their side.
+fn for_the_customer(
+    integration: &IntegrationSettings,
+    location: &str,
+    error: &StoreError,
+) -> Option<String> {
+    let role = integration.store.access.role_arn.as_ref()?;
+    let onboard = format!("`dropfolder onboard {}` prints it", integration.name);
+    Some(match error {
+        StoreError::Credentials { .. } => format!(
+            "we cannot assume your role {role}: its trust policy must allow sts:AssumeRole to our principal with the external ID we gave you ({onboard})"
+        ),
+        StoreError::AccessDenied { .. } => format!(
+            "your role {role} may not list or use {location}: its permissions policy must allow s3:GetBucketLocation and s3:ListBucket on the bucket, and s3:GetObject, s3:PutObject and s3:DeleteObject under the prefix ({onboard})"
+        ),
+        StoreError::NoSuchBucket { .. } => format!(
+            "there is no bucket {location}: check its name with us, or create it in the account of {role}"
+        ),
+        _ => return None,
+    })
 }
 
 /// ` as <ARN>` for an S3 integration: who its requests are made as, from STS. Informational:

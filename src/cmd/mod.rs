@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod import;
+pub mod onboard;
 pub mod reach;
 pub mod run;
 pub mod status;
