@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     about = "Imports the CSV files customers drop into S3"
 )]
 struct Cli {
-    /// The config file.
+    /// The config file, or a directory whose `*.toml` files are read as one config.
     #[arg(long, short, global = true, env = "DROPFOLDER_CONFIG", default_value = dropfolder::config::DEFAULT_PATH)]
     config: PathBuf,
     /// Log lines as human-readable text or as JSON objects (on stderr).

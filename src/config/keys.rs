@@ -238,7 +238,7 @@ fn closest(key: &str, known: &[&'static str]) -> Option<&'static str> {
 }
 
 /// A key as quoted back: control characters escaped, at most [`MAX_QUOTED_KEY`] characters.
-fn quoted(key: &str) -> String {
+pub(super) fn quoted(key: &str) -> String {
     let mut out: String = key
         .chars()
         .take(MAX_QUOTED_KEY)

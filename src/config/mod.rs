@@ -8,6 +8,7 @@
 //! file: keys ending in `_env` or `_file` name where they are ([`SecretRef`]).
 
 mod compile;
+mod dir;
 mod integration;
 mod keys;
 mod outbound;
@@ -78,8 +79,18 @@ pub enum SecretCheck {
 }
 
 impl Config {
-    /// Reads and parses `path`; does not [`check`](Config::check) it.
+    /// Reads and parses `path`; does not [`check`](Config::check) it. A directory is read as
+    /// [`load_checked`](Config::load_checked) reads it; its problems of reading refuse it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        if path.is_dir() {
+            return match dir::load(path)? {
+                (Some(config), problems) if problems.is_empty() => Ok(config),
+                (_, problems) => Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    problems,
+                }),
+            };
+        }
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -100,17 +111,10 @@ impl Config {
 
     /// Loads and compiles in one step: the form every command uses. Every problem at once:
     /// unknown keys (each with the key meant) and what [`compile`](Config::compile) finds.
+    /// `path` may be a directory: every `*.toml` in it is a part of the config (see
+    /// `config/dir.rs`), relative paths resolve against the directory.
     pub fn load_checked(path: &Path, secrets: SecretCheck) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let (config, mut problems) =
-            keys::parse_all(&text, base_dir).map_err(|message| ConfigError::Parse {
-                path: path.to_path_buf(),
-                message,
-            })?;
+        let (config, mut problems) = Config::load_all(path)?;
         let compiled = config.map(|config| config.compile(secrets));
         match compiled {
             Some(Ok(settings)) if problems.is_empty() => Ok(settings),
@@ -126,6 +130,23 @@ impl Config {
                 problems,
             }),
         }
+    }
+
+    /// The config at `path` (a file or a directory) and every problem in reading it, before
+    /// [`compile`](Config::compile).
+    fn load_all(path: &Path) -> Result<(Option<Config>, Vec<Problem>), ConfigError> {
+        if path.is_dir() {
+            return dir::load(path);
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        keys::parse_all(&text, base_dir).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
     }
 
     /// Every problem in the file, in file order; empty when the config can run (when
