@@ -120,36 +120,37 @@ fn check_connects_to_a_live_state_database_without_changing_it() {
 }
 
 #[test]
-fn check_connects_to_callback_hosts_without_sending_anything() {
+fn check_connects_to_callback_and_sink_hosts_without_sending_anything() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let server = runtime.block_on(http_server::Server::start());
     let live = server.url.clone();
     let dead = format!("http://127.0.0.1:{}", closed_port());
+    // The live server speaks plain HTTP: an https URL to it must fail its TLS handshake.
+    let tls = live.replace("http://", "https://");
     let wd = Workdir::new();
-    std::fs::create_dir_all(wd.path("drop/acme")).expect("drop folder");
-    std::fs::create_dir_all(wd.path("drop/beta")).expect("drop folder");
-    let beta = CONFIG
-        .replace("[schemas.users]\nid = \"string\"\nemail = \"string\"\n", "")
-        .replace("acme", "beta");
-    wd.write(
-        "dropfolder.toml",
-        format!(
-            "[outbound]\nallow_networks = [\"127.0.0.1\"]\n{CONFIG}callback = {{ url = \"{live}/cb\", api_key_env = \"CB_KEY\" }}\n{beta}callback = {{ url = \"{dead}/cb\", api_key_env = \"CB_KEY\" }}\n"
-        ),
+    let mut config = format!(
+        "[outbound]\nallow_networks = [\"127.0.0.1\"]\n\n[sink]\nkind = \"http\"\nurl = \"{live}/records\"\n\n{CONFIG}callback = {{ url = \"{live}/cb\", api_key_env = \"CB_KEY\" }}\n"
     );
+    for (name, url) in [("beta", &dead), ("gamma", &tls)] {
+        std::fs::create_dir_all(wd.path(&format!("drop/{name}"))).expect("drop folder");
+        config += &CONFIG
+            .replace("[schemas.users]\nid = \"string\"\nemail = \"string\"\n", "")
+            .replace("acme", name);
+        config += &format!("callback = {{ url = \"{url}/cb\", api_key_env = \"CB_KEY\" }}\n");
+    }
+    std::fs::create_dir_all(wd.path("drop/acme")).expect("drop folder");
+    wd.write("dropfolder.toml", config);
     let run = wd.run_env(&["check"], &[("CB_KEY", "k")]);
     assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(
-        run.stdout
-            .contains(&format!("callback {live} (acme): ok, connected")),
-        "{run:?}"
-    );
-    assert!(
-        run.stdout
-            .contains(&format!("callback {dead} (beta): FAILED: cannot connect")),
-        "{run:?}"
-    );
-    assert!(server.requests().is_empty(), "nothing is posted");
+    for expected in [
+        format!("sink {live}: ok, connected"),
+        format!("callback {live} (acme): ok, connected"),
+        format!("callback {dead} (beta): FAILED: cannot connect"),
+        format!("callback {tls} (gamma): FAILED: TLS handshake with 127.0.0.1 failed"),
+    ] {
+        assert!(run.stdout.contains(&expected), "{expected}: {run:?}");
+    }
+    assert!(server.requests().is_empty(), "nothing is sent");
 }
 
 #[test]
