@@ -4,12 +4,13 @@
 //!
 //! The modules follow the pipeline, in the order a file meets them:
 //!
-//! - [`config`]: the one TOML file, parsed strictly, checked as a whole up front and compiled
-//!   once into [`settings::Settings`]: only checked values, defaults applied, patterns and
-//!   schedule compiled. Every module below takes its part of the settings as its own type
-//!   (e.g. [`validate::FileRules`], [`schedule::ScheduleSettings`], [`sink::SinkSettings`],
-//!   [`store::StoreSettings`]) and imports nothing from `config` (`tests/layering.rs` fails on
-//!   any cycle between these modules).
+//! - [`config`]: the TOML file (or a directory of them), parsed strictly, checked as a whole
+//!   up front (every problem at once) and compiled once into [`settings::Settings`]: only
+//!   checked values, defaults applied, patterns and schedule compiled. Every module below
+//!   takes its part of the settings as its own type (e.g. [`validate::FileRules`],
+//!   [`schedule::ScheduleSettings`], [`sink::SinkSettings`], [`store::StoreSettings`]) and
+//!   imports nothing from `config` (`tests/layering.rs` fails on any cycle between these
+//!   modules).
 //! - [`store`]: a bucket as one small trait with S3's semantics; [`store::LocalStore`] for a
 //!   local folder.
 //! - [`scan`]: the ready `current/dt=YYYYMMDD/` folders of an integration, oldest first.

@@ -1,10 +1,12 @@
-//! The one TOML file, read strictly and checked as a whole before anything runs.
+//! The TOML file (or a directory of them, `dir.rs`), read strictly and checked as a whole
+//! before anything runs.
 //!
-//! Parsing rejects unknown keys, so a typo never falls back to a default silently.
-//! [`Config::compile`] then reports every remaining problem at once, each with the integration
-//! and key it belongs to, so an operator fixes the file in one pass; or, when there is none,
-//! builds the [`Settings`] everything else runs on. Nothing outside this module reads the
-//! file's strings, and nothing here is imported by the modules that run. Secrets are never in the
+//! Parsing rejects unknown keys, so a typo never falls back to a default silently; every
+//! one is reported, with the key meant (`keys.rs`). [`Config::compile`] then reports every
+//! remaining problem at once, each with the integration and key it belongs to, so an operator
+//! fixes the file in one pass; or, when there is none, builds the [`Settings`] everything else
+//! runs on. Nothing outside this module reads the file's strings, and nothing here is
+//! imported by the modules that run. Secrets are never in the
 //! file: keys ending in `_env` or `_file` name where they are ([`SecretRef`]).
 
 mod compile;
