@@ -197,60 +197,91 @@ fn valid_external_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c))
 }
 
+/// An IAM policy document, its keys in the order AWS's own examples and `deploy/iam/` write
+/// them (a JSON object's keys would come out sorted, `Version` last).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PolicyDocument {
+    version: &'static str,
+    statement: Vec<Statement>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Statement {
+    sid: &'static str,
+    effect: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    principal: Option<Value>,
+    action: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    condition: Option<Value>,
+}
+
 /// The role's permissions: the five actions, listing and objects scoped to the prefix (the
 /// whole bucket when there is none), as `deploy/iam/role-policy.json` and the template.
-pub fn permissions_policy(partition: &str, bucket: &str, prefix: &str) -> Value {
+fn permissions_policy(partition: &str, bucket: &str, prefix: &str) -> PolicyDocument {
     let bucket_arn = format!("arn:{partition}:s3:::{bucket}");
-    let mut list = json!({
-        "Sid": "ListTheDropFolder",
-        "Effect": "Allow",
-        "Action": "s3:ListBucket",
-        "Resource": bucket_arn,
-    });
-    let objects = if prefix.is_empty() {
-        format!("{bucket_arn}/*")
+    let (list_condition, objects) = if prefix.is_empty() {
+        (None, format!("{bucket_arn}/*"))
     } else {
-        list["Condition"] = json!({
-            "StringLike": { "s3:prefix": [format!("{prefix}/"), format!("{prefix}/*")] }
-        });
-        format!("{bucket_arn}/{prefix}/*")
+        (
+            Some(json!({
+                "StringLike": { "s3:prefix": [format!("{prefix}/"), format!("{prefix}/*")] }
+            })),
+            format!("{bucket_arn}/{prefix}/*"),
+        )
     };
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "FindTheBucketRegion",
-                "Effect": "Allow",
-                "Action": "s3:GetBucketLocation",
-                "Resource": bucket_arn,
+    PolicyDocument {
+        version: "2012-10-17",
+        statement: vec![
+            Statement {
+                sid: "FindTheBucketRegion",
+                effect: "Allow",
+                principal: None,
+                action: json!("s3:GetBucketLocation"),
+                resource: Some(bucket_arn.clone()),
+                condition: None,
             },
-            list,
-            {
-                "Sid": "ReadMoveAndReportUnderThePrefix",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                "Resource": objects,
-            }
-        ]
-    })
+            Statement {
+                sid: "ListTheDropFolder",
+                effect: "Allow",
+                principal: None,
+                action: json!("s3:ListBucket"),
+                resource: Some(bucket_arn),
+                condition: list_condition,
+            },
+            Statement {
+                sid: "ReadMoveAndReportUnderThePrefix",
+                effect: "Allow",
+                principal: None,
+                action: json!(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]),
+                resource: Some(objects),
+                condition: None,
+            },
+        ],
+    }
 }
 
 /// Only `principal`, and only with `external_id`, may assume the role.
-pub fn trust_policy(principal: &str, external_id: &str) -> Value {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "DropfolderAssumesThisRole",
-            "Effect": "Allow",
-            "Principal": { "AWS": principal },
-            "Action": "sts:AssumeRole",
-            "Condition": { "StringEquals": { "sts:ExternalId": external_id } }
-        }]
-    })
+fn trust_policy(principal: &str, external_id: &str) -> PolicyDocument {
+    PolicyDocument {
+        version: "2012-10-17",
+        statement: vec![Statement {
+            sid: "DropfolderAssumesThisRole",
+            effect: "Allow",
+            principal: Some(json!({ "AWS": principal })),
+            action: json!("sts:AssumeRole"),
+            resource: None,
+            condition: Some(json!({ "StringEquals": { "sts:ExternalId": external_id } })),
+        }],
+    }
 }
 
 /// The parameters of `deploy/iam/customer-role.yaml`, in its order.
-pub fn cloudformation_parameters(
+fn cloudformation_parameters(
     bucket: &str,
     prefix: &str,
     principal: &str,
@@ -307,8 +338,9 @@ fn role_of(arn: &str) -> String {
     arn.to_string()
 }
 
-fn pretty(value: &Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+fn pretty(document: &PolicyDocument) -> String {
+    // Strings and JSON values only: serializing cannot fail.
+    serde_json::to_string_pretty(document).unwrap_or_default()
 }
 
 fn indent(text: &str) -> String {
@@ -358,7 +390,7 @@ mod tests {
 
     #[test]
     fn an_empty_prefix_grants_the_whole_bucket_unconditioned() {
-        let policy = permissions_policy("aws", "b", "");
+        let policy = serde_json::to_value(permissions_policy("aws", "b", "")).expect("json");
         let list = &policy["Statement"][1];
         assert!(list.get("Condition").is_none());
         assert_eq!(policy["Statement"][2]["Resource"], "arn:aws:s3:::b/*");
