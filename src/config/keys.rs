@@ -320,6 +320,38 @@ mod tests {
     }
 
     #[test]
+    fn every_place_is_walked_and_its_unknown_keys_removed() {
+        let mut table: toml::Table = r#"
+            integration = 1
+            [sink]
+            urll = "x"
+            [sink.auth]
+            type = "bearer"
+            tokn_env = "left to serde"
+            [[integrations]]
+            callback = { url = "https://x", retry_cuont = 2 }
+        "#
+        .parse()
+        .expect("toml");
+        let mut problems = Vec::new();
+        remove_unknown_keys(&mut table, Some("a.toml"), &mut problems);
+        let said: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            said,
+            [
+                "a.toml: unknown key 'integration' at the top level: did you mean 'integrations'?",
+                "a.toml: unknown key 'urll' in [sink]: did you mean 'url'?",
+                "a.toml: unknown key 'callback.retry_cuont' in integrations[0]: did you mean 'callback.retry_count'?",
+            ]
+        );
+        assert!(!table.contains_key("integration"));
+        assert_eq!(
+            table["sink"]["auth"]["tokn_env"].as_str(),
+            Some("left to serde")
+        );
+    }
+
+    #[test]
     fn a_long_or_odd_key_is_quoted_back_bounded_and_escaped() {
         assert_eq!(quoted("a\nb"), "a\\nb");
         assert_eq!(quoted(&"k".repeat(1000)).len(), MAX_QUOTED_KEY + 3);
