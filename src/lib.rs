@@ -23,8 +23,9 @@
 //! - [`sink`]: where records go ([`sink::SqliteSink`] by default), one transaction per file;
 //!   SQLite spools a file's valid rows and takes its write lock only to apply them. A sink
 //!   imports [`ledger`], never [`state`].
-//! - [`finish`]: copy to `processed/`, write `status.txt`, delete the originals, `_SUCCESS`
-//!   last; [`finish::status`] is the text the customer reads.
+//! - [`finish`]: the finish sequence of a loaded drop ([`finish::finish_drop`]): copy to
+//!   `processed/`, write `status.txt`, record the result and its callback, delete the
+//!   originals, `_SUCCESS` last; [`finish::status`] is the text the customer reads.
 //! - [`state`]: what is remembered between runs, one [`state::StateStore`] (SQLite or
 //!   PostgreSQL) in the roles it plays: leases, the journal of drops, each integration's
 //!   last result, the callback outbox, and the ledger of sinks without their own. The stores

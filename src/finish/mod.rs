@@ -6,7 +6,10 @@
 
 pub mod errors_csv;
 pub mod report;
+mod sequence;
 pub mod status;
+
+pub use sequence::{FinishError, Finished, Finisher, Loaded, Reported, finish_drop};
 
 use std::collections::{HashMap, HashSet};
 
