@@ -47,8 +47,11 @@
 //! (opening each database the same way everywhere), [`crash`] (crash points for the
 //! crash-safety tests). The binary (`src/main.rs`, `src/cmd/`) is thin: it parses the
 //! command line, sets up tracing, loads and checks the config, and calls into these modules.
+//!
+//! Visibility: a module (or submodule) is `pub` only if the binary, `tests/` or `benches/`
+//! use it; the rest are `pub(crate)`, so the compiler reports what nothing uses.
 
-pub mod callback;
+pub(crate) mod callback;
 pub mod config;
 pub mod crash;
 pub mod egress;
@@ -57,16 +60,16 @@ pub mod finish;
 pub mod health;
 pub mod ledger;
 pub mod load;
-pub mod outbound;
+pub(crate) mod outbound;
 pub mod postgres;
 pub mod scan;
-pub mod schedule;
-pub mod secret;
+pub(crate) mod schedule;
+pub(crate) mod secret;
 pub mod server;
 pub mod settings;
 pub mod shutdown;
 pub mod sink;
-pub mod sqlite;
+pub(crate) mod sqlite;
 pub mod state;
 pub mod store;
 pub mod telemetry;
