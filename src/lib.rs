@@ -24,8 +24,9 @@
 //! - [`sink`]: where records go ([`sink::SqliteSink`] by default), one transaction per file;
 //!   SQLite spools a file's valid rows and takes its write lock only to apply them. A sink
 //!   imports [`ledger`], never [`state`].
-//! - [`finish`]: copy to `processed/`, write `status.txt`, delete the originals, `_SUCCESS`
-//!   last; [`finish::status`] is the text the customer reads.
+//! - [`finish`]: the finish sequence of a loaded drop ([`finish::finish_drop`]): copy to
+//!   `processed/`, write `status.txt`, record the result and its callback, delete the
+//!   originals, `_SUCCESS` last; [`finish::status`] is the text the customer reads.
 //! - [`state`]: what is remembered between runs, one [`state::StateStore`] (SQLite or
 //!   PostgreSQL) in the roles it plays: leases, the journal of drops, each integration's
 //!   last result, the callback outbox, and the ledger of sinks without their own. The stores
@@ -47,8 +48,11 @@
 //! (opening each database the same way everywhere), [`crash`] (crash points for the
 //! crash-safety tests). The binary (`src/main.rs`, `src/cmd/`) is thin: it parses the
 //! command line, sets up tracing, loads and checks the config, and calls into these modules.
+//!
+//! Visibility: a module (or submodule) is `pub` only if the binary, `tests/` or `benches/`
+//! use it; the rest are `pub(crate)`, so the compiler reports what nothing uses.
 
-pub mod callback;
+pub(crate) mod callback;
 pub mod config;
 pub mod crash;
 pub mod egress;
@@ -61,13 +65,13 @@ pub mod outbound;
 pub mod page;
 pub mod postgres;
 pub mod scan;
-pub mod schedule;
-pub mod secret;
+pub(crate) mod schedule;
+pub(crate) mod secret;
 pub mod server;
 pub mod settings;
 pub mod shutdown;
 pub mod sink;
-pub mod sqlite;
+pub(crate) mod sqlite;
 pub mod state;
 pub mod store;
 pub mod telemetry;

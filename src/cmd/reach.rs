@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use dropfolder::config::redact_url;
 use dropfolder::egress::EgressPolicy;
 use dropfolder::outbound::AuthKind;
 use dropfolder::postgres::PostgresSettings;
-use dropfolder::secret::redact_url;
 use dropfolder::settings::{Database, Settings};
 use dropfolder::sink::SinkSettings;
 use reqwest::Url;

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use crate::settings::Settings;
 
-pub use crate::secret::{Secret, SecretError, SecretRef, redact_url};
+pub use crate::secret::{SecretRef, redact_url};
 pub use crate::sink::{Entity, HttpBodyFormat};
 pub use crate::store::StoreLocation;
 pub use crate::validate::{AttributeType, CsvDialect as CsvConfig, Limits, Schema};

@@ -4,9 +4,12 @@
 //! conditional on the version listed, so a file the customer replaced meanwhile is neither
 //! archived as the wrong version nor deleted unread.
 
-pub mod errors_csv;
-pub mod report;
+pub(crate) mod errors_csv;
+pub(crate) mod report;
+mod sequence;
 pub mod status;
+
+pub use sequence::{FinishError, Finished, Finisher, Loaded, Reported, finish_drop};
 
 use std::collections::{HashMap, HashSet};
 

@@ -9,7 +9,7 @@
 //! [`EgressPolicy`] (IP literals here, names in `resolve.rs`), and a URL is shown only through
 //! [`redact_url`].
 
-pub mod auth;
+pub(crate) mod auth;
 mod resolve;
 
 use std::num::NonZeroU32;

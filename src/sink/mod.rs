@@ -8,11 +8,11 @@
 //! transaction); and [`http`] (ingest APIs, which cannot roll back; its ledger is a
 //! [`Ledger`] given to it). `tests/sink.rs` runs one suite against every implementation.
 
-pub mod batch;
-pub mod http;
+pub(crate) mod batch;
+pub(crate) mod http;
 pub mod postgres;
 mod settings;
-pub mod sqlite;
+pub(crate) mod sqlite;
 
 use std::future::Future;
 

@@ -5,9 +5,9 @@
 //!
 //! Implementations: [`sqlite`] (the embedded default) and [`postgres`] (shared by replicas).
 
-pub mod clock;
+pub(crate) mod clock;
 pub mod postgres;
-pub mod sqlite;
+pub(crate) mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

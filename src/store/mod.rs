@@ -5,8 +5,8 @@
 //! suite against both.
 
 pub mod aws;
-pub mod local;
-pub mod s3;
+pub(crate) mod local;
+pub(crate) mod s3;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -25,10 +25,10 @@ mod split;
 
 pub use date::{DatePattern, PatternError};
 pub use decode::DecodeError;
-pub use escape::{escape, escape_line, quoted};
+pub use escape::{escape, escape_line};
 pub use header::{HeaderProblem, HeaderProblems};
 pub use pipeline::{FileFailure, validate};
 pub use report::{ErrorList, ErrorListener, FileError, FileReport};
-pub use row::{CountRows, Row, RowConsumer, Value, rfc3339, write_json_str, write_json_value};
+pub use row::{CountRows, Row, RowConsumer, Value, write_json_str};
 pub use rules::{FileRules, ProductKey};
 pub use schema::{AttributeType, CsvDialect, Limits, Schema};

@@ -121,11 +121,6 @@ impl ErrorList {
     pub fn more(&self) -> u64 {
         self.total - self.first.len() as u64
     }
-
-    /// Hands back the listener, e.g. to finish the file it writes.
-    pub fn take_listener(&mut self) -> Option<Box<dyn ErrorListener>> {
-        self.listener.take()
-    }
 }
 
 /// The verdict on one file, with what it took.

@@ -1,25 +1,24 @@
 //! One drop, from a ready folder to `processed/`: begin it in the journal (target chosen
-//! once), load its data files in key order, copy, write the results, record them, delete the
-//! originals. Every step can be repeated after a crash without changing the outcome.
+//! once), load its data files in key order, then hand it to [`finish::finish_drop`] (copy,
+//! write the results, record them, delete the originals). Every step can be repeated after a
+//! crash without changing the outcome.
 
 use chrono::Utc;
 use futures_util::future::BoxFuture;
 
 use super::Worker;
-use crate::finish::report::StatusJson;
-use crate::finish::status::{FileResult, Outcome, is_success, records_uploaded, status_text};
+use crate::finish::status::{FileResult, Outcome};
 use crate::finish::{
-    self, Presence, Present, ResultFile, archive_name, errors_file_name, is_data_file,
-    is_folder_marker, relative, unhandled,
+    self, FinishError, Finisher, Loaded, Presence, Present, ResultFile, archive_name,
+    errors_file_name, is_data_file, is_folder_marker, relative, unhandled,
 };
 use crate::ledger::{FileRef, Version};
 use crate::load::{LoadError, already, load_file};
 use crate::scan::{Folder, MARKER};
 use crate::settings::IntegrationSettings;
 use crate::sink::{Sink, SinkError};
-use crate::state::{DropResult, JournaledDrop, ManifestEntry, Stage, StateError};
+use crate::state::{JournaledDrop, ManifestEntry, Stage, StateError};
 use crate::store::{ObjectReader, ObjectStore, StoreError};
-use crate::telemetry::FolderFinished;
 use crate::validate::{FileRules, escape};
 
 /// Why a folder could not be finished; it is resumed by the next run.
@@ -33,6 +32,8 @@ pub enum FolderError {
     Sink(#[from] SinkError),
     #[error("{0}")]
     State(#[from] StateError),
+    #[error("{0}")]
+    Finish(#[from] FinishError),
 }
 
 /// What happened to a folder.
@@ -87,17 +88,24 @@ pub(super) async fn begin(
     Ok(drop)
 }
 
-/// Takes a drop from wherever it stopped to done. `resumed`: the drop began in an earlier
-/// run, so its folder is listed again before anything is read, copied or deleted.
+/// Takes a drop from wherever it stopped to done: loads its files if it is still loading,
+/// then hands it to [`finish::finish_drop`]. `resumed`: the drop began in an earlier run, so
+/// its folder is listed again before anything is read, copied or deleted.
 pub(super) async fn process(
     ctx: &Context<'_>,
-    mut drop: JournaledDrop,
+    drop: JournaledDrop,
     resumed: bool,
 ) -> Result<FolderReport, FolderError> {
     let present = if resumed {
         Present::list(ctx.store, &drop).await?
     } else {
         Present::as_listed()
+    };
+    let loaded = if drop.stage == Stage::Loading {
+        let (files, results) = load_all(ctx, &drop, &present).await?;
+        Some(Loaded { files, results })
+    } else {
+        None
     };
     let mut report = FolderReport {
         folder: drop.folder.clone(),
@@ -107,94 +115,19 @@ pub(super) async fn process(
         files: 0,
         left: Vec::new(),
     };
-    let mut changed = Vec::new();
-    if drop.stage == Stage::Loading {
-        let (mut files, result_files) = load_all(ctx, &drop, &present).await?;
-        let copied = finish::copy_all(ctx.store, &drop, &present).await?;
-        refused(&drop, &mut files, &copied.refused);
-        changed = copied.changed;
-        for file in files.iter_mut().filter(|f| f.is_imported()) {
-            if changed.iter().any(|key| relative(&drop, key) == file.name) {
-                file.note = Some(
-                    "replaced by the customer after it was read: the version imported is not \
-                     archived here, and the new version is imported next"
-                        .into(),
-                );
-            }
-        }
-        let folder_path = format!(
-            "{}/{}",
-            ctx.store.describe(),
-            drop.target.trim_end_matches('/')
-        );
-        let mut results = result_files;
-        results.push(ResultFile::Text {
-            name: finish::STATUS_JSON,
-            body: StatusJson::new(folder_path.clone(), &drop.folder, &files).to_json(),
-        });
-        let text = status_text(&files);
-        results.push(ResultFile::Text {
-            name: finish::STATUS_TXT,
-            body: text.clone(),
-        });
-        finish::write_results(ctx.store, &drop.target, results).await?;
-        crate::crash_point!("after-status");
-        let result = DropResult {
-            success: is_success(&files),
-            records: records_uploaded(&files),
-            message: text,
-        };
-        let callback =
-            ctx.worker
-                .callbacks
-                .request(&drop.integration, &folder_path, &drop.target, &result);
-        ctx.worker
-            .state
-            .report_drop(&drop, &result, callback.as_ref())
-            .await?;
-        drop.stage = Stage::Reported;
-        crate::crash_point!("after-report");
-        FolderFinished {
-            integration: &drop.integration,
-            folder: &drop.folder,
-            target: &drop.target,
-            success: result.success,
-            records: result.records,
-        }
-        .emit();
-        report.success = Some(result.success);
-        report.records = result.records;
-        report.files = files.iter().filter(|f| f.is_data()).count();
+    let to = Finisher {
+        store: ctx.store,
+        state: ctx.worker.state.as_ref(),
+        callbacks: &ctx.worker.callbacks,
+    };
+    let finished = finish::finish_drop(&to, drop, loaded, &present).await?;
+    if let Some(reported) = finished.reported {
+        report.success = Some(reported.success);
+        report.records = reported.records;
+        report.files = reported.files;
     }
-    report.left = finish::delete_originals(ctx.store, &drop, &changed, &present).await?;
-    if !report.left.is_empty() {
-        tracing::warn!(
-            integration = %drop.integration,
-            folder = %drop.folder,
-            left = ?report.left,
-            "changed while being imported: left in current/ for the next run"
-        );
-    }
-    crate::crash_point!("before-done");
-    ctx.worker.state.finish_drop(&drop).await?;
+    report.left = finished.left;
     Ok(report)
-}
-
-/// Marks the files the store refused to copy: left where they are, and said so.
-fn refused(drop: &JournaledDrop, files: &mut [FileResult], refused: &[(String, &'static str)]) {
-    for (key, reason) in refused {
-        let name = relative(drop, key);
-        for file in files.iter_mut().filter(|f| f.name == name) {
-            if file.outcome == Outcome::NotImported {
-                file.note = None;
-                file.outcome = Outcome::Unhandled {
-                    reason: reason.to_string(),
-                };
-            } else {
-                file.note = Some(format!("not moved: {reason}; left in current/ as it is"));
-            }
-        }
-    }
 }
 
 /// Loads every data file of the drop in key order; other files are listed as not imported.

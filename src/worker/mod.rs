@@ -25,7 +25,7 @@ use crate::store::{ObjectStore, StoreError};
 use crate::telemetry::{IntegrationScanned, LeaseHeld, LeftAlone, RunFailed, RunFinished};
 
 pub use folder::{FolderError, FolderReport};
-pub use outbox::{CALLBACK_WORKERS, Outbox};
+pub use outbox::Outbox;
 
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,7 @@ fn today() -> NaiveDate {
 
 fn parse(pattern: &str, value: &str) -> Option<String> {
     let compiled = DatePattern::compile_on(pattern, today()).expect("pattern compiles");
-    compiled.parse(value).map(crate::validate::rfc3339)
+    compiled.parse(value).map(crate::validate::row::rfc3339)
 }
 
 fn parse_all(pattern: &str, cases: &[(&str, &str)]) {
@@ -345,7 +345,7 @@ fn two_digit_years_within_80_years_before_and_20_after_today() {
     assert_eq!(
         later
             .parse("25/06/50")
-            .map(crate::validate::rfc3339)
+            .map(crate::validate::row::rfc3339)
             .as_deref(),
         Some("2050-06-25T00:00:00Z")
     );
@@ -514,7 +514,7 @@ fn matches_java_17_case_by_case() {
                 crate::validate::AttributeType::Date,
                 &compiled,
             ) {
-                Ok(crate::validate::cell::Cell::Date(d)) => crate::validate::rfc3339(d),
+                Ok(crate::validate::cell::Cell::Date(d)) => crate::validate::row::rfc3339(d),
                 _ => "refused".to_string(),
             },
         };
