@@ -71,6 +71,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
         expires_at timestamptz NOT NULL
     );"#
     ),
+), (
+    102,
+    r#"CREATE INDEX IF NOT EXISTS drops_not_done ON drops (integration) WHERE stage <> 'done';
+    CREATE INDEX IF NOT EXISTS callbacks_pending ON callbacks (next_attempt_at) WHERE state = 'pending';"#,
 )];
 
 #[derive(Debug, Clone)]
@@ -213,6 +217,22 @@ impl StateStore for PgState {
             .map_err(|e| self.error(e))
     }
 
+    async fn integrations_with_work(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<std::collections::HashSet<String>, StateError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT integration FROM drops WHERE stage <> 'done'
+                 UNION SELECT integration FROM callbacks WHERE state = 'pending' AND next_attempt_at <= $1",
+                &[&now],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
     async fn open_drops(&self, integration: &str) -> Result<Vec<JournaledDrop>, StateError> {
         let client = self.client().await?;
         let rows = client
@@ -316,6 +336,32 @@ impl StateStore for PgState {
                 "INSERT INTO integration_status (integration, last_scan_at, last_error, notices) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (integration) DO UPDATE SET last_scan_at = $2, last_error = $3, notices = $4",
                 &[&scan.integration, &scan.at, &scan.error, &notices],
+            )
+            .await
+            .map(drop)
+            .map_err(|e| self.error(e))
+    }
+
+    async fn record_scans(&self, scans: &[ScanRecord]) -> Result<(), StateError> {
+        if scans.is_empty() {
+            return Ok(());
+        }
+        let client = self.client().await?;
+        let integrations: Vec<&str> = scans.iter().map(|s| s.integration.as_str()).collect();
+        let at: Vec<DateTime<Utc>> = scans.iter().map(|s| s.at).collect();
+        let errors: Vec<Option<&str>> = scans.iter().map(|s| s.error.as_deref()).collect();
+        let notices: Vec<String> = scans
+            .iter()
+            .map(|s| serde_json::to_string(&s.notices).unwrap_or_else(|_| "[]".into()))
+            .collect();
+        // One statement, one commit: the rows of every scan kept since the last write.
+        client
+            .execute(
+                "INSERT INTO integration_status (integration, last_scan_at, last_error, notices)
+                 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[])
+                 ON CONFLICT (integration) DO UPDATE SET last_scan_at = EXCLUDED.last_scan_at,
+                    last_error = EXCLUDED.last_error, notices = EXCLUDED.notices",
+                &[&integrations, &at, &errors, &notices],
             )
             .await
             .map(drop)
