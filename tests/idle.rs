@@ -3,8 +3,15 @@
 //! the others' in one write (`Worker::record_scans`, at the end of `run` and every few
 //! seconds in `watch`). On SQLite (`PRAGMA data_version` from another connection changes on
 //! any commit) and on PostgreSQL (each row's `xmin` changes when it is written).
+//!
+//! And a scan of an S3 bucket reuses the integration's assumed-role credentials and the
+//! bucket's region from the scan before (LocalStack, behind a counting proxy).
 
 mod common;
+#[path = "common/counting_proxy.rs"]
+mod counting_proxy;
+#[path = "common/localstack.rs"]
+mod localstack;
 #[path = "common/pg.rs"]
 mod pg;
 
@@ -184,4 +191,39 @@ async fn an_idle_integration_is_scanned_without_a_write_on_postgres() {
         .filter_map(|r| r.split(' ').nth(1))
         .collect();
     assert_eq!(writers.len(), 1, "{after:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_scan_reuses_the_assumed_role_and_the_region() {
+    let Some(endpoint) = localstack::endpoint() else {
+        return;
+    };
+    let ls = localstack::LocalStack::connect(endpoint.clone()).await;
+    let bucket = ls.bucket().await;
+    let role = ls.role(&bucket, "SUB-123").await;
+    let proxy = counting_proxy::CountingProxy::start(&endpoint).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // No `region`: the store discovers it.
+    let text = format!(
+        "[state]\nurl = \"sqlite://{db}\"\n[schemas.s]\nid = \"string\"\n\n[[integrations]]\nname = \"t\"\nentity = \"user\"\nschema = \"s\"\nbucket = \"{bucket}/px\"\nendpoint = \"{proxy}\"\nrole_arn = \"{role}\"\nexternal_id = \"SUB-123\"\n",
+        db = dir.path().join("dropfolder.db").display(),
+        proxy = proxy.url,
+    );
+    let config = Config::parse(&text, dir.path().to_path_buf()).expect("config parses");
+    assert_eq!(config.check(SecretCheck::Require), vec![]);
+    let worker = Worker::open(config).await.expect("worker");
+    for _ in 0..2 {
+        let report = worker.run_once().await;
+        assert!(!report.failed(), "{:?}", report.integrations);
+    }
+    let counts = proxy.counts();
+    let expected: std::collections::BTreeMap<String, u64> = [
+        ("sts:AssumeRole", 1),
+        ("s3:GetBucketLocation", 1),
+        ("s3:ListObjectsV2", 2),
+    ]
+    .into_iter()
+    .map(|(kind, n)| (kind.to_string(), n))
+    .collect();
+    assert_eq!(counts, expected, "requests over two scans");
 }
