@@ -287,8 +287,11 @@ async fn s3(runs: usize) {
     let mut firsts = Vec::new();
     let mut seconds = Vec::new();
     for _ in 0..runs {
-        let parsed = dropfolder::config::Config::parse(&text, dir.clone()).expect("config");
-        let worker = dropfolder::worker::Worker::open(parsed)
+        let settings = dropfolder::config::Config::parse(&text, dir.clone())
+            .expect("config parses")
+            .compile(dropfolder::config::SecretCheck::Require)
+            .expect("config compiles");
+        let worker = dropfolder::worker::Worker::open(settings)
             .await
             .expect("worker");
         proxy.reset();
