@@ -15,7 +15,8 @@
 //! Every run is measured after one warm-up run (which writes the status rows once). Figures
 //! are the median of the runs with their range.
 //!
-//! Run: `cargo bench --bench idle` (add `-- --quick` for fewer runs). Building the release
+//! Run: `cargo bench --bench idle` (add `-- --quick` for one run of each, `-- --runs N`,
+//! `-- --only sqlite|postgres|s3` for one part). Building the release
 //! binary takes minutes on a small machine; `cargo bench --profile dev --bench idle` measures
 //! a debug build of dropfolder (with optimized dependencies) instead, and says so.
 
@@ -63,19 +64,22 @@ fn run_command(config: &Path) -> Command {
     command
 }
 
-/// Wall times of `runs` runs of `dropfolder run`, after one warm-up run; after each run,
-/// `after_each` is called (to count what it wrote).
-fn time_runs(config: &Path, runs: usize, mut after_each: impl FnMut()) -> Vec<Duration> {
+/// Wall times of `runs` runs of `dropfolder run`, after one warm-up run, and the largest
+/// peak RSS (KiB); after each run, `after_each` is called (to count what it wrote).
+fn time_runs(config: &Path, runs: usize, mut after_each: impl FnMut()) -> (Vec<Duration>, u64) {
     assert!(measure(&mut run_command(config)).success, "warm-up run");
     after_each();
-    (0..runs)
+    let mut rss = 0;
+    let times = (0..runs)
         .map(|_| {
             let m = measure(&mut run_command(config));
             assert!(m.success, "dropfolder run failed");
             after_each();
+            rss = rss.max(m.max_rss_kib);
             m.wall
         })
-        .collect()
+        .collect();
+    (times, rss)
 }
 
 /// "median 0.41 s (range 0.39-0.47 s, 5 runs)".
@@ -126,7 +130,7 @@ fn sqlite(runs: usize) {
         &dir,
         &format!("[state]\nurl = \"sqlite://{}\"", db.display()),
     );
-    let times = time_runs(&config, runs, || {});
+    let (times, rss) = time_runs(&config, runs, || {});
     let fsyncs = fsyncs(&config).map_or("n/a (no strace)".to_string(), |n| {
         format!(
             "{n} ({:.3} per integration)",
@@ -134,8 +138,9 @@ fn sqlite(runs: usize) {
         )
     });
     println!(
-        "sqlite state, {INTEGRATIONS} idle integrations: {}; fsyncs in one run: {fsyncs}",
-        spread(&times)
+        "sqlite state, {INTEGRATIONS} idle integrations: {}, peak RSS {:.1} MiB; fsyncs in one run: {fsyncs}",
+        spread(&times),
+        support::mib(rss)
     );
 }
 
@@ -198,7 +203,7 @@ async fn postgres(runs: usize) {
     let handle = tokio::runtime::Handle::current();
     let mut before: Vec<String> = Vec::new();
     let mut written = Vec::new();
-    let times = tokio::task::block_in_place(|| {
+    let (times, _) = tokio::task::block_in_place(|| {
         time_runs(&config, runs, || {
             let rows = handle.block_on(pg_rows(&client));
             let changed: Vec<&String> = rows.iter().filter(|r| !before.contains(*r)).collect();
@@ -266,6 +271,7 @@ async fn s3(runs: usize) {
     // A fresh process per run, as cron runs `dropfolder run`.
     let mut times = Vec::new();
     let mut counts = Vec::new();
+    let mut rss = 0;
     tokio::task::block_in_place(|| {
         assert!(measure(&mut run_command(&config)).success, "warm-up run");
         for _ in 0..runs {
@@ -273,12 +279,14 @@ async fn s3(runs: usize) {
             let m = measure(&mut run_command(&config));
             assert!(m.success, "dropfolder run failed");
             times.push(m.wall);
+            rss = rss.max(m.max_rss_kib);
             counts.push(proxy.counts());
         }
     });
     println!(
-        "localstack, {INTEGRATIONS} integrations with their own roles, one `dropfolder run`: {}; requests {:?}",
+        "localstack, {INTEGRATIONS} integrations with their own roles, one `dropfolder run`: {}, peak RSS {:.1} MiB; requests {:?}",
         spread(&times),
+        support::mib(rss),
         counts.last()
     );
 
@@ -317,8 +325,19 @@ async fn s3(runs: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let runs = if quick { 1 } else { 5 };
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let runs = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(if quick { 1 } else { 5 });
+    let only = |part: &str| {
+        args.iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1))
+            .is_none_or(|wanted| wanted == part)
+    };
     println!(
         "dropfolder binary: {} ({} profile)",
         env!("CARGO_BIN_EXE_dropfolder"),
@@ -328,7 +347,13 @@ async fn main() {
             "release"
         }
     );
-    sqlite(runs);
-    postgres(runs).await;
-    s3(runs).await;
+    if only("sqlite") {
+        sqlite(runs);
+    }
+    if only("postgres") {
+        postgres(runs).await;
+    }
+    if only("s3") {
+        s3(runs).await;
+    }
 }
