@@ -17,10 +17,11 @@ use super::{
 };
 use crate::ledger::{self, AppliedFile, Committed, FileRef, Ledger, LedgerError, Table};
 
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    101,
-    concat!(
-        r#"CREATE TABLE IF NOT EXISTS drops (
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        101,
+        concat!(
+            r#"CREATE TABLE IF NOT EXISTS drops (
         integration text NOT NULL,
         folder text NOT NULL,
         target text NOT NULL,
@@ -62,20 +63,22 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
     );
     CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks (integration, state, next_attempt_at);
     "#,
-        crate::ledger::postgres::create_table!("state_ledger"),
-        r#"
+            crate::ledger::postgres::create_table!("state_ledger"),
+            r#"
     CREATE TABLE IF NOT EXISTS leases (
         integration text PRIMARY KEY,
         holder text NOT NULL,
         token bigint NOT NULL,
         expires_at timestamptz NOT NULL
     );"#
+        ),
     ),
-), (
-    102,
-    r#"CREATE INDEX IF NOT EXISTS drops_not_done ON drops (integration) WHERE stage <> 'done';
+    (
+        102,
+        r#"CREATE INDEX IF NOT EXISTS drops_not_done ON drops (integration) WHERE stage <> 'done';
     CREATE INDEX IF NOT EXISTS callbacks_pending ON callbacks (next_attempt_at) WHERE state = 'pending';"#,
-)];
+    ),
+];
 
 #[derive(Debug, Clone)]
 pub struct PgState {
