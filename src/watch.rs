@@ -18,6 +18,10 @@ use crate::events::{Message, Queue};
 use crate::schedule::Schedule;
 use crate::worker::Worker;
 
+/// How often the scan records of integrations that had nothing to do are written, in one
+/// write: `/status` and `dropfolder status` see a scan at most this late.
+const RECORD_SCANS_EVERY: Duration = Duration::from_secs(2);
+
 /// What an integration run left to do with the messages that triggered it.
 struct Finished {
     integration: String,
@@ -49,6 +53,7 @@ pub async fn watch(
     if let Some(queue) = queue {
         tokio::spawn(receive(queue, event_tx, stop.clone()));
     }
+    let recorder = tokio::spawn(record_scans(worker.clone(), stop.clone()));
     let mut next_tick = tokio::time::Instant::now();
     loop {
         tokio::select! {
@@ -82,6 +87,9 @@ pub async fn watch(
         while watcher.deletes.join_next().await.is_some() {}
         // Callbacks of the folders just finished, each within its own timeout and retries.
         worker.outbox.drain().await;
+        let _ = recorder.await;
+        // Failures are reported by the worker; the records of this process end with it.
+        let _ = worker.record_scans().await;
     })
     .await;
     drained.is_ok()
@@ -207,6 +215,19 @@ impl Watcher {
         }
         if let Some(receipts) = self.again.remove(&finished.integration) {
             self.start(&finished.integration, receipts);
+        }
+    }
+}
+
+/// Writes the kept scan records every [`RECORD_SCANS_EVERY`] until stopped.
+async fn record_scans(worker: Arc<Worker>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(RECORD_SCANS_EVERY) => {
+                // Failures are reported by the worker, and the records kept for the next try.
+                let _ = worker.record_scans().await;
+            }
         }
     }
 }

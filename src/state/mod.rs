@@ -294,6 +294,13 @@ pub trait StateStore: Ledger + Send + Sync + std::fmt::Debug {
     /// Gives a claim up (it expires at once; the token stays, so tokens only grow).
     async fn release(&self, lease: &Lease) -> Result<(), StateError>;
 
+    /// The integrations with a drop not yet done or a callback due at `now`: one read tells a
+    /// whole run which integrations need more than a LIST (partial indexes keep it small).
+    async fn integrations_with_work(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<std::collections::HashSet<String>, StateError>;
+
     /// Drops of `integration` not yet done, oldest first.
     async fn open_drops(&self, integration: &str) -> Result<Vec<JournaledDrop>, StateError>;
 
@@ -314,6 +321,15 @@ pub trait StateStore: Ledger + Send + Sync + std::fmt::Debug {
 
     /// Records a scan of an integration.
     async fn record_scan(&self, scan: &ScanRecord) -> Result<(), StateError>;
+
+    /// Records many scans at once: the scans of integrations with nothing to do are kept
+    /// and written together, one write per run instead of one per integration.
+    async fn record_scans(&self, scans: &[ScanRecord]) -> Result<(), StateError> {
+        for scan in scans {
+            self.record_scan(scan).await?;
+        }
+        Ok(())
+    }
 
     /// Every integration the state has seen, by name.
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError>;

@@ -75,6 +75,11 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         ),
     ),
     (
+        102,
+        r#"CREATE INDEX IF NOT EXISTS drops_not_done ON drops (integration) WHERE stage <> 'done';
+    CREATE INDEX IF NOT EXISTS callbacks_pending ON callbacks (next_attempt_at) WHERE state = 'pending';"#,
+    ),
+    (
         104,
         // Integrations seen before this column count as first seen at their last scan.
         "ALTER TABLE integration_status ADD COLUMN IF NOT EXISTS first_seen_at timestamptz;
@@ -224,6 +229,22 @@ impl StateStore for PgState {
             .map_err(|e| self.error(e))
     }
 
+    async fn integrations_with_work(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<std::collections::HashSet<String>, StateError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT integration FROM drops WHERE stage <> 'done'
+                 UNION SELECT integration FROM callbacks WHERE state = 'pending' AND next_attempt_at <= $1",
+                &[&now],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
     async fn open_drops(&self, integration: &str) -> Result<Vec<JournaledDrop>, StateError> {
         let client = self.client().await?;
         let rows = client
@@ -358,6 +379,34 @@ impl StateStore for PgState {
                 reported_at: row.get(5),
             })
             .collect())
+    }
+
+    async fn record_scans(&self, scans: &[ScanRecord]) -> Result<(), StateError> {
+        if scans.is_empty() {
+            return Ok(());
+        }
+        let client = self.client().await?;
+        let integrations: Vec<&str> = scans.iter().map(|s| s.integration.as_str()).collect();
+        let at: Vec<DateTime<Utc>> = scans.iter().map(|s| s.at).collect();
+        let errors: Vec<Option<&str>> = scans.iter().map(|s| s.error.as_deref()).collect();
+        let notices: Vec<String> = scans
+            .iter()
+            .map(|s| serde_json::to_string(&s.notices).unwrap_or_else(|_| "[]".into()))
+            .collect();
+        // One statement, one commit: the rows of every scan kept since the last write.
+        client
+            .execute(
+                "INSERT INTO integration_status (integration, last_scan_at, last_error, notices, first_seen_at)
+                 SELECT s.i, s.a, s.e, s.n, s.a
+                 FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[]) AS s(i, a, e, n)
+                 ON CONFLICT (integration) DO UPDATE SET last_scan_at = EXCLUDED.last_scan_at,
+                    last_error = EXCLUDED.last_error, notices = EXCLUDED.notices,
+                    first_seen_at = COALESCE(integration_status.first_seen_at, EXCLUDED.first_seen_at)",
+                &[&integrations, &at, &errors, &notices],
+            )
+            .await
+            .map(drop)
+            .map_err(|e| self.error(e))
     }
 
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError> {

@@ -60,15 +60,24 @@ impl S3Store {
         prefix: &str,
     ) -> Result<S3Store, StoreError> {
         let credentials = aws::credentials(base, integration, bucket).await?;
-        let region = match &integration.region {
-            Some(region) => region.clone(),
+        let client = match &integration.region {
+            Some(region) => aws::client(base, integration, region, credentials),
             None => {
-                let probe = aws::client(base, integration, "us-east-1", credentials.clone());
-                aws::discover_region(&probe, bucket).await?
+                let probe = aws::client(base, integration, "us-east-1", credentials);
+                let region = aws::discover_region(&probe, bucket).await?;
+                // The probe's own config in the bucket's region: the credentials it got stay
+                // in the identity cache they share, one AssumeRole rather than two.
+                aws_sdk_s3::Client::from_conf(
+                    probe
+                        .config()
+                        .to_builder()
+                        .region(aws_config::Region::new(region))
+                        .build(),
+                )
             }
         };
         Ok(S3Store {
-            client: aws::client(base, integration, &region, credentials),
+            client,
             bucket: bucket.to_string(),
             prefix: if prefix.is_empty() {
                 String::new()

@@ -9,8 +9,9 @@ mod folder;
 mod holder;
 mod outbox;
 
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -94,7 +95,11 @@ pub struct Worker {
     /// The callback workers: they deliver what the folders queue, outside the slots.
     pub outbox: Outbox,
     /// Stores given instead of opening one from the config, by integration name.
-    stores: std::collections::HashMap<String, Arc<dyn ObjectStore>>,
+    stores: HashMap<String, Arc<dyn ObjectStore>>,
+    /// Scans of integrations that had nothing to do, written together by [`Worker::record_scans`].
+    scans: Mutex<HashMap<String, ScanRecord>>,
+    /// Scan records are written one batch at a time, so an older one never lands last.
+    recording: tokio::sync::Mutex<()>,
     /// The base AWS identity, loaded the first time an S3 bucket needs it.
     aws: tokio::sync::OnceCell<aws_config::SdkConfig>,
     /// Who this replica is, in the leases it takes.
@@ -122,6 +127,8 @@ impl Worker {
             callbacks,
             outbox,
             stores: Default::default(),
+            scans: Default::default(),
+            recording: tokio::sync::Mutex::new(()),
             aws: tokio::sync::OnceCell::new(),
             holder: holder::me(),
             stop: CancellationToken::new(),
@@ -141,18 +148,31 @@ impl Worker {
     pub async fn run_once(&self) -> RunReport {
         let started = Instant::now();
         let concurrency = self.settings.schedule.concurrency;
-        let mut integrations =
-            futures_util::stream::iter(self.settings.integrations.iter())
-                .enumerate()
-                .map(|(order, integration)| async move {
-                    (order, self.run_integration(integration).await)
-                })
-                .buffer_unordered(concurrency)
-                .collect::<Vec<_>>()
-                .await;
+        // One read for the run instead of one per integration; without it (the read failed),
+        // each integration asks for itself.
+        let with_work = self.state.integrations_with_work(Utc::now()).await.ok();
+        let with_work = with_work.as_ref();
+        let mut integrations = futures_util::stream::iter(self.settings.integrations.iter())
+            .enumerate()
+            .map(|(order, integration)| async move {
+                (order, self.scan_integration(integration, with_work).await)
+            })
+            .buffer_unordered(concurrency)
+            .collect::<Vec<_>>()
+            .await;
         integrations.sort_by_key(|(order, _)| *order);
-        let integrations = integrations.into_iter().map(|(_, report)| report).collect();
+        let mut integrations: Vec<IntegrationReport> =
+            integrations.into_iter().map(|(_, report)| report).collect();
         self.outbox.drain().await;
+        if let Err(failed) = self.record_scans().await {
+            // As when an integration's own scan record cannot be written: the run failed.
+            for report in integrations
+                .iter_mut()
+                .filter(|r| failed.integrations.contains(&r.name))
+            {
+                report.error.get_or_insert_with(|| failed.error.clone());
+            }
+        }
         let report = RunReport {
             integrations,
             elapsed: started.elapsed(),
@@ -187,6 +207,16 @@ impl Worker {
 
     /// Works on one integration: claims it, finishes its open drops and imports what is ready.
     pub async fn run_integration(&self, integration: &IntegrationSettings) -> IntegrationReport {
+        self.scan_integration(integration, None).await
+    }
+
+    /// [`Worker::run_integration`], told which integrations have open drops or callbacks due
+    /// (`None`: ask the state).
+    async fn scan_integration(
+        &self,
+        integration: &IntegrationSettings,
+        with_work: Option<&HashSet<String>>,
+    ) -> IntegrationReport {
         let started = Instant::now();
         let mut report = IntegrationReport {
             name: integration.name.clone(),
@@ -195,44 +225,21 @@ impl Worker {
         if self.stopping(&mut report) {
             return report;
         }
-        // One replica at a time per integration: that keeps its dates in order, and two
-        // replicas from choosing targets for the same folder.
-        let ttl = self.settings.state.lease;
-        let lease = match self.claim(&integration.name, ttl).await {
-            Ok(Claim::Granted(lease)) => lease,
-            Ok(Claim::HeldBy(_)) => {
-                LeaseHeld {
-                    integration: &integration.name,
-                }
-                .emit();
-                report.skipped = Some("another replica is working on it".into());
-                return report;
-            }
-            Err(e) => {
-                let error = e.to_string();
-                RunFailed {
-                    integration: &integration.name,
-                    what: "state",
-                    error: &error,
-                }
-                .emit();
-                report.error = Some(error);
-                return report;
-            }
-        };
-        let heartbeat = AbortOnDrop(tokio::spawn(keep_alive(
-            self.state.clone(),
-            lease.clone(),
-            ttl,
-        )));
-        // A panic in one integration's work is that integration's failure, reported like any
-        // other (Failed with the reason, an event, a metric), its lease released below: it
-        // never unwinds into the run or leaves the integration marked running.
-        let result = AssertUnwindSafe(self.work_on(integration, lease.token, &mut report))
+        // A look first, without a lease or any write: an integration with nothing to do (no
+        // open drop, no ready folder) costs one read of the journal and the LIST of its
+        // folders, and its scan record waits to be written with the others'.
+        let looked = AssertUnwindSafe(self.look(integration, with_work, &mut report))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| Err(IntegrationError::Panicked(panic_message(&*panic))));
-        drop(heartbeat);
+        let (result, lease) = match looked {
+            Ok(false) => (Ok(()), None),
+            Err(e) => (Err(e), None),
+            Ok(true) => match self.lease_and_work(integration, &mut report).await {
+                Some((result, lease)) => (result, Some(lease)),
+                None => return report,
+            },
+        };
         if let Err(e) = &result {
             let error = e.to_string();
             let what = match e {
@@ -254,18 +261,30 @@ impl Worker {
             error: report.error.clone(),
             notices: report.notices.clone(),
         };
-        if let Err(e) = self.state.record_scan(&scan).await {
-            let error = e.to_string();
-            RunFailed {
-                integration: &integration.name,
-                what: "state",
-                error: &error,
+        match lease {
+            None => {
+                lock(&self.scans).insert(integration.name.clone(), scan);
             }
-            .emit();
-            report.error.get_or_insert(error);
+            Some(lease) => {
+                let recorded = {
+                    let _in_order = self.recording.lock().await;
+                    lock(&self.scans).remove(&integration.name);
+                    self.state.record_scan(&scan).await
+                };
+                if let Err(e) = recorded {
+                    let error = e.to_string();
+                    RunFailed {
+                        integration: &integration.name,
+                        what: "state",
+                        error: &error,
+                    }
+                    .emit();
+                    report.error.get_or_insert(error);
+                }
+                // Best effort: an unreleased lease just expires.
+                let _ = self.state.release(&lease).await;
+            }
         }
-        // Best effort: an unreleased lease just expires.
-        let _ = self.state.release(&lease).await;
         IntegrationScanned {
             integration: &integration.name,
             folders: report.folders.len(),
@@ -275,6 +294,139 @@ impl Worker {
         }
         .emit();
         report
+    }
+
+    /// Writes the scan records kept for integrations that had nothing to do, in one write.
+    /// `run_once` calls it at its end, `watch` every few seconds. Records that cannot be
+    /// written are kept for the next call (unless a newer one came meanwhile).
+    pub async fn record_scans(&self) -> Result<(), ScansNotRecorded> {
+        let _in_order = self.recording.lock().await;
+        let scans: Vec<ScanRecord> = std::mem::take(&mut *lock(&self.scans))
+            .into_values()
+            .collect();
+        if scans.is_empty() {
+            return Ok(());
+        }
+        let Err(e) = self.state.record_scans(&scans).await else {
+            return Ok(());
+        };
+        let error = e.to_string();
+        let integrations: Vec<String> = scans.iter().map(|s| s.integration.clone()).collect();
+        for integration in &integrations {
+            RunFailed {
+                integration,
+                what: "state",
+                error: &error,
+            }
+            .emit();
+        }
+        let mut kept = lock(&self.scans);
+        for scan in scans {
+            kept.entry(scan.integration.clone()).or_insert(scan);
+        }
+        Err(ScansNotRecorded {
+            integrations,
+            error,
+        })
+    }
+
+    /// Whether `integration` has anything to do, without a lease: drops left open, or a
+    /// ready folder; when it has not, `report` gets what the scan found (folders waiting,
+    /// notices). `with_work` (one read at the start of a run) says whether to ask the
+    /// journal: a drop opened since belongs to a replica that holds the lease. Callbacks an
+    /// earlier run could not deliver are handed to the outbox.
+    async fn look(
+        &self,
+        integration: &IntegrationSettings,
+        with_work: Option<&HashSet<String>>,
+        report: &mut IntegrationReport,
+    ) -> Result<bool, IntegrationError> {
+        let store = self.store(integration).await?;
+        if with_work.is_none_or(|names| names.contains(&integration.name)) {
+            self.outbox.deliver(&integration.name);
+            if !self.state.open_drops(&integration.name).await?.is_empty() {
+                return Ok(true);
+            }
+        }
+        let scan = crate::scan::scan(store.as_ref()).await?;
+        if !scan.ready.is_empty() {
+            // Listed again under the lease: another replica may finish it meanwhile.
+            return Ok(true);
+        }
+        for notice in &scan.notices {
+            LeftAlone {
+                integration: &integration.name,
+                notice,
+            }
+            .emit();
+        }
+        report.notices = scan.notices;
+        report.waiting = scan.waiting;
+        Ok(false)
+    }
+
+    /// The store of `integration`: given, or opened now. Not kept across scans: each S3
+    /// client builds its own HTTPS client (TLS roots, connection pool), about 0.3 MiB, so
+    /// keeping 1,000 of them measured 300 MiB; keeping credentials and regions waits for one
+    /// HTTP client shared by all (README, "Idle integrations").
+    async fn store(
+        &self,
+        integration: &IntegrationSettings,
+    ) -> Result<Arc<dyn ObjectStore>, StoreError> {
+        if let Some(store) = self.stores.get(&integration.name) {
+            return Ok(store.clone());
+        }
+        Ok(Arc::from(
+            crate::store::open(&integration.store, &self.aws).await?,
+        ))
+    }
+
+    /// Claims the integration and works on it; `None` when it was not worked on (another
+    /// replica holds it, or the claim failed: `report` says which).
+    async fn lease_and_work(
+        &self,
+        integration: &IntegrationSettings,
+        report: &mut IntegrationReport,
+    ) -> Option<(Result<(), IntegrationError>, crate::state::Lease)> {
+        // One replica at a time per integration: that keeps its dates in order, and two
+        // replicas from choosing targets for the same folder.
+        let ttl = self.settings.state.lease;
+        let lease = match self.claim(&integration.name, ttl).await {
+            Ok(Claim::Granted(lease)) => lease,
+            Ok(Claim::HeldBy(_)) => {
+                LeaseHeld {
+                    integration: &integration.name,
+                }
+                .emit();
+                report.skipped = Some("another replica is working on it".into());
+                return None;
+            }
+            Err(e) => {
+                let error = e.to_string();
+                RunFailed {
+                    integration: &integration.name,
+                    what: "state",
+                    error: &error,
+                }
+                .emit();
+                report.error = Some(error);
+                return None;
+            }
+        };
+        let heartbeat = AbortOnDrop(tokio::spawn(keep_alive(
+            self.state.clone(),
+            lease.clone(),
+            ttl,
+        )));
+        // A panic in one integration's work is that integration's failure, reported like any
+        // other (Failed with the reason, an event, a metric), its lease released below: it
+        // never unwinds into the run or leaves the integration marked running.
+        let result = AssertUnwindSafe(self.work_on(integration, lease.token, report))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(IntegrationError::Panicked(panic_message(&*panic))));
+        drop(heartbeat);
+        Some((result, lease))
     }
 
     /// Claims an integration; a holder that died on this host (a crashed `run`) is taken
@@ -305,10 +457,7 @@ impl Worker {
         lease: i64,
         report: &mut IntegrationReport,
     ) -> Result<(), IntegrationError> {
-        let store: Arc<dyn ObjectStore> = match self.stores.get(&integration.name) {
-            Some(store) => store.clone(),
-            None => Arc::from(crate::store::open(&integration.store, &self.aws).await?),
-        };
+        let store = self.store(integration).await?;
         let ctx = folder::Context {
             worker: self,
             integration,
@@ -316,11 +465,10 @@ impl Worker {
             store: store.as_ref(),
             lease,
         };
-        // Callbacks an earlier run could not deliver, then drops it left open: both are older
-        // than anything ready now. Each folder's callback goes out once the folder is finished,
-        // by the callback workers: this integration goes on to its next folder meanwhile.
+        // Drops an earlier run left open (`look` handed its undelivered callbacks to the
+        // outbox): older than anything ready now. Each folder's callback goes out once the
+        // folder is finished, by the callback workers: this integration goes on meanwhile.
         let deliver = || self.outbox.deliver(&integration.name);
-        deliver();
         for mut drop in self.state.open_drops(&integration.name).await? {
             if self.stopping(report) {
                 return Ok(());
@@ -361,6 +509,19 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// Scan records that could not be written: which integrations', and why.
+#[derive(Debug)]
+pub struct ScansNotRecorded {
+    pub integrations: Vec<String>,
+    pub error: String,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Aborts a spawned task when dropped, so a panic unwinding past it stops it too.
