@@ -261,29 +261,30 @@ impl Worker {
             error: report.error.clone(),
             notices: report.notices.clone(),
         };
-        match lease {
-            None => {
-                lock(&self.scans).insert(integration.name.clone(), scan);
-            }
-            Some(lease) => {
-                let recorded = {
-                    let _in_order = self.recording.lock().await;
-                    lock(&self.scans).remove(&integration.name);
-                    self.state.record_scan(&scan).await
-                };
-                if let Err(e) = recorded {
-                    let error = e.to_string();
-                    RunFailed {
-                        integration: &integration.name,
-                        what: "state",
-                        error: &error,
-                    }
-                    .emit();
-                    report.error.get_or_insert(error);
+        // An integration with nothing to do waits for the batched write; one that worked or
+        // failed is written now, so a failure shows as Failed at once.
+        if lease.is_none() && scan.error.is_none() {
+            lock(&self.scans).insert(integration.name.clone(), scan);
+        } else {
+            let recorded = {
+                let _in_order = self.recording.lock().await;
+                lock(&self.scans).remove(&integration.name);
+                self.state.record_scan(&scan).await
+            };
+            if let Err(e) = recorded {
+                let error = e.to_string();
+                RunFailed {
+                    integration: &integration.name,
+                    what: "state",
+                    error: &error,
                 }
-                // Best effort: an unreleased lease just expires.
-                let _ = self.state.release(&lease).await;
+                .emit();
+                report.error.get_or_insert(error);
             }
+        }
+        if let Some(lease) = lease {
+            // Best effort: an unreleased lease just expires.
+            let _ = self.state.release(&lease).await;
         }
         IntegrationScanned {
             integration: &integration.name,
