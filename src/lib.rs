@@ -39,12 +39,14 @@
 //! Running as a service: [`watch`] (the loop of `dropfolder watch`: the [`schedule`] and the
 //! S3 [`events`] of an SQS queue start integration runs), [`shutdown`] (SIGTERM finishes the
 //! folder in hand), [`health`] (Ready / Active / Warning / Failed from the state) and
-//! [`server`] (`/healthz`, `/readyz`, `/metrics`, `/status`).
+//! [`server`] (`/healthz`, `/readyz`, `/metrics`, `/status`, and [`page`], the page for
+//! people at `/`, behind the same token).
 //!
 //! Around them: [`secret`] (secrets named in the config, read on demand, never printed; URL
 //! redaction), [`outbound`] (HTTP with retries, auth and rate limits, for the callback and
 //! HTTP sinks; bounded reads, no redirects), [`egress`] (which addresses outbound requests
-//! may reach), [`telemetry`] (events that log and count), [`sqlite`] and [`postgres`]
+//! may reach), [`telemetry`] (events that log and count; metrics
+//! and histograms through `prometheus-client`), [`sqlite`] and [`postgres`]
 //! (opening each database the same way everywhere), [`crash`] (crash points for the
 //! crash-safety tests). The binary (`src/main.rs`, `src/cmd/`) is thin: it parses the
 //! command line, sets up tracing, loads and checks the config, and calls into these modules.
@@ -62,7 +64,7 @@ pub mod health;
 pub mod ledger;
 pub mod load;
 pub mod outbound;
-pub mod page;
+pub(crate) mod page;
 pub mod postgres;
 pub mod scan;
 pub(crate) mod schedule;
