@@ -143,7 +143,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cmd::one_line(&e));
             cmd::exit_code_of(&e)
         }
     }

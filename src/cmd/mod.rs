@@ -24,6 +24,20 @@ pub fn exit_code_of(error: &anyhow::Error) -> ExitCode {
     ExitCode::from(if usage { 2 } else { 1 })
 }
 
+/// The error and its causes in one line, each cause once: typed errors keep their cause as
+/// `source` and many also say it in their own text, which `{:#}` would print twice.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 /// A command line that cannot be acted on.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

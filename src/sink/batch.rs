@@ -157,6 +157,7 @@ mod tests {
             Err(SinkError::Database {
                 database: "test.db".into(),
                 message: "database or disk is full".into(),
+                source: "database or disk is full".into(),
             })
         });
         let mut load = BatchedLoad::new(tx, writer, "test writer");

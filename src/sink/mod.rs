@@ -31,8 +31,14 @@ pub use sqlite::{SqliteLoad, SqliteSink};
 /// Why a sink could not do its part. Never a customer error: the file is retried later.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// `message` is the driver's error with its causes, in one line; `source` keeps it typed.
     #[error("database {database}: {message}")]
-    Database { database: String, message: String },
+    Database {
+        database: String,
+        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The sink cannot be opened as configured (set up from config, whose checks say more).
     #[error("cannot open the sink: {0}")]
     Unavailable(String),

@@ -85,10 +85,11 @@ impl PgSink {
     }
 }
 
-fn db_error(url: &str, e: &dyn std::error::Error) -> SinkError {
+fn db_error(url: &str, e: impl std::error::Error + Send + Sync + 'static) -> SinkError {
     SinkError::Database {
         database: url.to_string(),
-        message: describe(e),
+        message: describe(&e),
+        source: Box::new(e),
     }
 }
 
@@ -96,10 +97,10 @@ impl Sink for PgSink {
     type Load = BatchedLoad;
 
     async fn applied(&self, file: &FileRef) -> Result<Option<AppliedFile>, SinkError> {
-        let client = self.pool.get().await.map_err(|e| db_error(&self.url, &e))?;
+        let client = self.pool.get().await.map_err(|e| db_error(&self.url, e))?;
         ledger::postgres::applied(&client, Table::Sink, file)
             .await
-            .map_err(|e| db_error(&self.url, &e))
+            .map_err(|e| db_error(&self.url, e))
     }
 
     async fn begin(
@@ -107,13 +108,13 @@ impl Sink for PgSink {
         file: &FileRef,
         updated_at: DateTime<Utc>,
     ) -> Result<BatchedLoad, SinkError> {
-        let client = self.pool.get().await.map_err(|e| db_error(&self.url, &e))?;
+        let client = self.pool.get().await.map_err(|e| db_error(&self.url, e))?;
         let (tx, rx) = channel();
         let (file, url) = (file.clone(), self.url.clone());
         let writer = tokio::spawn(async move {
             write_file(client, &file, updated_at, rx)
                 .await
-                .map_err(|e| db_error(&url, &e))
+                .map_err(|e| db_error(&url, e))
         });
         Ok(BatchedLoad::new(tx, writer, "PostgreSQL writer"))
     }

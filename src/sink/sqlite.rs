@@ -78,10 +78,11 @@ impl SqliteSink {
     }
 }
 
-fn db_error(path: &Path, e: impl std::fmt::Display) -> SinkError {
+fn db_error(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> SinkError {
     SinkError::Database {
         database: path.display().to_string(),
         message: e.to_string(),
+        source: Box::new(e),
     }
 }
 

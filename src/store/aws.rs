@@ -198,7 +198,7 @@ pub async fn discover_region(
 /// An SDK error as an error an operator can act on. `key` is the object or bucket concerned.
 pub fn store_error<E>(key: &str, error: SdkError<E, HttpResponse>) -> StoreError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let key = key.to_string();
     if let SdkError::ServiceError(service) = &error {
@@ -222,7 +222,11 @@ where
                 key,
                 message: "403 Forbidden".into(),
             },
-            _ => StoreError::Other { key, message },
+            _ => StoreError::S3 {
+                key,
+                message,
+                source: Some(Box::new(error)),
+            },
         };
     }
     // No response: credentials could not be had, or the endpoint could not be reached. Said
@@ -244,16 +248,16 @@ where
         error,
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
     ) {
-        StoreError::Other {
+        StoreError::Unreachable {
             key,
-            message: format!(
-                "cannot reach the S3 endpoint ({causes}); check `endpoint` (or, without one, DNS, the proxy and the network path to AWS) and that the endpoint is up"
-            ),
+            causes,
+            source: Box::new(error),
         }
     } else {
-        StoreError::Other {
+        StoreError::S3 {
             key,
             message: causes,
+            source: Some(Box::new(error)),
         }
     }
 }

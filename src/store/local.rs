@@ -118,10 +118,7 @@ fn io_error(key: &str, error: io::Error) -> StoreError {
             key,
             message: error.to_string(),
         },
-        _ => StoreError::Other {
-            key,
-            message: error.to_string(),
-        },
+        _ => StoreError::Io { key, source: error },
     }
 }
 
@@ -141,9 +138,9 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
-        Err(StoreError::Other {
+        Err(StoreError::Task {
             key: key.to_string(),
-            message: format!("file-system task failed: {e}"),
+            source: e,
         })
     })
 }

@@ -85,8 +85,39 @@ pub enum StoreError {
         "{key}: the bucket is in another region ({message}); remove `region` to discover it, or set the right one"
     )]
     WrongRegion { key: String, message: String },
+    /// A local file-system operation failed.
+    #[error("{key}: {source}")]
+    Io {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The task doing blocking file-system work ended without an answer.
+    #[error("{key}: file-system task failed: {source}")]
+    Task {
+        key: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// No answer from the S3 endpoint (`causes` is the SDK's chain of causes, in one line).
+    #[error(
+        "{key}: cannot reach the S3 endpoint ({causes}); check `endpoint` (or, without one, DNS, the proxy and the network path to AWS) and that the endpoint is up"
+    )]
+    Unreachable {
+        key: String,
+        causes: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An S3 answer or SDK failure none of the variants above describes; `message` is what
+    /// the service or the SDK said, in one line.
     #[error("{key}: {message}")]
-    Other { key: String, message: String },
+    S3 {
+        key: String,
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl StoreError {
@@ -100,7 +131,10 @@ impl StoreError {
             | StoreError::NoSuchBucket { key }
             | StoreError::Credentials { key, .. }
             | StoreError::WrongRegion { key, .. }
-            | StoreError::Other { key, .. } => key,
+            | StoreError::Io { key, .. }
+            | StoreError::Task { key, .. }
+            | StoreError::Unreachable { key, .. }
+            | StoreError::S3 { key, .. } => key,
         }
     }
 }

@@ -215,7 +215,7 @@ fn copy_error<E>(
     error: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> StoreError
 where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     if error_code(&error) == Some("PreconditionFailed") || aws::is_status(&error, 412) {
         StoreError::Changed {
@@ -324,9 +324,10 @@ impl ObjectStore for S3Store {
                 let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                 let stream = ByteStream::from_path(&path)
                     .await
-                    .map_err(|e| StoreError::Other {
+                    .map_err(|e| StoreError::S3 {
                         key: key.to_string(),
                         message: format!("cannot read {}: {e}", path.display()),
+                        source: Some(Box::new(e)),
                     })?;
                 (size, stream)
             }
@@ -404,9 +405,10 @@ impl ObjectStore for S3Store {
         let etag = copied
             .copy_object_result()
             .and_then(|r| r.e_tag())
-            .ok_or_else(|| StoreError::Other {
+            .ok_or_else(|| StoreError::S3 {
                 key: to.to_string(),
                 message: "CopyObject answered without a CopyObjectResult".into(),
+                source: None,
             })?;
         Ok(ObjectMeta {
             key: to.to_string(),
