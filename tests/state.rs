@@ -42,6 +42,14 @@ async fn sqlite_refuses_a_drop_whose_start_is_unreadable() {
     suite::corrupt_drop_is_an_error(&harness, "started_at = 'the day before yesterday'").await;
 }
 
+/// The page's last drops: a report time that does not parse is corrupt state, not 1970.
+#[tokio::test]
+async fn sqlite_refuses_a_report_time_that_is_unreadable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let harness = sqlite_harness(&dir.path().join("state.db")).await;
+    suite::corrupt_report_time_is_an_error(&harness, "last tuesday").await;
+}
+
 #[tokio::test]
 async fn postgres_passes_the_state_suite() {
     let Some(cluster) = pg::cluster() else { return };

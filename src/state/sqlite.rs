@@ -475,18 +475,34 @@ impl StateStore for SqliteState {
                  WHERE n <= ?1 ORDER BY integration, reported_at DESC, target DESC",
             )?;
             let rows = stmt.query_map(params![limit], |row| {
-                Ok(DropSummary {
-                    integration: row.get(0)?,
-                    target: row.get(1)?,
-                    success: row.get::<_, Option<bool>>(2)?.unwrap_or(false),
-                    records: row.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64,
-                    message: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                    reported_at: parse_time(row.get(5)?).unwrap_or_default(),
-                })
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<bool>>(2)?.unwrap_or(false),
+                    row.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64,
+                    row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    row.get::<_, String>(5)?,
+                ))
             })?;
-            rows.collect()
+            rows.collect::<rusqlite::Result<Vec<_>>>()
         })
-        .await
+        .await?
+        .into_iter()
+        .map(|(integration, target, success, records, message, reported_at)| {
+            // A report time that does not parse is corrupt, as every saved time is.
+            let reported_at = DateTime::parse_from_rfc3339(&reported_at)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| super::corrupt(&integration, Some(&target), "report time", e))?;
+            Ok(DropSummary {
+                integration,
+                target,
+                success,
+                records,
+                message,
+                reported_at,
+            })
+        })
+        .collect()
     }
 
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError> {

@@ -296,6 +296,38 @@ pub async fn corrupt_drop_is_an_error(harness: &Harness, set: &str) {
     }
 }
 
+/// A reported drop whose report time was overwritten with `reported_at` is refused by the
+/// page's `recent_drops`, naming the integration and the target, rather than read as 1970.
+pub async fn corrupt_report_time_is_an_error(harness: &Harness, reported_at: &str) {
+    let integration = common_name("reported");
+    let drop = drop_of(&integration, "20240107");
+    harness.state.begin_drop(&drop).await.expect("begin drop");
+    let result = DropResult {
+        success: true,
+        records: 1,
+        message: "ok".into(),
+    };
+    harness
+        .state
+        .report_drop(&drop, &result, None)
+        .await
+        .expect("report drop");
+    (harness.exec)(format!(
+        "UPDATE drops SET reported_at = '{reported_at}' WHERE integration = '{integration}'"
+    ))
+    .await;
+    match harness.state.recent_drops(5).await {
+        Ok(drops) => panic!("an unreadable report time read as {drops:?}"),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                message.contains(&integration) && message.contains(&drop.target),
+                "the error names neither integration nor target: {message}"
+            );
+        }
+    }
+}
+
 /// An integration status row with `set` applied is refused with an error naming it.
 pub async fn corrupt_status_is_an_error(harness: &Harness, set: &str) {
     let integration = common_name("status");
