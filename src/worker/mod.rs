@@ -354,15 +354,7 @@ impl Worker {
             // Listed again under the lease: another replica may finish it meanwhile.
             return Ok(true);
         }
-        for notice in &scan.notices {
-            LeftAlone {
-                integration: &integration.name,
-                notice,
-            }
-            .emit();
-        }
-        report.notices = scan.notices;
-        report.waiting = scan.waiting;
+        left_alone(&integration.name, scan, report);
         Ok(false)
     }
 
@@ -483,16 +475,8 @@ impl Worker {
             deliver();
         }
         let scan = crate::scan::scan(store.as_ref()).await?;
-        for notice in &scan.notices {
-            LeftAlone {
-                integration: &integration.name,
-                notice,
-            }
-            .emit();
-        }
-        report.notices = scan.notices;
-        report.waiting = scan.waiting;
-        for ready in scan.ready {
+        let ready = left_alone(&integration.name, scan, report);
+        for ready in ready {
             if self.stopping(report) {
                 return Ok(());
             }
@@ -578,4 +562,23 @@ pub async fn open_state(settings: &Settings) -> Result<Arc<dyn StateStore>, Star
             Ok(Arc::new(crate::state::PgState::new(pool, &database.url)))
         }
     }
+}
+
+/// Reports what a scan left alone (logged, and kept for the status) and what waits for its
+/// `_SUCCESS`; gives back the ready folders.
+fn left_alone(
+    integration: &str,
+    scan: crate::scan::Scan,
+    report: &mut IntegrationReport,
+) -> Vec<crate::scan::Folder> {
+    for notice in &scan.notices {
+        LeftAlone {
+            integration,
+            notice,
+        }
+        .emit();
+    }
+    report.notices = scan.notices;
+    report.waiting = scan.waiting;
+    scan.ready
 }
