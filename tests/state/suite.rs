@@ -296,11 +296,9 @@ pub async fn corrupt_drop_is_an_error(harness: &Harness, set: &str) {
     }
 }
 
-/// A reported drop whose report time was overwritten with `reported_at` is refused by the
-/// page's `recent_drops`, naming the integration and the target, rather than read as 1970.
-pub async fn corrupt_report_time_is_an_error(harness: &Harness, reported_at: &str) {
-    let integration = common_name("reported");
-    let drop = drop_of(&integration, "20240107");
+/// A drop of `integration` begun and reported successfully, with one record.
+async fn reported_drop(harness: &Harness, integration: &str, date: &str) -> JournaledDrop {
+    let drop = drop_of(integration, date);
     harness.state.begin_drop(&drop).await.expect("begin drop");
     let result = DropResult {
         success: true,
@@ -312,6 +310,14 @@ pub async fn corrupt_report_time_is_an_error(harness: &Harness, reported_at: &st
         .report_drop(&drop, &result, None)
         .await
         .expect("report drop");
+    drop
+}
+
+/// A reported drop whose report time was overwritten with `reported_at` is refused by the
+/// page's `recent_drops`, naming the integration and the target, rather than read as 1970.
+pub async fn corrupt_report_time_is_an_error(harness: &Harness, reported_at: &str) {
+    let integration = common_name("reported");
+    let drop = reported_drop(harness, &integration, "20240107").await;
     (harness.exec)(format!(
         "UPDATE drops SET reported_at = '{reported_at}' WHERE integration = '{integration}'"
     ))
@@ -331,18 +337,7 @@ pub async fn corrupt_report_time_is_an_error(harness: &Harness, reported_at: &st
 /// An integration status row with `set` applied is refused with an error naming it.
 pub async fn corrupt_status_is_an_error(harness: &Harness, set: &str) {
     let integration = common_name("status");
-    let drop = drop_of(&integration, "20240105");
-    harness.state.begin_drop(&drop).await.expect("begin drop");
-    let result = DropResult {
-        success: true,
-        records: 1,
-        message: "ok".into(),
-    };
-    harness
-        .state
-        .report_drop(&drop, &result, None)
-        .await
-        .expect("report drop");
+    reported_drop(harness, &integration, "20240105").await;
     harness
         .state
         .record_scan(&ScanRecord {
