@@ -75,8 +75,27 @@ pub struct IntegrationSettings {
     pub entity: Entity,
     /// Compiled once, shared by every file.
     pub rules: FileRules,
-    pub store: StoreSettings,
+    /// Where its records come from.
+    pub source: Source,
     pub callback: Option<CallbackSettings>,
     /// When the integration's access keys expire: Warning within 90 days.
     pub credentials_expire_on: Option<NaiveDate>,
+}
+
+impl IntegrationSettings {
+    /// The bucket or folder it scans; `None` for an integration whose records are not files
+    /// in a bucket (nothing to scan).
+    pub fn store(&self) -> Option<&StoreSettings> {
+        match &self.source {
+            Source::Bucket(store) => Some(store),
+        }
+    }
+}
+
+/// Where an integration's records come from: each way in is one variant, so every consumer
+/// says what it does with each.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Files the customer drops in a bucket or a local folder (source document 003).
+    Bucket(StoreSettings),
 }

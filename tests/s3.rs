@@ -67,7 +67,10 @@ async fn store(config: &Config) -> S3Store {
         .expect("config compiles");
     S3Store::connect(
         &base,
-        &settings.integrations[0].store.access,
+        &settings.integrations[0]
+            .store()
+            .expect("an S3 integration")
+            .access,
         bucket_of(config),
         "px",
     )
@@ -78,6 +81,8 @@ async fn store(config: &Config) -> S3Store {
 fn bucket_of(config: &Config) -> &str {
     config.integrations[0]
         .bucket
+        .as_deref()
+        .unwrap_or_default()
         .split('/')
         .next()
         .unwrap_or_default()

@@ -15,7 +15,7 @@ use std::time::Duration;
 use dropfolder::config::SecretCheck;
 use dropfolder::scan::scan;
 use dropfolder::settings::{IntegrationSettings, Settings};
-use dropfolder::store::{StoreError, StoreLocation};
+use dropfolder::store::{StoreError, StoreLocation, StoreSettings};
 use futures_util::StreamExt;
 
 /// How long reaching one bucket may take (assuming a role, discovering the region, a LIST),
@@ -52,11 +52,13 @@ pub async fn run(path: &Path, offline: bool, only: Option<&str>) -> anyhow::Resu
     }
     if offline {
         for integration in &chosen {
-            println!(
-                "{}: ok, {} not contacted (--offline)",
-                integration.name,
-                location(integration)
-            );
+            if let Some(store) = integration.store() {
+                println!(
+                    "{}: ok, {} not contacted (--offline)",
+                    integration.name,
+                    location(store)
+                );
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -69,8 +71,11 @@ pub async fn run(path: &Path, offline: bool, only: Option<&str>) -> anyhow::Resu
             .await;
     }
     let services = super::reach::probe_all(&config, only);
-    let buckets = futures_util::stream::iter(chosen)
-        .map(|integration| bucket(integration, &aws))
+    let with_buckets = chosen
+        .iter()
+        .filter_map(|integration| Some((*integration, integration.store()?)));
+    let buckets = futures_util::stream::iter(with_buckets)
+        .map(|(integration, store)| bucket(integration, store, &aws))
         .buffered(BUCKETS_AT_ONCE)
         .collect::<Vec<_>>();
     let (services, buckets) = tokio::join!(services, buckets);
@@ -98,8 +103,8 @@ pub async fn run(path: &Path, offline: bool, only: Option<&str>) -> anyhow::Resu
 }
 
 /// `folder PATH` or `s3://bucket/prefix`, as the check lines say it.
-fn location(integration: &IntegrationSettings) -> String {
-    match &integration.store.location {
+fn location(store: &StoreSettings) -> String {
+    match &store.location {
         StoreLocation::Local(dir) => format!("folder {}", dir.display()),
         StoreLocation::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
     }
@@ -107,8 +112,9 @@ fn location(integration: &IntegrationSettings) -> String {
 
 fn every_bucket_names_its_region(config: &Settings) -> bool {
     config.integrations.iter().all(|integration| {
-        integration.store.access.region.is_some()
-            || matches!(integration.store.location, StoreLocation::Local(_))
+        integration.store().is_none_or(|store| {
+            store.access.region.is_some() || matches!(store.location, StoreLocation::Local(_))
+        })
     })
 }
 
@@ -116,11 +122,12 @@ fn every_bucket_names_its_region(config: &Settings) -> bool {
 /// role gets a second line saying what the customer has to change, in their terms.
 async fn bucket(
     integration: &IntegrationSettings,
+    store: &StoreSettings,
     aws: &tokio::sync::OnceCell<aws_config::SdkConfig>,
 ) -> (Vec<String>, bool) {
-    let location = location(integration);
+    let location = location(store);
     let reached = tokio::time::timeout(BUCKET_TIMEOUT, async {
-        match dropfolder::store::open(&integration.store, aws).await {
+        match dropfolder::store::open(store, aws).await {
             Ok(store) => scan(store.as_ref()).await,
             Err(e) => Err(e),
         }
@@ -131,7 +138,7 @@ async fn bucket(
         Ok(Ok(found)) => (
             vec![format!(
                 "{name}: ok, {location} reachable{}: {} folder(s) ready, {} waiting for _SUCCESS",
-                identity(integration, aws).await,
+                identity(store, aws).await,
                 found.ready.len(),
                 found.waiting.len()
             )],
@@ -139,7 +146,7 @@ async fn bucket(
         ),
         Ok(Err(e)) => {
             let mut lines = vec![format!("{name}: FAILED: {e}")];
-            if let Some(said) = for_the_customer(integration, &location, &e) {
+            if let Some(said) = for_the_customer(integration, store, &location, &e) {
                 lines.push(format!("{name}: for the customer: {said}"));
             }
             (lines, false)
@@ -157,10 +164,11 @@ async fn bucket(
 /// What a customer with a role has to change, when the failure is on their side.
 fn for_the_customer(
     integration: &IntegrationSettings,
+    store: &StoreSettings,
     location: &str,
     error: &StoreError,
 ) -> Option<String> {
-    let role = integration.store.access.role_arn.as_ref()?;
+    let role = store.access.role_arn.as_ref()?;
     let onboard = format!("`dropfolder onboard {}` prints it", integration.name);
     Some(match error {
         StoreError::Credentials { .. } => format!(
@@ -179,16 +187,16 @@ fn for_the_customer(
 /// ` as <ARN>` for an S3 integration: who its requests are made as, from STS. Informational:
 /// the scan already succeeded, so a failure here is shown, not counted.
 async fn identity(
-    integration: &IntegrationSettings,
+    store: &StoreSettings,
     aws: &tokio::sync::OnceCell<aws_config::SdkConfig>,
 ) -> String {
-    let StoreLocation::S3 { bucket, .. } = &integration.store.location else {
+    let StoreLocation::S3 { bucket, .. } = &store.location else {
         return String::new();
     };
     let base = aws.get_or_init(dropfolder::store::aws::base_config).await;
     let asked = tokio::time::timeout(
         BUCKET_TIMEOUT,
-        dropfolder::store::aws::caller_arn(base, &integration.store.access, bucket),
+        dropfolder::store::aws::caller_arn(base, &store.access, bucket),
     )
     .await;
     match asked {

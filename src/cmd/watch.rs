@@ -27,7 +27,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
                 config
                     .integrations
                     .iter()
-                    .map(|i| (i.name.as_str(), &i.store.location)),
+                    .filter_map(|i| Some((i.name.as_str(), &i.store()?.location))),
             );
             Some(Queue::new(&base, events, targets))
         }

@@ -9,7 +9,9 @@ use super::{Config, Problem, SecretCheck, SinkKind, outbound, roots};
 use crate::callback::CallbackSettings;
 use crate::events::EventsSettings;
 use crate::postgres::PostgresSettings;
-use crate::settings::{Database, IntegrationSettings, ServerSettings, Settings, StateSettings};
+use crate::settings::{
+    Database, IntegrationSettings, ServerSettings, Settings, Source, StateSettings,
+};
 use crate::sink::SinkSettings;
 use crate::store::{BucketAccess, StoreSettings};
 use crate::validate::FileRules;
@@ -134,7 +136,7 @@ impl Config {
                     name: integration.name.clone(),
                     entity: integration.entity,
                     rules: rules.ok_or_else(|| problem("schema"))?,
-                    store: StoreSettings {
+                    source: Source::Bucket(StoreSettings {
                         location: integration.location(base).map_err(|message| {
                             Problem::integration(&integration.name, "bucket", message)
                         })?,
@@ -151,7 +153,7 @@ impl Config {
                             session_token_env: integration.session_token_env.clone(),
                             use_operator_identity: integration.use_operator_identity,
                         },
-                    },
+                    }),
                     callback,
                     credentials_expire_on,
                 })

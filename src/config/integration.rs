@@ -19,8 +19,9 @@ pub struct IntegrationConfig {
     /// A key of `[schemas]`.
     pub schema: String,
     /// `bucket[/prefix]`, `s3://bucket[/prefix]`, or a local folder `file:///srv/drop/acme`
-    /// (`file://drop/acme` is relative to the config file).
-    pub bucket: String,
+    /// (`file://drop/acme` is relative to the config file). Every integration names where its
+    /// records come from; today that is a bucket or folder.
+    pub bucket: Option<String>,
     /// S3 API endpoint override (LocalStack, MinIO); path-style addressing is used with it.
     pub endpoint: Option<String>,
     /// STS endpoint override for the AssumeRole call; default: `endpoint` when set, else AWS.
@@ -57,6 +58,10 @@ pub struct IntegrationConfig {
     #[serde(default)]
     pub csv: CsvDialect,
 }
+
+/// What an integration without a way in is told.
+const NO_SOURCE: &str =
+    "say where its records come from: bucket = \"s3://BUCKET/PREFIX\" or \"file:///srv/drop/NAME\"";
 
 /// `yyyy-MM-dd'T'HH:mm:ssX`: ISO 8601 in UTC or with an offset, the source document's example.
 fn default_date_format() -> String {
@@ -95,7 +100,10 @@ pub(super) const fn default_timeout_seconds() -> u64 {
 impl IntegrationConfig {
     /// Parses `bucket` into a location; `base` resolves relative local folders.
     pub fn location(&self, base: &Path) -> Result<StoreLocation, String> {
-        if let Some(path) = self.bucket.strip_prefix("file://") {
+        let Some(bucket) = self.bucket.as_deref() else {
+            return Err(NO_SOURCE.into());
+        };
+        if let Some(path) = bucket.strip_prefix("file://") {
             if path.is_empty() {
                 return Err("a local folder needs a path: file:///srv/drop/acme".into());
             }
@@ -106,7 +114,7 @@ impl IntegrationConfig {
                 base.join(path)
             }));
         }
-        let rest = self.bucket.strip_prefix("s3://").unwrap_or(&self.bucket);
+        let rest = bucket.strip_prefix("s3://").unwrap_or(bucket);
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let valid = (3..=63).contains(&bucket.len())
             && bucket
@@ -169,16 +177,20 @@ impl IntegrationConfig {
                 ),
             );
         }
-        let local = match self.location(Path::new("")) {
-            Ok(location) => matches!(location, StoreLocation::Local(_)),
-            Err(message) => {
-                report("bucket", message);
-                // Still judged by its scheme, so a bad local path is not also told to name an
-                // S3 identity.
-                self.bucket.starts_with("file://")
-            }
-        };
-        self.check_access(local, secrets, &mut report);
+        if let Some(bucket) = &self.bucket {
+            let local = match self.location(Path::new("")) {
+                Ok(location) => matches!(location, StoreLocation::Local(_)),
+                Err(message) => {
+                    report("bucket", message);
+                    // Still judged by its scheme, so a bad local path is not also told to name
+                    // an S3 identity.
+                    bucket.starts_with("file://")
+                }
+            };
+            self.check_access(local, secrets, &mut report);
+        } else {
+            report("bucket", NO_SOURCE.into());
+        }
         let dates = DatePattern::compile(&self.date_format)
             .inspect_err(|e| report("date_format", e.to_string()))
             .ok();

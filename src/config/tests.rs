@@ -386,3 +386,14 @@ fn the_status_endpoint_is_loopback_by_default_and_needs_a_token_beyond() {
         ]
     );
 }
+
+#[test]
+fn an_integration_says_where_its_records_come_from() {
+    let found = problems(&MINIMAL.replace("bucket = \"file://drop/acme\"", ""));
+    assert_eq!(
+        found,
+        [
+            "integration 'acme-users': bucket: say where its records come from: bucket = \"s3://BUCKET/PREFIX\" or \"file:///srv/drop/NAME\""
+        ]
+    );
+}

@@ -51,6 +51,9 @@ pub enum IntegrationError {
     State(#[from] StateError),
     #[error("folder {folder}: {error}")]
     Folder { folder: String, error: FolderError },
+    /// Asked to scan an integration whose records do not arrive as files.
+    #[error("has no bucket or folder to scan")]
+    NoBucket,
     /// A bug, not the customer's doing: caught so it stays this integration's failure.
     #[error("panicked: {0}")]
     Panicked(String),
@@ -342,6 +345,10 @@ impl Worker {
         with_work: Option<&HashSet<String>>,
         report: &mut IntegrationReport,
     ) -> Result<bool, IntegrationError> {
+        if integration.store().is_none() {
+            // Its records do not arrive as files: nothing to scan.
+            return Ok(false);
+        }
         let store = self.store(integration).await?;
         if with_work.is_none_or(|names| names.contains(&integration.name)) {
             self.outbox.deliver(&integration.name);
@@ -365,13 +372,12 @@ impl Worker {
     async fn store(
         &self,
         integration: &IntegrationSettings,
-    ) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    ) -> Result<Arc<dyn ObjectStore>, IntegrationError> {
         if let Some(store) = self.stores.get(&integration.name) {
             return Ok(store.clone());
         }
-        Ok(Arc::from(
-            crate::store::open(&integration.store, &self.aws).await?,
-        ))
+        let settings = integration.store().ok_or(IntegrationError::NoBucket)?;
+        Ok(Arc::from(crate::store::open(settings, &self.aws).await?))
     }
 
     /// Claims the integration and works on it; `None` when it was not worked on (another
