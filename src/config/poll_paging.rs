@@ -18,6 +18,8 @@ use crate::validate::CsvDialect;
 
 /// The longest query parameter or header name accepted.
 const MAX_NAME_BYTES: usize = 64;
+/// The longest `success_status_value` accepted.
+const MAX_STATUS_VALUE_BYTES: usize = 256;
 /// The largest page size and page cap accepted.
 const MAX_PAGE_SIZE: u32 = 100_000;
 const MAX_MAX_PAGES: u32 = 100_000;
@@ -417,10 +419,18 @@ impl ResponseConfig {
                     }
                 }
                 match (&self.success_status_json_path, &self.success_status_value) {
-                    (Some(path), Some(value)) => match JsonPath::parse(path) {
-                        Ok(path) => success_status = Some((path, value.clone())),
-                        Err(e) => report("success_status_json_path", e.to_string()),
-                    },
+                    (Some(path), Some(value)) => {
+                        if value.len() > MAX_STATUS_VALUE_BYTES {
+                            report(
+                                "success_status_value",
+                                format!("longer than {MAX_STATUS_VALUE_BYTES} bytes"),
+                            );
+                        }
+                        match JsonPath::parse(path) {
+                            Ok(path) => success_status = Some((path, value.clone())),
+                            Err(e) => report("success_status_json_path", e.to_string()),
+                        }
+                    }
                     (Some(_), None) => report(
                         "success_status_value",
                         "success_status_json_path is set: give the value that means success".into(),
@@ -694,6 +704,14 @@ max_page_bytes = 0"#,
         assert!(
             problems[2].1.starts_with("'$.items[*]': the wildcard"),
             "{problems:?}"
+        );
+        let long = format!(
+            "events_json_paths = [\"$\"]\nsuccess_status_json_path = \"$.s\"\nsuccess_status_value = \"{}\"",
+            "v".repeat(257)
+        );
+        assert_eq!(
+            keys(response(&long).expect_err("too long")),
+            ["success_status_value"]
         );
         let problems = response("").expect_err("no paths");
         assert_eq!(keys(problems), ["events_json_paths"]);

@@ -117,8 +117,8 @@ pub enum PagingError {
         found: String,
         expected: &'static str,
     },
-    #[error("{flag} says there is a next page, but {path} has none")]
-    NoNextDespiteFlag { flag: String, path: String },
+    #[error("{flag} says there is a next page, but {place} has none")]
+    NoNextDespiteFlag { flag: String, place: String },
     #[error("the next {what} is {len} bytes, more than {max}")]
     TooLong {
         what: &'static str,
@@ -225,7 +225,9 @@ impl Pager {
                 Some(false) => None,
                 has_next => match body.text("next link", link_json_path)? {
                     Some(link) => Some(self.follow(sent, &link)?),
-                    None => return no_next(has_next, has_next_json_path, link_json_path),
+                    None => {
+                        return no_next(has_next, has_next_json_path, link_json_path.to_string());
+                    }
                 },
             },
             Paging::NextPageToken {
@@ -241,12 +243,13 @@ impl Pager {
                     };
                     match token {
                         Some(token) => Some(self.with_token(&token, to)?),
-                        None => match from {
-                            TokenSource::JsonPath(path) => {
-                                return no_next(has_next, has_next_json_path, path);
-                            }
-                            TokenSource::Header(_) => None,
-                        },
+                        None => {
+                            let place = match from {
+                                TokenSource::JsonPath(path) => path.to_string(),
+                                TokenSource::Header(name) => format!("the {name} header"),
+                            };
+                            return no_next(has_next, has_next_json_path, place);
+                        }
                     }
                 }
             },
@@ -433,12 +436,12 @@ fn flag(body: &mut Body<'_>, path: Option<&JsonPath>) -> Result<Option<bool>, Pa
 fn no_next(
     has_next: Option<bool>,
     flag: &Option<JsonPath>,
-    path: &JsonPath,
+    place: String,
 ) -> Result<Option<PageRequest>, PagingError> {
     match (has_next, flag) {
         (Some(true), Some(flag)) => Err(PagingError::NoNextDespiteFlag {
             flag: flag.to_string(),
-            path: path.to_string(),
+            place,
         }),
         _ => Ok(None),
     }
@@ -935,6 +938,22 @@ mod tests {
             "the token replaces the last one: {tokens:?}"
         );
         assert_eq!(pager.next(&third, &answer("[]"), 0).expect("the end"), None);
+
+        paging.paging = Paging::NextPageToken {
+            from: TokenSource::Header(HeaderName::from_static("x-next-token")),
+            to: TokenTarget::Parameter("cursor".into()),
+            has_next_json_path: Some(path("$.more")),
+        };
+        let mut pager = Pager::new(&paging, request("https://a.example/u"));
+        let error = pager
+            .next(&first, &answer(r#"{"more": true}"#), 0)
+            .expect_err("a flag without a token");
+        assert_eq!(
+            error.to_string(),
+            "$.more says there is a next page, but the x-next-token header has none"
+        );
+        let end = pager.next(&first, &answer(r#"{"more": false}"#), 0);
+        assert_eq!(end.expect("the flag says the end"), None);
     }
 
     #[test]

@@ -113,7 +113,8 @@ pub enum ResponseError {
 
 /// The body of a page as [`PageResponse`] holds it: un-gzipped when `response.gzip` is set or
 /// the server says `Content-Encoding: gzip`, and refused beyond `max_page_bytes` (a gzip bomb
-/// stops at the cap, having inflated no more than the cap and one buffer).
+/// stops at the cap, having inflated no more than the cap and one buffer). Inflating is CPU
+/// work of up to the cap: call it in `spawn_blocking` when the cap is large.
 pub fn decode_body(
     raw: Bytes,
     headers: &http::HeaderMap,
@@ -173,9 +174,11 @@ pub fn records(
             });
         }
     }
+    let mut root = root;
     let mut records = Vec::new();
     for path in &settings.events {
-        match path.find(&root) {
+        // Taken out of the page rather than copied: a page is held once, not twice.
+        match path.find_mut(&mut root).map(Value::take) {
             None => {
                 return Err(ResponseError::EventsMissing {
                     path: path.to_string(),
@@ -185,14 +188,14 @@ pub fn records(
             Some(Value::Null) => {}
             Some(Value::Array(list)) => {
                 records.reserve(list.len());
-                for (index, item) in list.iter().enumerate() {
+                for (index, item) in list.into_iter().enumerate() {
                     match item {
-                        Value::Object(record) => records.push(record.clone()),
+                        Value::Object(record) => records.push(record),
                         other => {
                             return Err(ResponseError::RecordNotObject {
                                 path: path.to_string(),
                                 index,
-                                found: describe(other),
+                                found: describe(&other),
                             });
                         }
                     }
@@ -201,7 +204,7 @@ pub fn records(
             Some(other) => {
                 return Err(ResponseError::EventsNotList {
                     path: path.to_string(),
-                    found: describe(other),
+                    found: describe(&other),
                 });
             }
         }
@@ -373,13 +376,23 @@ impl JsonPath {
             at = match (step, at) {
                 (Step::Key(key), Value::Object(map)) => map.get(key)?,
                 (Step::Index(index), Value::Array(list)) => {
-                    let index = if *index < 0 {
-                        list.len()
-                            .checked_sub(usize::try_from(index.unsigned_abs()).ok()?)?
-                    } else {
-                        usize::try_from(*index).ok()?
-                    };
-                    list.get(index)?
+                    list.get(position(*index, list.len())?)?
+                }
+                _ => return None,
+            };
+        }
+        Some(at)
+    }
+
+    /// [`JsonPath::find`], for taking the value out.
+    pub fn find_mut<'a>(&self, root: &'a mut Value) -> Option<&'a mut Value> {
+        let mut at = root;
+        for step in &self.steps {
+            at = match (step, at) {
+                (Step::Key(key), Value::Object(map)) => map.get_mut(key)?,
+                (Step::Index(index), Value::Array(list)) => {
+                    let n = position(*index, list.len())?;
+                    list.get_mut(n)?
                 }
                 _ => return None,
             };
@@ -395,6 +408,15 @@ impl JsonPath {
 impl fmt::Display for JsonPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+/// The position of an index in a list of `len`, counting from the end when negative.
+fn position(index: i64, len: usize) -> Option<usize> {
+    if index < 0 {
+        len.checked_sub(usize::try_from(index.unsigned_abs()).ok()?)
+    } else {
+        usize::try_from(index).ok()
     }
 }
 
