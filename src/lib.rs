@@ -65,6 +65,7 @@ pub mod ledger;
 pub mod load;
 pub mod outbound;
 pub(crate) mod page;
+pub mod poll;
 pub mod postgres;
 pub mod scan;
 pub(crate) mod schedule;

@@ -14,6 +14,7 @@ mod dir;
 mod integration;
 mod keys;
 mod outbound;
+pub mod poll_paging;
 mod problem;
 mod roots;
 mod schema;
