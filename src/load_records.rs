@@ -22,6 +22,19 @@ pub async fn load_records<S: Sink>(
     batches: &[&ValidRecords],
     updated_at: DateTime<Utc>,
 ) -> Result<Committed, LoadError> {
+    load_records_also(sink, file, Vec::new(), batches, updated_at).await
+}
+
+/// [`load_records`], with more ledger entries (`also`: name and rows) committed in the same
+/// transaction as the load's own: a batch of pushed requests, each applied once under its
+/// own idempotency key.
+pub async fn load_records_also<S: Sink>(
+    sink: &S,
+    file: &FileRef,
+    also: Vec<(FileRef, u64)>,
+    batches: &[&ValidRecords],
+    updated_at: DateTime<Utc>,
+) -> Result<Committed, LoadError> {
     let sink_error = |source| LoadError::Sink {
         key: file.key.clone(),
         source,
@@ -31,6 +44,7 @@ pub async fn load_records<S: Sink>(
         return Ok(Committed::AlreadyApplied(prior));
     }
     let mut load = sink.begin(file, updated_at).await.map_err(sink_error)?;
+    load.also_record(also);
     let mut rows = 0u64;
     for batch in batches {
         if let Err(e) = batch.feed(&mut load).await {
@@ -144,5 +158,26 @@ mod tests {
             "{again:?}"
         );
         assert_eq!(stored(&path), expected);
+    }
+
+    #[tokio::test]
+    async fn the_entries_named_also_are_in_the_ledger_with_the_load() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("sink.db");
+        let sink = SqliteSink::open(&path).await.expect("open the sink");
+        let records = valid(r#"[{"id": "u1", "age": 1}]"#);
+        let key = |k: &str| file(k, Version::ETag("request".into()));
+        let also = vec![(key("push/key/a"), 1), (key("push/key/b"), 0)];
+        let committed =
+            load_records_also(&sink, &key("push/batch/1"), also, &[&records], Utc::now()).await;
+        assert!(matches!(committed, Ok(Committed::Applied)), "{committed:?}");
+        for (name, rows) in [("push/batch/1", 1), ("push/key/a", 1), ("push/key/b", 0)] {
+            let entry = sink.applied(&key(name)).await;
+            assert!(
+                matches!(entry, Ok(Some(ref e)) if e.rows == rows),
+                "{name}: {entry:?}"
+            );
+        }
+        assert_eq!(sink.applied(&key("push/key/c")).await.ok(), Some(None));
     }
 }
