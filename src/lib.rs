@@ -16,7 +16,9 @@
 //! - [`scan`]: the ready `current/dt=YYYYMMDD/` folders of an integration, oldest first.
 //! - [`validate`]: the hot path. A gzipped CSV stream judged against the integration's
 //!   schema, row by row, with bounded memory; valid rows go to a consumer.
-//! - [`load`]: one file through the validator into a sink, ledger-checked.
+//! - [`load`]: one file through the validator into a sink, ledger-checked;
+//!   [`load_records`]: validated JSON records ([`validate::ValidRecords`], pushed or polled)
+//!   through the same load and ledger.
 //! - [`ledger`]: which version of which file was applied ([`ledger::FileRef`], a
 //!   [`ledger::Version`] that is an ETag or a content hash). Its SQL is written once per
 //!   database and run by a database sink inside the transaction of the rows; the standalone
@@ -63,6 +65,7 @@ pub mod finish;
 pub mod health;
 pub mod ledger;
 pub mod load;
+pub mod load_records;
 pub mod outbound;
 pub(crate) mod page;
 pub mod poll;

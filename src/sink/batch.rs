@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{FileLoad, OwnedRow, SinkError};
-use crate::ledger::{Committed, Version};
+use crate::ledger::{Committed, FileRef, Version};
 use crate::validate::{Row, RowConsumer};
 
 /// Rows per message to the writer.
@@ -22,6 +22,8 @@ pub(super) enum Message {
     Commit {
         rows: u64,
         version: Version,
+        /// More ledger entries, written with the file's ([`FileLoad::also_record`]).
+        also: Vec<(FileRef, u64)>,
         reply: oneshot::Sender<Committed>,
     },
 }
@@ -42,6 +44,7 @@ pub struct BatchedLoad {
     json_size: usize,
     /// The writer, named in errors ("the PostgreSQL writer").
     writer_name: &'static str,
+    also: Vec<(FileRef, u64)>,
 }
 
 impl BatchedLoad {
@@ -56,6 +59,7 @@ impl BatchedLoad {
             writer: Some(writer),
             json_size: 64,
             writer_name,
+            also: Vec::new(),
         }
     }
 
@@ -118,9 +122,11 @@ impl FileLoad for BatchedLoad {
         self.flush().await?;
         let (reply, answer) = oneshot::channel();
         let version = version.clone();
+        let also = std::mem::take(&mut self.also);
         self.send(Message::Commit {
             rows,
             version,
+            also,
             reply,
         })
         .await?;
@@ -136,6 +142,10 @@ impl FileLoad for BatchedLoad {
     async fn rollback(mut self) -> Result<(), SinkError> {
         // Closing the channel without a commit rolls the transaction back.
         self.close().await
+    }
+
+    fn also_record(&mut self, entries: Vec<(FileRef, u64)>) {
+        self.also.extend(entries);
     }
 }
 

@@ -106,6 +106,7 @@ impl Sink for HttpSink {
             batch_bytes: 2,
             in_flight: JoinSet::new(),
             sent: Vec::new(),
+            also: Vec::new(),
         })
     }
 }
@@ -123,6 +124,8 @@ pub struct HttpLoad {
     in_flight: JoinSet<Result<(), SinkError>>,
     /// The requests not finished yet, with their ids: at most `IN_FLIGHT` once pruned.
     sent: Vec<SentBatch>,
+    /// Ledger entries recorded after the file's own ([`FileLoad::also_record`]).
+    also: Vec<(FileRef, u64)>,
 }
 
 /// A request on its way, as later requests with one of its ids wait for it.
@@ -286,7 +289,14 @@ impl FileLoad for HttpLoad {
             version: version.clone(),
             ..self.file.clone()
         };
-        Ok(self.ledger.record(&file, rows).await?)
+        let committed = self.ledger.record(&file, rows).await?;
+        if committed == Committed::Applied {
+            // An API has no transaction: these follow the file's own entry.
+            for (entry, rows) in std::mem::take(&mut self.also) {
+                self.ledger.record(&entry, rows).await?;
+            }
+        }
+        Ok(committed)
     }
 
     async fn rollback(mut self) -> Result<(), SinkError> {
@@ -294,5 +304,9 @@ impl FileLoad for HttpLoad {
         // it is sent again, whole, when it is next loaded.
         self.in_flight.abort_all();
         Ok(())
+    }
+
+    fn also_record(&mut self, entries: Vec<(FileRef, u64)>) {
+        self.also.extend(entries);
     }
 }

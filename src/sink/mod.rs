@@ -108,6 +108,11 @@ pub trait FileLoad: RowConsumer<Error = SinkError> + Sized {
 
     /// Discards every row received.
     fn rollback(self) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// More ledger entries to write with this load's own, in the same transaction (a batch of
+    /// pushed requests, each applied once under its own idempotency key): each is recorded as
+    /// applied with its rows when the load commits; one the ledger has already stays as it is.
+    fn also_record(&mut self, entries: Vec<(FileRef, u64)>);
 }
 
 /// A row in owned form, for the trip to a sink's writer thread.
@@ -227,6 +232,14 @@ impl FileLoad for AnyLoad {
             AnyLoad::Sqlite(load) => load.rollback().await,
             AnyLoad::Database(load) => load.rollback().await,
             AnyLoad::Http(load) => load.rollback().await,
+        }
+    }
+
+    fn also_record(&mut self, entries: Vec<(FileRef, u64)>) {
+        match self {
+            AnyLoad::Sqlite(load) => load.also_record(entries),
+            AnyLoad::Database(load) => load.also_record(entries),
+            AnyLoad::Http(load) => load.also_record(entries),
         }
     }
 }

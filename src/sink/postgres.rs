@@ -151,6 +151,7 @@ async fn write_file(
             Message::Commit {
                 rows,
                 version,
+                also,
                 reply,
             } => {
                 writer.as_mut().finish().await?;
@@ -166,6 +167,9 @@ async fn write_file(
                     tx.rollback().await?;
                     let _ = reply.send(Committed::AlreadyApplied(prior));
                     return Ok(());
+                }
+                for (entry, rows) in &also {
+                    ledger::postgres::record(&tx, Table::Sink, entry, *rows).await?;
                 }
                 let entity = file.entity.as_str();
                 let params: [&(dyn ToSql + Sync); 3] = [&file.integration, &entity, &updated_at];

@@ -121,6 +121,7 @@ impl Sink for SqliteSink {
             updated_at: updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             spool: BufWriter::with_capacity(SPOOL_BUFFER, spool),
             attributes: Vec::with_capacity(256),
+            also: Vec::new(),
         })
     }
 }
@@ -135,6 +136,8 @@ pub struct SqliteLoad {
     spool: BufWriter<NamedTempFile>,
     /// Reused for each row's attributes JSON.
     attributes: Vec<u8>,
+    /// Ledger entries written with the file's own ([`FileLoad::also_record`]).
+    also: Vec<(FileRef, u64)>,
 }
 
 fn write_field(out: &mut impl Write, field: &[u8]) -> io::Result<()> {
@@ -188,9 +191,11 @@ impl FileLoad for SqliteLoad {
         };
         let _turn = self.sink.writer.clone().lock_owned().await;
         let path = self.sink.path.clone();
-        let updated_at = self.updated_at;
-        match tokio::task::spawn_blocking(move || apply(&path, &file, &updated_at, rows, spool))
-            .await
+        let (updated_at, also) = (self.updated_at, self.also);
+        match tokio::task::spawn_blocking(move || {
+            apply(&path, &file, &updated_at, rows, spool, &also)
+        })
+        .await
         {
             Ok(result) => result,
             Err(e) => Err(SinkError::Join(e)),
@@ -200,6 +205,10 @@ impl FileLoad for SqliteLoad {
     async fn rollback(self) -> Result<(), SinkError> {
         // Nothing was written to the database; the spool is deleted with the load.
         Ok(())
+    }
+
+    fn also_record(&mut self, entries: Vec<(FileRef, u64)>) {
+        self.also.extend(entries);
     }
 }
 
@@ -211,6 +220,7 @@ fn apply(
     updated_at: &str,
     rows: u64,
     spool: NamedTempFile,
+    also: &[(FileRef, u64)],
 ) -> Result<Committed, SinkError> {
     let db = |e: rusqlite::Error| db_error(path, e);
     let mut conn = crate::sqlite::open(path, MIGRATIONS).map_err(db)?;
@@ -254,6 +264,9 @@ fn apply(
     // Full precision, stamped now: recovery compares it with the drop's start to tell this
     // drop's loads from an earlier drop's.
     ledger::sqlite::record(&tx, Table::Sink, file, rows, Utc::now()).map_err(db)?;
+    for (entry, rows) in also {
+        ledger::sqlite::record(&tx, Table::Sink, entry, *rows, Utc::now()).map_err(db)?;
+    }
     crate::crash_point!("sqlite-before-commit");
     tx.commit().map_err(db)?;
     Ok(Committed::Applied)

@@ -8,6 +8,10 @@
 //! Memory is bounded whatever the file: chunks in flight, one record buffer (at most
 //! `max_record_bytes`), a few batches of records in flight, one cell buffer, and the first `max_status_errors` messages. A file
 //! with any error is rejected whole, so the consumer gets rows only while there is none.
+//!
+//! JSON records (pushed or polled) take a shorter way to the same checks: [`validate_records`]
+//! judges a batch of them cell by cell as CSV rows are judged, and gives [`ValidRecords`],
+//! whose rows a consumer takes as a file's.
 
 mod cell;
 mod date;
@@ -16,6 +20,7 @@ mod escape;
 mod header;
 mod input;
 mod pipeline;
+mod record;
 mod report;
 mod row;
 mod rules;
@@ -28,6 +33,7 @@ pub use decode::DecodeError;
 pub use escape::{escape, escape_line};
 pub use header::{HeaderProblem, HeaderProblems};
 pub use pipeline::{FileFailure, validate};
+pub use record::{JsonRecord, RecordError, RecordErrors, ValidRecords, validate_records};
 pub use report::{ErrorList, ErrorListener, FileError, FileReport};
 pub use row::{CountRows, Row, RowConsumer, Value, write_json_str};
 pub use rules::{FileRules, ProductKey};

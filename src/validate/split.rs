@@ -132,6 +132,12 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// Fields laid out as a batch holds them: `text` is every field one after the other,
+    /// `ends[i]` where field `i` ends in it. JSON records ([`super::record`]) use this too.
+    pub(super) fn from_parts(text: &'a str, ends: &'a [usize]) -> Fields<'a> {
+        Fields { text, ends }
+    }
+
     pub fn len(&self) -> usize {
         self.ends.len()
     }
