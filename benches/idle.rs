@@ -9,8 +9,9 @@
 //!    prefix with its own role (`role_arn` + `external_id`, the region discovered), through a
 //!    counting proxy (`tests/common/counting_proxy.rs`), at `concurrency = 16`: a fresh
 //!    `dropfolder run` (every integration assumes its role and finds its region), then two
-//!    scans in one process as `watch` makes them (`Worker::run_once` twice): requests by kind
-//!    and time of each.
+//!    scans in one process as `watch` makes them (`Worker::run_once` twice, in a child
+//!    process: this bench run with `--scan-twice`): requests by kind and time of each scan,
+//!    and the child's peak RSS with every integration's credentials and region kept.
 //!
 //! Every run is measured after one warm-up run (which writes the status rows once). Figures
 //! are the median of the runs with their range.
@@ -290,42 +291,124 @@ async fn s3(runs: usize) {
         counts.last()
     );
 
-    // Scans in one process, as `watch` makes them: the second reuses roles and regions. A
-    // new worker per round, so each first scan starts cold.
+    // Two scans in one process, as `watch` makes them: the second reuses the roles' credentials
+    // and the regions. In a child process (this bench, run again with `--scan-twice`), so that
+    // its peak RSS is its own and not the proxy's.
     let mut firsts = Vec::new();
     let mut seconds = Vec::new();
-    for _ in 0..runs {
-        let settings = dropfolder::config::Config::parse(&text, dir.clone())
-            .expect("config parses")
-            .compile(dropfolder::config::SecretCheck::Require)
-            .expect("config compiles");
-        let worker = dropfolder::worker::Worker::open(settings)
-            .await
-            .expect("worker");
-        proxy.reset();
-        let started = Instant::now();
-        assert!(!worker.run_once().await.failed(), "scan failed");
-        firsts.push(started.elapsed());
-        let first = proxy.counts();
-        proxy.reset();
-        let started = Instant::now();
-        assert!(!worker.run_once().await.failed(), "scan failed");
-        seconds.push(started.elapsed());
-        println!(
-            "  in one process: first scan {first:?}, next scan {:?}",
-            proxy.counts()
-        );
-    }
+    let mut rss = 0;
+    let mut counts = (Default::default(), Default::default());
+    tokio::task::block_in_place(|| {
+        for _ in 0..runs {
+            let twice = scan_twice(&config, &proxy);
+            firsts.push(twice.first);
+            seconds.push(twice.second);
+            rss = rss.max(twice.max_rss_kib);
+            counts = (twice.first_requests, twice.second_requests);
+        }
+    });
     println!(
-        "localstack, in one process: first scan {}; next scan {}",
+        "localstack, two scans in one process: first scan {}; second scan {}; peak RSS {:.1} MiB; requests of the first scan {:?}, of the second {:?}",
         spread(&firsts),
-        spread(&seconds)
+        spread(&seconds),
+        support::mib(rss),
+        counts.0,
+        counts.1
     );
+}
+
+struct ScannedTwice {
+    first: Duration,
+    second: Duration,
+    first_requests: std::collections::BTreeMap<String, u64>,
+    second_requests: std::collections::BTreeMap<String, u64>,
+    max_rss_kib: u64,
+}
+
+/// Runs the `--scan-twice` child on `config`, counting each scan's requests apart.
+fn scan_twice(config: &Path, proxy: &counting_proxy::CountingProxy) -> ScannedTwice {
+    use std::io::{BufRead, BufReader, Write};
+    proxy.reset();
+    let mut child = Command::new(std::env::current_exe().expect("the bench's own path"))
+        .arg("--scan-twice")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the child");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seconds = |tag: &str| -> Duration {
+        let line = lines
+            .next()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| panic!("the child ended before its {tag} scan"));
+        let secs = line
+            .strip_prefix(tag)
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("the child said {line:?}"));
+        Duration::from_secs_f64(secs)
+    };
+    let first = seconds("first");
+    let first_requests = proxy.counts();
+    proxy.reset();
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "go").expect("tell the child");
+    let second = seconds("second");
+    let second_requests = proxy.counts();
+    drop(stdin);
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own child, and status/usage point to live locals.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4");
+    std::mem::forget(child); // Reaped above; Child's drop must not wait again.
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    ScannedTwice {
+        first,
+        second,
+        first_requests,
+        second_requests,
+        max_rss_kib: usage.ru_maxrss as u64,
+    }
+}
+
+/// The child of [`scan_twice`]: one worker, a scan, a line on stdin, a second scan; each
+/// scan's time on stdout.
+async fn scan_twice_child(config: &Path) {
+    use std::io::BufRead;
+    let text = std::fs::read_to_string(config).expect("read config");
+    let dir = config.parent().expect("config dir").to_path_buf();
+    let settings = dropfolder::config::Config::parse(&text, dir)
+        .expect("config parses")
+        .compile(dropfolder::config::SecretCheck::Require)
+        .expect("config compiles");
+    let worker = dropfolder::worker::Worker::open(settings)
+        .await
+        .expect("worker");
+    for tag in ["first", "second"] {
+        if tag == "second" {
+            let mut go = String::new();
+            tokio::task::block_in_place(|| std::io::stdin().lock().read_line(&mut go))
+                .expect("wait for the parent");
+        }
+        let started = Instant::now();
+        let report = worker.run_once().await;
+        assert!(!report.failed(), "{tag} scan failed");
+        println!("{tag} {}", started.elapsed().as_secs_f64());
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "--scan-twice") {
+        let config = args.get(2).expect("--scan-twice CONFIG");
+        scan_twice_child(Path::new(config)).await;
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let runs = args
         .iter()

@@ -5,6 +5,8 @@
 
 mod common;
 // The shared helpers, declared once for every module of the suite.
+#[path = "common/counting_proxy.rs"]
+mod counting_proxy;
 #[path = "common/daemon.rs"]
 mod daemon;
 #[path = "common/drops.rs"]
@@ -29,3 +31,6 @@ mod files;
 
 #[path = "hostile/identity.rs"]
 mod identity;
+
+#[path = "hostile/credentials.rs"]
+mod credentials;

@@ -4,8 +4,9 @@
 //! seconds in `watch`). On SQLite (`PRAGMA data_version` from another connection changes on
 //! any commit) and on PostgreSQL (each row's `xmin` changes when it is written).
 //!
-//! And a scan of an S3 bucket assumes the integration's role once (LocalStack, behind a
-//! counting proxy): the region probe and the bucket's client share the credentials.
+//! And an S3 integration (LocalStack, behind a counting proxy) assumes its role and finds its
+//! bucket's region once, then scans with a LIST alone until the credentials near expiry or S3
+//! says the credentials or the region no longer hold.
 
 mod common;
 #[path = "common/counting_proxy.rs"]
@@ -15,11 +16,16 @@ mod localstack;
 #[path = "common/pg.rs"]
 mod pg;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use dropfolder::config::{Config, SecretCheck};
 use dropfolder::settings::Settings;
+use dropfolder::store::{REFRESH_MARGIN, S3Connections, StoreSettings};
 use dropfolder::worker::Worker;
 
 const INTEGRATIONS: usize = 10;
@@ -193,39 +199,215 @@ async fn an_idle_integration_is_scanned_without_a_write_on_postgres() {
     assert_eq!(writers.len(), 1, "{after:#?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_scan_assumes_the_role_once() {
-    let Some(endpoint) = localstack::endpoint() else {
-        return;
-    };
+/// One S3 integration `t` on `bucket/px` through `proxy` with `role` (external ID
+/// `SUB-123`), its region discovered.
+fn s3_settings(dir: &Path, bucket: &str, proxy: &str, role: &str) -> Settings {
+    let text = format!(
+        "[state]\nurl = \"sqlite://{db}\"\n[schemas.s]\nid = \"string\"\n\n[[integrations]]\nname = \"t\"\nentity = \"user\"\nschema = \"s\"\nbucket = \"{bucket}/px\"\nendpoint = \"{proxy}\"\nrole_arn = \"{role}\"\nexternal_id = \"SUB-123\"\n",
+        db = dir.join("dropfolder.db").display(),
+    );
+    Config::parse(&text, dir.to_path_buf())
+        .expect("config parses")
+        .compile(SecretCheck::Require)
+        .expect("config compiles")
+}
+
+fn counts(entries: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    entries
+        .iter()
+        .map(|(kind, n)| (kind.to_string(), *n))
+        .collect()
+}
+
+/// An S3 integration on LocalStack behind a counting proxy, with its own role.
+struct S3Setup {
+    ls: localstack::LocalStack,
+    bucket: String,
+    proxy: counting_proxy::CountingProxy,
+    settings: Settings,
+    _dir: tempfile::TempDir,
+}
+
+async fn s3_setup() -> Option<S3Setup> {
+    let endpoint = localstack::endpoint()?;
     let ls = localstack::LocalStack::connect(endpoint.clone()).await;
     let bucket = ls.bucket().await;
     let role = ls.role(&bucket, "SUB-123").await;
     let proxy = counting_proxy::CountingProxy::start(&endpoint).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    // No `region`: the store discovers it.
-    let text = format!(
-        "[state]\nurl = \"sqlite://{db}\"\n[schemas.s]\nid = \"string\"\n\n[[integrations]]\nname = \"t\"\nentity = \"user\"\nschema = \"s\"\nbucket = \"{bucket}/px\"\nendpoint = \"{proxy}\"\nrole_arn = \"{role}\"\nexternal_id = \"SUB-123\"\n",
-        db = dir.path().join("dropfolder.db").display(),
-        proxy = proxy.url,
-    );
-    let settings = Config::parse(&text, dir.path().to_path_buf())
-        .expect("config parses")
-        .compile(SecretCheck::Require)
-        .expect("config compiles");
-    let worker = Worker::open(settings).await.expect("worker");
+    let settings = s3_settings(dir.path(), &bucket, &proxy.url, &role);
+    Some(S3Setup {
+        ls,
+        bucket,
+        proxy,
+        settings,
+        _dir: dir,
+    })
+}
+
+impl S3Setup {
+    fn store(&self) -> &StoreSettings {
+        self.settings.integrations[0]
+            .store()
+            .expect("an S3 integration")
+    }
+
+    /// What one scan of `t` sends: open its store, LIST `current/`.
+    async fn scan(&self, connections: &S3Connections) -> BTreeMap<String, u64> {
+        self.proxy.reset();
+        let store = connections.open(self.store()).await.expect("open");
+        store.list_page("current/", None).await.expect("list");
+        self.proxy.counts()
+    }
+}
+
+/// The second scan in one process (`watch`, or a `run` that scans again) sends its LIST and
+/// nothing else. On main each scan assumed the role and asked for the region again (its
+/// test pinned 2 AssumeRole and 2 GetBucketLocation over two scans).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_scan_assumes_no_role_and_asks_no_region() {
+    let Some(setup) = s3_setup().await else {
+        return;
+    };
+    let worker = Worker::open(setup.settings.clone()).await.expect("worker");
+    let mut scans = Vec::new();
     for _ in 0..2 {
+        setup.proxy.reset();
         let report = worker.run_once().await;
         assert!(!report.failed(), "{:?}", report.integrations);
+        scans.push(setup.proxy.counts());
     }
-    let counts = proxy.counts();
-    let expected: std::collections::BTreeMap<String, u64> = [
-        ("sts:AssumeRole", 2),
-        ("s3:GetBucketLocation", 2),
-        ("s3:ListObjectsV2", 2),
-    ]
-    .into_iter()
-    .map(|(kind, n)| (kind.to_string(), n))
-    .collect();
-    assert_eq!(counts, expected, "requests over two scans");
+    assert_eq!(
+        scans,
+        [
+            counts(&[
+                ("sts:AssumeRole", 1),
+                ("s3:GetBucketLocation", 1),
+                ("s3:ListObjectsV2", 1)
+            ]),
+            counts(&[("s3:ListObjectsV2", 1)]),
+        ],
+        "requests of the first and the second scan"
+    );
+}
+
+/// The system's time moved by a test: credentials' expiry is judged by it.
+#[derive(Debug, Clone, Default)]
+struct ShiftedClock(Arc<AtomicU64>);
+
+impl ShiftedClock {
+    fn set(&self, ahead: Duration) {
+        self.0.store(ahead.as_secs(), Ordering::SeqCst);
+    }
+}
+
+impl aws_smithy_async::time::TimeSource for ShiftedClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now() + Duration::from_secs(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// LocalStack's AssumeRole answers with credentials valid for an hour. Kept while more than
+/// the margin is left, assumed again once it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_near_expiry_are_assumed_again() {
+    let Some(setup) = s3_setup().await else {
+        return;
+    };
+    let clock = ShiftedClock::default();
+    let connections = S3Connections::new(1).with_clock(clock.clone());
+    assert_eq!(
+        setup.scan(&connections).await,
+        counts(&[
+            ("sts:AssumeRole", 1),
+            ("s3:GetBucketLocation", 1),
+            ("s3:ListObjectsV2", 1)
+        ])
+    );
+    let hour = Duration::from_secs(3600);
+    clock.set(hour - REFRESH_MARGIN - Duration::from_secs(120));
+    assert_eq!(
+        setup.scan(&connections).await,
+        counts(&[("s3:ListObjectsV2", 1)]),
+        "two minutes before the margin: kept"
+    );
+    clock.set(hour - REFRESH_MARGIN + Duration::from_secs(60));
+    assert_eq!(
+        setup.scan(&connections).await,
+        counts(&[("sts:AssumeRole", 1), ("s3:ListObjectsV2", 1)]),
+        "within the margin: assumed again, the region still kept"
+    );
+}
+
+/// A session the customer's side ended (S3 answers ExpiredToken, played by the proxy:
+/// LocalStack never does) is assumed again at once, and the scan goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_assumed_again_at_once() {
+    let Some(setup) = s3_setup().await else {
+        return;
+    };
+    let connections = S3Connections::new(1);
+    setup.scan(&connections).await;
+    let issued = setup.proxy.issued();
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    for key in issued.keys() {
+        setup.proxy.expire(key);
+    }
+    assert_eq!(
+        setup.scan(&connections).await,
+        counts(&[("sts:AssumeRole", 1), ("s3:ListObjectsV2", 2)]),
+        "the refused LIST, AssumeRole, the LIST again"
+    );
+    assert_eq!(
+        setup.scan(&connections).await,
+        counts(&[("s3:ListObjectsV2", 1)]),
+        "the new credentials kept"
+    );
+}
+
+/// The customer re-created their bucket in another region: S3 answers the kept region with
+/// 301 PermanentRedirect (played by the proxy: LocalStack serves any region), the region is
+/// asked again and the LIST made again, within the same scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_answering_from_another_region_is_located_again() {
+    let Some(setup) = s3_setup().await else {
+        return;
+    };
+    let connections = S3Connections::new(1);
+    setup.scan(&connections).await;
+    setup
+        .ls
+        .s3
+        .delete_bucket()
+        .bucket(&setup.bucket)
+        .send()
+        .await
+        .expect("delete bucket");
+    let eu = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&setup.ls.config)
+            .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+            .force_path_style(true)
+            .build(),
+    );
+    eu.create_bucket()
+        .bucket(&setup.bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create the bucket in eu-west-1");
+    setup.proxy.require_region(&setup.bucket, "eu-west-1");
+    assert_eq!(
+        setup.scan(&connections).await,
+        counts(&[("s3:GetBucketLocation", 1), ("s3:ListObjectsV2", 2)]),
+        "the redirected LIST, the region asked, the LIST again"
+    );
+    assert_eq!(
+        setup.scan(&connections).await,
+        counts(&[("s3:ListObjectsV2", 1)]),
+        "the new region kept"
+    );
 }

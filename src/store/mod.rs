@@ -2,9 +2,11 @@
 //! paths), delimiter listings page by page, an opaque version per object (the ETag), and
 //! conditional writes and deletes. [`local`] implements it on a folder for the embedded
 //! default; the S3 implementation follows the same contract, and `tests/store.rs` runs one
-//! suite against both.
+//! suite against both. [`S3Connections`] opens stores keeping each integration's
+//! credentials and region from one scan to the next.
 
 pub mod aws;
+pub(crate) mod kept;
 pub(crate) mod local;
 pub(crate) mod s3;
 
@@ -16,6 +18,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::io::AsyncRead;
 
+pub use kept::{REFRESH_MARGIN, S3Connections};
 pub use local::LocalStore;
 pub use s3::S3Store;
 
@@ -184,7 +187,7 @@ pub enum StoreLocation {
 
 /// How an integration reaches its S3 bucket. Secrets are named (env vars), read when the
 /// bucket is opened; the config has checked which combinations are allowed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BucketAccess {
     /// The integration's name: the STS session name.
     pub name: String,
@@ -210,9 +213,10 @@ pub struct StoreSettings {
     pub access: BucketAccess,
 }
 
-/// Opens an integration's store: its local folder, or its S3 bucket with its credentials
-/// (connecting assumes the role and discovers the region). `aws` holds the base identity,
-/// loaded the first time a bucket needs it.
+/// Opens an integration's store once: its local folder, or its S3 bucket with its
+/// credentials (connecting assumes the role and discovers the region). `aws` holds the base
+/// identity, loaded the first time a bucket needs it. Work that opens stores again and again
+/// uses [`S3Connections`], which keeps what connecting found.
 pub async fn open(
     settings: &StoreSettings,
     aws: &tokio::sync::OnceCell<aws_config::SdkConfig>,

@@ -8,18 +8,20 @@
 //! delete, and remembers to do so.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::BucketAccess;
 use super::aws::{self, error_code, store_error};
+use super::kept::Entry;
 use super::{
     ListPage, ObjectMeta, ObjectReader, ObjectStore, PutBody, PutMode, StoreError, check_key,
 };
@@ -38,7 +40,9 @@ const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
 
 #[derive(Debug)]
 pub struct S3Store {
-    client: aws_sdk_s3::Client,
+    /// Replaced when the kept credentials or region no longer hold ([`Reconnect`]).
+    client: RwLock<aws_sdk_s3::Client>,
+    reconnect: Option<Reconnect>,
     bucket: String,
     /// The integration's prefix with a trailing `/`, or empty.
     prefix: String,
@@ -76,8 +80,20 @@ impl S3Store {
                 )
             }
         };
-        Ok(S3Store {
-            client,
+        Ok(S3Store::new(client, bucket, prefix, None))
+    }
+
+    /// A store on `client`; with `reconnect`, one that drops its integration's kept
+    /// credentials or region when S3 says they no longer hold.
+    pub(crate) fn new(
+        client: aws_sdk_s3::Client,
+        bucket: &str,
+        prefix: &str,
+        reconnect: Option<Reconnect>,
+    ) -> S3Store {
+        S3Store {
+            client: RwLock::new(client),
+            reconnect,
             bucket: bucket.to_string(),
             prefix: if prefix.is_empty() {
                 String::new()
@@ -88,7 +104,40 @@ impl S3Store {
             single_copy_limit: SINGLE_COPY_LIMIT,
             copy_part_bytes: COPY_PART_BYTES,
             requests: Mutex::new(BTreeMap::new()),
-        })
+        }
+    }
+
+    fn client(&self) -> aws_sdk_s3::Client {
+        match self.client.read() {
+            Ok(client) => client.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// After a failed request: drops what the error says no longer holds (kept credentials
+    /// or region) and, if anything was dropped, connects again; true when the request is
+    /// worth making once more.
+    async fn recover(&self, error: &StoreError) -> bool {
+        let Some(reconnect) = &self.reconnect else {
+            return false;
+        };
+        if !reconnect.entry.forget(error).await {
+            return false;
+        }
+        match reconnect
+            .entry
+            .client(&reconnect.base, &reconnect.clock)
+            .await
+        {
+            Ok(client) => {
+                match self.client.write() {
+                    Ok(mut current) => *current = client,
+                    Err(poisoned) => *poisoned.into_inner() = client,
+                }
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Lower multipart-copy thresholds, so tests can copy in parts without 5 GB objects.
@@ -131,7 +180,7 @@ impl S3Store {
     ) -> Result<(), StoreError> {
         self.count("CreateMultipartUpload");
         let upload = self
-            .client
+            .client()
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(to)
@@ -145,7 +194,7 @@ impl S3Store {
             let end = (start + self.copy_part_bytes).min(size) - 1;
             self.count("UploadPartCopy");
             let part = self
-                .client
+                .client()
                 .upload_part_copy()
                 .bucket(&self.bucket)
                 .key(to)
@@ -178,7 +227,7 @@ impl S3Store {
                 .set_parts(Some(parts))
                 .build();
             let done = self
-                .client
+                .client()
                 .complete_multipart_upload()
                 .bucket(&self.bucket)
                 .key(to)
@@ -193,7 +242,7 @@ impl S3Store {
         }
         self.count("AbortMultipartUpload");
         let _ = self
-            .client
+            .client()
             .abort_multipart_upload()
             .bucket(&self.bucket)
             .key(to)
@@ -227,6 +276,17 @@ where
     }
 }
 
+/// How a store opened through [`super::kept::S3Connections`] connects again.
+#[derive(Debug)]
+pub(crate) struct Reconnect {
+    pub(crate) entry: Arc<Entry>,
+    pub(crate) base: aws_config::SdkConfig,
+    pub(crate) clock: SharedTimeSource,
+}
+
+/// Every request through the kept connection: an error that says the kept credentials or
+/// region no longer hold drops them (so the next scan connects afresh); a LIST, the first
+/// request of every scan, is then made once more on a new connection.
 #[async_trait]
 impl ObjectStore for S3Store {
     fn describe(&self) -> String {
@@ -236,10 +296,62 @@ impl ObjectStore for S3Store {
     }
 
     async fn list_page(&self, prefix: &str, token: Option<String>) -> Result<ListPage, StoreError> {
+        match self.list_page_once(prefix, token.clone()).await {
+            Err(error) if self.recover(&error).await => self.list_page_once(prefix, token).await,
+            other => other,
+        }
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        let result = self.head_once(key).await;
+        self.seen(result).await
+    }
+
+    async fn get(&self, key: &str) -> Result<(ObjectMeta, ObjectReader), StoreError> {
+        let result = self.get_once(key).await;
+        self.seen(result).await
+    }
+
+    async fn put(&self, key: &str, body: PutBody, mode: PutMode) -> Result<ObjectMeta, StoreError> {
+        let result = self.put_once(key, body, mode).await;
+        self.seen(result).await
+    }
+
+    async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        version: &str,
+        size: u64,
+    ) -> Result<ObjectMeta, StoreError> {
+        let result = self.copy_once(from, to, version, size).await;
+        self.seen(result).await
+    }
+
+    async fn delete(&self, key: &str, version: &str) -> Result<(), StoreError> {
+        let result = self.delete_once(key, version).await;
+        self.seen(result).await
+    }
+}
+
+impl S3Store {
+    /// A result as is, its error first put to [`S3Store::recover`] (for the next request).
+    async fn seen<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(error) = &result {
+            self.recover(error).await;
+        }
+        result
+    }
+
+    async fn list_page_once(
+        &self,
+        prefix: &str,
+        token: Option<String>,
+    ) -> Result<ListPage, StoreError> {
         let full = format!("{}{prefix}", self.prefix);
         self.count("ListObjectsV2");
         let page = self
-            .client
+            .client()
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(&full)
@@ -272,11 +384,11 @@ impl ObjectStore for S3Store {
         })
     }
 
-    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+    async fn head_once(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         let full = self.full(key)?;
         self.count("HeadObject");
         match self
-            .client
+            .client()
             .head_object()
             .bucket(&self.bucket)
             .key(&full)
@@ -296,11 +408,11 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn get(&self, key: &str) -> Result<(ObjectMeta, ObjectReader), StoreError> {
+    async fn get_once(&self, key: &str) -> Result<(ObjectMeta, ObjectReader), StoreError> {
         let full = self.full(key)?;
         self.count("GetObject");
         let object = self
-            .client
+            .client()
             .get_object()
             .bucket(&self.bucket)
             .key(&full)
@@ -316,7 +428,12 @@ impl ObjectStore for S3Store {
         Ok((meta, Box::new(object.body.into_async_read())))
     }
 
-    async fn put(&self, key: &str, body: PutBody, mode: PutMode) -> Result<ObjectMeta, StoreError> {
+    async fn put_once(
+        &self,
+        key: &str,
+        body: PutBody,
+        mode: PutMode,
+    ) -> Result<ObjectMeta, StoreError> {
         let full = self.full(key)?;
         let (size, body) = match body {
             PutBody::Bytes(bytes) => (bytes.len() as u64, ByteStream::from(bytes)),
@@ -333,7 +450,7 @@ impl ObjectStore for S3Store {
             }
         };
         let mut request = self
-            .client
+            .client()
             .put_object()
             .bucket(&self.bucket)
             .key(&full)
@@ -362,7 +479,7 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn copy(
+    async fn copy_once(
         &self,
         from: &str,
         to: &str,
@@ -391,7 +508,7 @@ impl ObjectStore for S3Store {
         }
         self.count("CopyObject");
         let copied = self
-            .client
+            .client()
             .copy_object()
             .bucket(&self.bucket)
             .key(&target)
@@ -418,12 +535,12 @@ impl ObjectStore for S3Store {
         })
     }
 
-    async fn delete(&self, key: &str, version: &str) -> Result<(), StoreError> {
+    async fn delete_once(&self, key: &str, version: &str) -> Result<(), StoreError> {
         let full = self.full(key)?;
         if self.conditional_delete.load(Ordering::Relaxed) {
             self.count("DeleteObject");
             match self
-                .client
+                .client()
                 .delete_object()
                 .bucket(&self.bucket)
                 .key(&full)
@@ -463,7 +580,7 @@ impl ObjectStore for S3Store {
             Some(_) => {}
         }
         self.count("DeleteObject");
-        self.client
+        self.client()
             .delete_object()
             .bucket(&self.bucket)
             .key(&full)

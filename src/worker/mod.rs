@@ -103,8 +103,8 @@ pub struct Worker {
     scans: Mutex<HashMap<String, ScanRecord>>,
     /// Scan records are written one batch at a time, so an older one never lands last.
     recording: tokio::sync::Mutex<()>,
-    /// The base AWS identity, loaded the first time an S3 bucket needs it.
-    aws: tokio::sync::OnceCell<aws_config::SdkConfig>,
+    /// Opens the integrations' stores, keeping S3 credentials and regions between scans.
+    connections: crate::store::S3Connections,
     /// Who this replica is, in the leases it takes.
     holder: String,
     stop: CancellationToken,
@@ -123,6 +123,7 @@ impl Worker {
             &settings.egress,
         )?);
         let outbox = Outbox::new(callbacks.clone(), state.clone());
+        let connections = crate::store::S3Connections::new(settings.integrations.len());
         Ok(Worker {
             settings: Arc::new(settings),
             sink,
@@ -132,7 +133,7 @@ impl Worker {
             stores: Default::default(),
             scans: Default::default(),
             recording: tokio::sync::Mutex::new(()),
-            aws: tokio::sync::OnceCell::new(),
+            connections,
             holder: holder::me(),
             stop: CancellationToken::new(),
         })
@@ -365,10 +366,8 @@ impl Worker {
         Ok(false)
     }
 
-    /// The store of `integration`: given, or opened now. Not kept across scans: each S3
-    /// client builds its own HTTPS client (TLS roots, connection pool), about 0.3 MiB, so
-    /// keeping 1,000 of them measured 300 MiB; keeping credentials and regions waits for one
-    /// HTTP client shared by all (README, "Idle integrations").
+    /// The store of `integration`: given, or opened now with the credentials and region
+    /// kept from its last scan (one HTTPS client serves every S3 client).
     async fn store(
         &self,
         integration: &IntegrationSettings,
@@ -377,7 +376,7 @@ impl Worker {
             return Ok(store.clone());
         }
         let settings = integration.store().ok_or(IntegrationError::NoBucket)?;
-        Ok(Arc::from(crate::store::open(settings, &self.aws).await?))
+        Ok(Arc::from(self.connections.open(settings).await?))
     }
 
     /// Claims the integration and works on it; `None` when it was not worked on (another
