@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::TransactionBehavior;
 use tempfile::NamedTempFile;
 
 use super::{FileLoad, Sink, SinkError};
@@ -144,21 +144,59 @@ fn write_field(out: &mut impl Write, field: &[u8]) -> io::Result<()> {
     out.write_all(field)
 }
 
-/// The next field of a spool this process wrote; `None` at its end.
-fn read_field(input: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Option<String>> {
+/// Reads back a spool this process wrote, one row at a time into buffers reused for every row.
+struct SpoolReader<R> {
+    input: R,
+    id: Vec<u8>,
+    product_key: Vec<u8>,
+    attributes: Vec<u8>,
+}
+
+impl<R: Read> SpoolReader<R> {
+    fn new(input: R) -> SpoolReader<R> {
+        SpoolReader {
+            input,
+            id: Vec::new(),
+            product_key: Vec::new(),
+            attributes: Vec::with_capacity(256),
+        }
+    }
+
+    /// The next row (id, product key, attributes); `None` at the spool's end.
+    fn next_row(&mut self) -> io::Result<Option<(&str, &str, &str)>> {
+        if !read_field(&mut self.input, &mut self.id)? {
+            return Ok(None);
+        }
+        let truncated =
+            || io::Error::new(io::ErrorKind::UnexpectedEof, "the spool ends inside a row");
+        if !read_field(&mut self.input, &mut self.product_key)?
+            || !read_field(&mut self.input, &mut self.attributes)?
+        {
+            return Err(truncated());
+        }
+        let text = |bytes| {
+            std::str::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        };
+        Ok(Some((
+            text(&self.id)?,
+            text(&self.product_key)?,
+            text(&self.attributes)?,
+        )))
+    }
+}
+
+/// The next field into `buf`; false at the spool's end.
+fn read_field(input: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
     let mut len = [0u8; 4];
     match input.read_exact(&mut len) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
         Err(e) => return Err(e),
     }
-    buf.clear();
-    input
-        .take(u64::from(u32::from_le_bytes(len)))
-        .read_to_end(buf)?;
-    String::from_utf8(std::mem::take(buf))
-        .map(Some)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    // At most 4 GiB, and only what this process wrote: the spool is not read from outside.
+    buf.resize(u32::from_le_bytes(len) as usize, 0);
+    input.read_exact(buf)?;
+    Ok(true)
 }
 
 impl RowConsumer for SqliteLoad {
@@ -203,8 +241,55 @@ impl FileLoad for SqliteLoad {
     }
 }
 
+/// The file's one prepared upsert. The columns every row of the file shares are bound once;
+/// each row binds only its own three.
+struct Upsert<'c>(rusqlite::CachedStatement<'c>);
+
+impl<'c> Upsert<'c> {
+    fn prepare(
+        conn: &'c rusqlite::Connection,
+        file: &FileRef,
+        updated_at: &str,
+    ) -> rusqlite::Result<Upsert<'c>> {
+        let mut statement = conn.prepare_cached(UPSERT)?;
+        statement.raw_bind_parameter(1, file.integration.as_str())?;
+        statement.raw_bind_parameter(2, file.entity.as_str())?;
+        statement.raw_bind_parameter(6, updated_at)?;
+        Ok(Upsert(statement))
+    }
+
+    fn row(&mut self, id: &str, product_key: &str, attributes: &str) -> rusqlite::Result<()> {
+        self.0.raw_bind_parameter(3, product_key)?;
+        self.0.raw_bind_parameter(4, id)?;
+        self.0.raw_bind_parameter(5, attributes)?;
+        self.0.raw_execute().map(drop)
+    }
+}
+
+/// Records the ledger row and commits, unless the ledger already has the file (applied by a
+/// run that crashed after committing, or the same bytes imported before): then nothing
+/// changes.
+fn finish(
+    path: &Path,
+    tx: rusqlite::Transaction<'_>,
+    file: &FileRef,
+    rows: u64,
+) -> Result<Committed, SinkError> {
+    let db = |e: rusqlite::Error| db_error(path, e);
+    if let Some(prior) = ledger::sqlite::applied(&tx, Table::Sink, file).map_err(db)? {
+        tx.rollback().map_err(db)?;
+        return Ok(Committed::AlreadyApplied(prior));
+    }
+    // Full precision, stamped now: recovery compares it with the drop's start to tell this
+    // drop's loads from an earlier drop's.
+    ledger::sqlite::record(&tx, Table::Sink, file, rows, Utc::now()).map_err(db)?;
+    crate::crash_point!("sqlite-before-commit");
+    tx.commit().map_err(db)?;
+    Ok(Committed::Applied)
+}
+
 /// Applies a spool in one transaction, with the ledger row, unless the ledger already has the
-/// file (applied by a run that crashed after committing: then nothing changes).
+/// file (then nothing changes, and the spool is not read).
 fn apply(
     path: &Path,
     file: &FileRef,
@@ -222,39 +307,13 @@ fn apply(
         return Ok(Committed::AlreadyApplied(prior));
     }
     {
-        let entity = file.entity.as_str();
-        let mut upsert = tx.prepare_cached(UPSERT).map_err(db)?;
-        let mut input = BufReader::with_capacity(SPOOL_BUFFER, spool.as_file());
-        let mut buf = Vec::new();
-        while let Some(id) = read_field(&mut input, &mut buf).map_err(SinkError::Spool)? {
-            let truncated = || {
-                SinkError::Spool(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the spool ends inside a row",
-                ))
-            };
-            let product_key = read_field(&mut input, &mut buf)
-                .map_err(SinkError::Spool)?
-                .ok_or_else(truncated)?;
-            let attributes = read_field(&mut input, &mut buf)
-                .map_err(SinkError::Spool)?
-                .ok_or_else(truncated)?;
-            upsert
-                .execute(params![
-                    file.integration,
-                    entity,
-                    product_key,
-                    id,
-                    attributes,
-                    updated_at
-                ])
-                .map_err(db)?;
+        let mut upsert = Upsert::prepare(&tx, file, updated_at).map_err(db)?;
+        let mut input = SpoolReader::new(BufReader::with_capacity(SPOOL_BUFFER, spool.as_file()));
+        while let Some((id, product_key, attributes)) =
+            input.next_row().map_err(SinkError::Spool)?
+        {
+            upsert.row(id, product_key, attributes).map_err(db)?;
         }
     }
-    // Full precision, stamped now: recovery compares it with the drop's start to tell this
-    // drop's loads from an earlier drop's.
-    ledger::sqlite::record(&tx, Table::Sink, file, rows, Utc::now()).map_err(db)?;
-    crate::crash_point!("sqlite-before-commit");
-    tx.commit().map_err(db)?;
-    Ok(Committed::Applied)
+    finish(path, tx, file, rows)
 }
