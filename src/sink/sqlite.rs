@@ -7,6 +7,11 @@
 //! `BEGIN IMMEDIATE` transaction on a blocking thread with one prepared upsert, the ledger row
 //! in the same transaction. A file with any error never touches the database. Applies take
 //! turns (a tokio mutex) instead of piling up on the busy timeout.
+//!
+//! A local file read at disk speed (`dropfolder import FILE`, never a bucket or standard
+//! input) may instead be applied while it is validated ([`SqliteSink::applying_while_reading`]):
+//! the rows go in batches to a writer thread that holds the file's transaction, so inflating
+//! and checking on one core overlap the inserts on the other; a file with an error rolls back.
 
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -16,6 +21,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
 use tempfile::NamedTempFile;
 
+use super::batch::{self, BatchedLoad, Message};
 use super::{FileLoad, Sink, SinkError};
 use crate::ledger::{self, AppliedFile, Committed, FileRef, Table, Version};
 use crate::validate::{Row, RowConsumer};
@@ -57,6 +63,8 @@ const UPSERT: &str =
 pub struct SqliteSink {
     path: PathBuf,
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// Whether loads take the write lock at their start and apply rows as they come.
+    apply_while_reading: bool,
 }
 
 impl SqliteSink {
@@ -70,7 +78,19 @@ impl SqliteSink {
         Ok(SqliteSink {
             path: path.to_path_buf(),
             writer: Arc::new(tokio::sync::Mutex::new(())),
+            apply_while_reading: false,
         })
+    }
+
+    /// This sink for files read from a local disk: each load takes SQLite's write lock when
+    /// it begins and applies batches of rows while the rest of the file is validated, instead
+    /// of spooling them first. Only for a source that cannot stall (never a download or
+    /// standard input): the lock is held for as long as the file takes to read.
+    pub fn applying_while_reading(self) -> SqliteSink {
+        SqliteSink {
+            apply_while_reading: true,
+            ..self
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -114,20 +134,43 @@ impl Sink for SqliteSink {
         file: &FileRef,
         updated_at: DateTime<Utc>,
     ) -> Result<SqliteLoad, SinkError> {
+        let updated_at = updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        if self.apply_while_reading {
+            let turn = self.writer.clone().lock_owned().await;
+            let (rows, received) = batch::channel();
+            let (path, file) = (self.path.clone(), file.clone());
+            let writer = tokio::task::spawn_blocking(move || {
+                let _turn = turn;
+                apply_stream(&path, &file, &updated_at, received)
+            });
+            return Ok(SqliteLoad(Load::Streamed(BatchedLoad::new(
+                rows,
+                writer,
+                "SQLite writer",
+            ))));
+        }
         let spool = NamedTempFile::new().map_err(SinkError::Spool)?;
-        Ok(SqliteLoad {
+        Ok(SqliteLoad(Load::Spooled(SpooledLoad {
             sink: self.clone(),
             file: file.clone(),
-            updated_at: updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            updated_at,
             spool: BufWriter::with_capacity(SPOOL_BUFFER, spool),
             attributes: Vec::with_capacity(256),
-        })
+        })))
     }
 }
 
-/// A file being loaded into SQLite: its valid rows in a temporary file until the commit
-/// applies them. Dropped (rolled back) it leaves nothing: the temporary file goes with it.
-pub struct SqliteLoad {
+/// A file being loaded into SQLite, spooled (the default) or applied as it is read.
+pub struct SqliteLoad(Load);
+
+enum Load {
+    Spooled(SpooledLoad),
+    Streamed(BatchedLoad),
+}
+
+/// Valid rows in a temporary file until the commit applies them. Dropped (rolled back) it
+/// leaves nothing: the temporary file goes with it.
+struct SpooledLoad {
     sink: SqliteSink,
     file: FileRef,
     updated_at: String,
@@ -203,6 +246,15 @@ impl RowConsumer for SqliteLoad {
     type Error = SinkError;
 
     async fn accept(&mut self, row: &Row<'_>) -> Result<(), SinkError> {
+        match &mut self.0 {
+            Load::Spooled(load) => load.accept(row),
+            Load::Streamed(load) => load.accept(row).await,
+        }
+    }
+}
+
+impl SpooledLoad {
+    fn accept(&mut self, row: &Row<'_>) -> Result<(), SinkError> {
         self.attributes.clear();
         row.write_attributes_json(&mut self.attributes);
         // A buffered write to a local temporary file: no await needed, as for `errors.csv`.
@@ -211,9 +263,7 @@ impl RowConsumer for SqliteLoad {
             .and_then(|()| write_field(&mut self.spool, &self.attributes))
             .map_err(SinkError::Spool)
     }
-}
 
-impl FileLoad for SqliteLoad {
     async fn commit(self, rows: u64, version: &Version) -> Result<Committed, SinkError> {
         let mut spool = self
             .spool
@@ -234,10 +284,23 @@ impl FileLoad for SqliteLoad {
             Err(e) => Err(SinkError::Join(e)),
         }
     }
+}
+
+impl FileLoad for SqliteLoad {
+    async fn commit(self, rows: u64, version: &Version) -> Result<Committed, SinkError> {
+        match self.0 {
+            Load::Spooled(load) => load.commit(rows, version).await,
+            Load::Streamed(load) => load.commit(rows, version).await,
+        }
+    }
 
     async fn rollback(self) -> Result<(), SinkError> {
-        // Nothing was written to the database; the spool is deleted with the load.
-        Ok(())
+        match self.0 {
+            // Nothing was written to the database; the spool is deleted with the load.
+            Load::Spooled(_) => Ok(()),
+            // The writer drops its transaction when the channel closes without a commit.
+            Load::Streamed(load) => load.rollback().await,
+        }
     }
 }
 
@@ -286,6 +349,49 @@ fn finish(
     crate::crash_point!("sqlite-before-commit");
     tx.commit().map_err(db)?;
     Ok(Committed::Applied)
+}
+
+/// The writer of a load applied while it is read: one transaction from the first batch to
+/// the commit message; a channel closed without one drops (rolls back) the transaction.
+fn apply_stream(
+    path: &Path,
+    file: &FileRef,
+    updated_at: &str,
+    mut received: tokio::sync::mpsc::Receiver<Message>,
+) -> Result<(), SinkError> {
+    let db = |e: rusqlite::Error| db_error(path, e);
+    let mut conn = crate::sqlite::open(path, MIGRATIONS).map_err(db)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    let mut upsert = Upsert::prepare(&tx, file, updated_at).map_err(db)?;
+    while let Some(message) = received.blocking_recv() {
+        match message {
+            Message::Rows(rows) => {
+                for row in &rows {
+                    upsert
+                        .row(&row.id, &row.product_key, &row.attributes)
+                        .map_err(db)?;
+                }
+            }
+            Message::Commit {
+                rows,
+                version,
+                reply,
+            } => {
+                drop(upsert);
+                let file = FileRef {
+                    version,
+                    ..file.clone()
+                };
+                let committed = finish(path, tx, &file, rows)?;
+                // A load that stopped waiting has nothing to be told.
+                let _ = reply.send(committed);
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Applies a spool in one transaction, with the ledger row, unless the ledger already has the
