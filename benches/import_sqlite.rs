@@ -3,6 +3,10 @@
 //! text columns keyed by `id` (a plain keyed load: no validation, no JSON, no merge), side by
 //! side in one run, with peak RSS.
 //!
+//! `dropfolder import FILE` applies rows while the local file is validated; the same file on
+//! standard input (`import -`) takes the path of a bucket file (`run`): valid rows spooled,
+//! then applied under the write lock. Both are timed.
+//!
 //! Run: `cargo bench --bench import_sqlite` (add `-- --quick` for one run of each). With
 //! `DROPFOLDER_BASELINE=/path/to/an/older/release/dropfolder`, that binary runs in the same
 //! comparison too, so a change's cost is a ratio from one run on one machine.
@@ -23,6 +27,7 @@ fn main() {
     let file = dir.join(format!("users-{rows}.csv.gz"));
     datagen::ensure_file(&file, rows).expect("generate bench data");
     let ours_db = dir.join("import-ours.db");
+    let spooled_db = dir.join("import-spooled.db");
     let plain_db = dir.join("import-plain.db");
     let baseline_db = dir.join("import-baseline.db");
     let baseline = std::env::var_os("DROPFOLDER_BASELINE").map(std::path::PathBuf::from);
@@ -37,6 +42,13 @@ fn main() {
     let state = format!("[state]\nurl = \"sqlite://{}\"\n", ours_db.display());
     std::fs::write(&config, datagen::config("file:///tmp/unused", rows, &state))
         .expect("write config");
+    let spooled_config = dir.join("import-sqlite-spooled.toml");
+    let spooled_state = format!("[state]\nurl = \"sqlite://{}\"\n", spooled_db.display());
+    std::fs::write(
+        &spooled_config,
+        datagen::config("file:///tmp/unused", rows, &spooled_state),
+    )
+    .expect("write config");
     let columns: Vec<String> = datagen::HEADER
         .trim()
         .split(',')
@@ -72,6 +84,16 @@ fn main() {
         c.arg("--config").arg(&config).arg("import").arg(&file);
         c
     };
+    let mut spooled = || {
+        fresh(&spooled_db);
+        let mut c = dropfolder();
+        c.arg("--config")
+            .arg(&spooled_config)
+            .arg("import")
+            .arg("-")
+            .stdin(std::fs::File::open(&file).expect("open the bench file"));
+        c
+    };
     let mut older = || {
         fresh(&baseline_db);
         let mut c = Command::new(baseline.as_deref().unwrap_or(std::path::Path::new("false")));
@@ -86,13 +108,15 @@ fn main() {
     let mut commands: Vec<(&str, &mut dyn FnMut() -> Command)> = vec![
         ("sqlite3 .import", &mut sqlite3),
         ("dropfolder import", &mut ours),
+        ("dropfolder import - (spooled)", &mut spooled),
     ];
     if baseline.is_some() {
         commands.push(("baseline dropfolder import", &mut older));
     }
     let runs_of = run_interleaved(runs, &mut commands);
     let ratio = paired_ratio(&runs_of[0], &runs_of[1]);
-    let older_ratio = runs_of.get(2).map(|b| paired_ratio(&runs_of[0], b));
+    let spooled_ratio = paired_ratio(&runs_of[0], &runs_of[2]);
+    let older_ratio = runs_of.get(3).map(|b| paired_ratio(&runs_of[0], b));
     let results = summarize(runs_of);
     let count = |db: &std::path::Path, table: &str| {
         let out = Command::new("sqlite3")
@@ -112,8 +136,18 @@ fn main() {
         rows.to_string(),
         "dropfolder loaded every row"
     );
+    assert_eq!(
+        count(&spooled_db, "records"),
+        rows.to_string(),
+        "dropfolder loaded every row from stdin"
+    );
     let (plain, ours) = (results[0], results[1]);
-    if let (Some(older), Some(older_ratio)) = (results.get(2), older_ratio) {
+    println!(
+        "spooled (import -, as run): {:.3} s, ratio {spooled_ratio}, peak RSS {:.1} MiB",
+        results[2].wall.as_secs_f64(),
+        mib(results[2].max_rss_kib),
+    );
+    if let (Some(older), Some(older_ratio)) = (results.get(3), older_ratio) {
         println!(
             "baseline: {:.3} s, ratio {older_ratio}, peak RSS {:.1} MiB (this build: ratio {ratio})",
             older.wall.as_secs_f64(),

@@ -39,6 +39,9 @@ pub async fn run(
     };
     let state = dropfolder::worker::open_state(&config).await?;
     let sink = AnySink::open(&config.sink, config.egress.clone(), state).await?;
+    // A local file cannot stall mid-read as a download or a pipe can, so SQLite may hold its
+    // write lock while the file is validated and apply rows as they come.
+    let sink = if stdin { sink } else { sink.for_local_files() };
     // A sink that cannot roll back reads the file twice (validate whole, then send), and
     // standard input can be read once: it is spooled to a temporary file first.
     let spooled = match (stdin, sink.transactional()) {

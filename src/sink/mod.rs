@@ -178,6 +178,18 @@ impl AnySink {
     }
 }
 
+impl AnySink {
+    /// The sink for files read from a local disk (`dropfolder import FILE`): SQLite applies
+    /// their rows while they are validated (see [`SqliteSink::applying_while_reading`]); the
+    /// other sinks are unchanged.
+    pub fn for_local_files(self) -> AnySink {
+        match self {
+            AnySink::Sqlite(sink) => AnySink::Sqlite(sink.applying_while_reading()),
+            other => other,
+        }
+    }
+}
+
 impl Sink for AnySink {
     type Load = AnyLoad;
 
