@@ -131,6 +131,8 @@ fn main() {
     drop(commands);
     let ratio = paired_ratio(&runs_of[0], &runs_of[1]);
     let older_ratio = runs_of.get(2).map(|b| paired_ratio(&runs_of[0], b));
+    // This build against the baseline binary, pair by pair.
+    let against_older = runs_of.get(2).map(|b| paired_ratio(b, &runs_of[1]));
     let results = summarize(runs_of);
     assert_eq!(
         psql(&app(&plain_db), "SELECT count(*) FROM t"),
@@ -169,6 +171,9 @@ fn main() {
             rows as f64 / older.wall.as_secs_f64(),
             mib(older.max_rss_kib)
         );
+    }
+    if let Some(against_older) = against_older {
+        println!("this build / the baseline binary: {against_older}");
     }
     let _ = Command::new(format!("{root}/tests/pg/stop"))
         .arg(port)
