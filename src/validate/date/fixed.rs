@@ -2,23 +2,19 @@
 //! `yyyyMMdd`, `dd/MM/yyyy HH:mm:ss.SSS`): what most files use, read by position instead of
 //! token by token. A value it does not take (another width, padding, a name) goes to the
 //! general reader, so it changes no verdict, only the cost of the common one: the general
-//! reader spends about 1,200 instructions on an ISO date, most of a date column's checking.
+//! reader spends about 700 instructions on an ISO date, most of a date column's checking.
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 
 use super::{Clock, Field, Token, parse_offset};
-
-/// A digit in the template; no literal byte can be 0xFF (it is never in UTF-8).
-const DIGIT: u8 = 0xFF;
-
-/// 1970-01-01 as `Datelike::num_days_from_ce` counts it.
-const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
 /// A compiled fixed-width pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Fixed {
-    /// The bytes of the fixed part: a literal byte, or [`DIGIT`].
-    template: Vec<u8>,
+    /// The length of the fixed part, before an offset.
+    len: usize,
+    /// Each literal byte of the fixed part, with its position.
+    literals: Vec<(usize, u8)>,
     /// Each number: what it is, where it starts, its width.
     numbers: Vec<(Field, usize, usize)>,
     /// An ISO offset (`X`) follows the fixed part.
@@ -33,7 +29,8 @@ impl Fixed {
     /// the end reads all its digits there, and the shape puts none but its own.
     pub(super) fn compile(tokens: &[Token]) -> Option<Fixed> {
         let mut fixed = Fixed {
-            template: Vec::new(),
+            len: 0,
+            literals: Vec::new(),
             numbers: Vec::new(),
             offset: false,
         };
@@ -43,7 +40,10 @@ impl Fixed {
                     if text.bytes().any(|b| b.is_ascii_digit()) {
                         return None;
                     }
-                    fixed.template.extend_from_slice(text.as_bytes());
+                    for b in text.bytes() {
+                        fixed.literals.push((fixed.len, b));
+                        fixed.len += 1;
+                    }
                 }
                 Token::Number { field, width, .. } => {
                     let fits = match field {
@@ -55,8 +55,8 @@ impl Fixed {
                     if !fits {
                         return None;
                     }
-                    fixed.numbers.push((*field, fixed.template.len(), *width));
-                    fixed.template.extend(std::iter::repeat_n(DIGIT, *width));
+                    fixed.numbers.push((*field, fixed.len, *width));
+                    fixed.len += width;
                 }
                 Token::IsoOffset if i + 1 == tokens.len() => fixed.offset = true,
                 _ => return None,
@@ -70,34 +70,24 @@ impl Fixed {
     #[inline]
     pub(super) fn parse(&self, value: &str) -> Option<DateTime<Utc>> {
         let bytes = value.as_bytes();
-        let head = bytes.get(..self.template.len())?;
-        let shaped = head.iter().zip(&self.template).all(|(&b, &t)| {
-            if t == DIGIT {
-                b.is_ascii_digit()
-            } else {
-                b == t
-            }
-        });
-        if !shaped {
+        if bytes.len() < self.len || !value.is_char_boundary(self.len) {
             return None;
         }
-        let rest = &value[self.template.len()..];
-        let offset_seconds = if self.offset {
-            match parse_offset(rest)? {
-                (seconds, len) if len == rest.len() => seconds,
-                _ => return None,
-            }
-        } else if rest.is_empty() {
-            0
-        } else {
+        // Literals by their positions, digits as the numbers read them: one look at each byte.
+        if !self.literals.iter().all(|&(at, b)| bytes[at] == b) {
             return None;
-        };
+        }
         let (mut year, mut month, mut day) = (0, 0, 0);
         let (mut hour, mut minute, mut second, mut nanos) = (0, 0, 0, 0);
         for &(field, start, width) in &self.numbers {
-            let n = head[start..start + width]
-                .iter()
-                .fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
+            let mut n = 0u32;
+            for &b in &bytes[start..start + width] {
+                let digit = b.wrapping_sub(b'0');
+                if digit > 9 {
+                    return None;
+                }
+                n = n * 10 + u32::from(digit);
+            }
             match field {
                 Field::Year { .. } => year = n as i32,
                 Field::Month => month = n,
@@ -108,15 +98,27 @@ impl Fixed {
                 Field::Fraction => nanos = n * 10u32.pow(9 - width as u32),
             }
         }
-        // What `NaiveTime::from_hms_nano_opt` takes, less its leap second (not reachable
-        // from a fraction of at most 9 digits).
-        if hour > 23 || minute > 59 || second > 59 {
+        let rest = &value[self.len..];
+        let offset_seconds = if self.offset {
+            match parse_offset(rest)? {
+                (seconds, len) if len == rest.len() => seconds,
+                _ => return None,
+            }
+        } else if rest.is_empty() {
+            0
+        } else {
             return None;
-        }
-        let date = NaiveDate::from_ymd_opt(year, month, day)?;
-        let seconds = i64::from(date.num_days_from_ce() - UNIX_EPOCH_DAYS_FROM_CE) * 86_400
-            + i64::from(hour * 3600 + minute * 60 + second)
-            - i64::from(offset_seconds);
-        DateTime::from_timestamp(seconds, nanos)
+        };
+        // As the general reader resolves a 24-hour time without a two-digit year.
+        let at = NaiveDateTime::new(
+            NaiveDate::from_ymd_opt(year, month, day)?,
+            NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?,
+        );
+        let at = if offset_seconds == 0 {
+            at
+        } else {
+            at.checked_sub_signed(TimeDelta::seconds(i64::from(offset_seconds)))?
+        };
+        Some(at.and_utc())
     }
 }
