@@ -13,12 +13,18 @@ use std::fmt;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 
+use fixed::Fixed;
+
+mod fixed;
+
 /// A compiled date format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatePattern {
     /// The pattern as configured, for messages.
     source: String,
     kind: Kind,
+    /// The fast path, for a pattern of fixed-width fields.
+    fixed: Option<Fixed>,
     /// A two-digit year is read into the 100 years from here: 80 years before "today".
     century_start: NaiveDateTime,
 }
@@ -187,9 +193,14 @@ impl DatePattern {
             .checked_sub_months(chrono::Months::new(12 * 80))
             .unwrap_or(NaiveDate::MIN)
             .and_time(NaiveTime::MIN);
+        let fixed = match &kind {
+            Kind::Fields(tokens) => Fixed::compile(tokens),
+            Kind::UnixSeconds | Kind::UnixMillis => None,
+        };
         Ok(DatePattern {
             source: pattern.to_string(),
             kind,
+            fixed,
             century_start,
         })
     }
@@ -211,6 +222,16 @@ impl DatePattern {
 
     /// Parses one value; `None` when it does not match or is not a real instant.
     pub fn parse(&self, value: &str) -> Option<DateTime<Utc>> {
+        if let Some(fixed) = &self.fixed
+            && let Some(at) = fixed.parse(value)
+        {
+            return Some(at);
+        }
+        self.parse_general(value)
+    }
+
+    /// Parses one value token by token, whatever the pattern.
+    fn parse_general(&self, value: &str) -> Option<DateTime<Utc>> {
         match &self.kind {
             Kind::UnixSeconds => parse_unix_seconds(value),
             Kind::UnixMillis => {

@@ -537,3 +537,90 @@ fn matches_java_17_case_by_case() {
     assert!(compared > 100, "only {compared} cases");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn the_fixed_width_fast_path_reads_every_value_as_the_general_reader() {
+    let fast = [
+        ("yyyy-MM-dd'T'HH:mm:ssX", "2021-06-25T13:55:42Z"),
+        ("yyyy-MM-dd'T'HH:mm:ssX", "2021-06-25T13:55:42+05:30"),
+        (
+            "yyyy-MM-dd'T'HH:mm:ss.SSSXXX",
+            "2021-06-25T13:55:42.123-0800",
+        ),
+        ("yyyyMMdd", "20211225"),
+        ("yyyyMMddHHmmss", "20211225235959"),
+        ("dd/MM/yyyy HH:mm:ss.SSS", "29/02/2024 00:00:00.999"),
+        ("yyyy-MM-dd", "2000-02-29"),
+        ("yyyy-MM-ddTHH:mm", "1999-12-31T23:59"),
+    ];
+    // Every value one edit away from a good one: each byte replaced by each of these, one
+    // removed, one added.
+    let replacements = [
+        '0', '1', '2', '3', '9', ' ', '\t', '-', '+', ':', 'T', 'Z', 'é',
+    ];
+    for (pattern, good) in fast {
+        let compiled = DatePattern::compile_on(pattern, today()).expect("pattern compiles");
+        assert!(compiled.fixed.is_some(), "{pattern} has the fast path");
+        assert!(compiled.parse(good).is_some(), "{pattern} on {good}");
+        let chars: Vec<char> = good.chars().collect();
+        let mut values = Vec::new();
+        for i in 0..=chars.len() {
+            let (before, after) = chars.split_at(i);
+            for r in replacements {
+                let mut inserted: Vec<char> = before.to_vec();
+                inserted.push(r);
+                inserted.extend(after);
+                values.push(inserted.iter().collect::<String>());
+                if let Some((_, tail)) = after.split_first() {
+                    let mut replaced: Vec<char> = before.to_vec();
+                    replaced.push(r);
+                    replaced.extend(tail);
+                    values.push(replaced.iter().collect::<String>());
+                }
+            }
+            if let Some((_, tail)) = after.split_first() {
+                values.push(before.iter().chain(tail).collect::<String>());
+            }
+        }
+        for value in &values {
+            assert_eq!(
+                compiled.parse(value),
+                compiled.parse_general(value),
+                "{pattern} on {value:?}"
+            );
+        }
+    }
+    // Impossible dates and times of the right shape are refused by both.
+    let iso = DatePattern::compile_on("yyyy-MM-dd'T'HH:mm:ssX", today()).expect("compiles");
+    for value in [
+        "2021-02-29T00:00:00Z",
+        "2021-13-01T00:00:00Z",
+        "2021-00-10T00:00:00Z",
+        "2021-04-31T00:00:00Z",
+        "2021-06-00T00:00:00Z",
+        "2021-06-25T24:00:00Z",
+        "2021-06-25T23:60:00Z",
+        "2021-06-25T23:59:60Z",
+        "2021-06-25T23:59:59+19",
+        "2021-06-25T23:59:59+05:60",
+    ] {
+        assert_eq!(iso.parse(value), None, "{value}");
+        assert_eq!(iso.parse_general(value), None, "{value}");
+    }
+    // Patterns whose values vary in width, or whose literal holds a digit, keep the general
+    // reader only.
+    for pattern in [
+        "d/M/yyyy",
+        "yy-MM-dd",
+        "MM/dd/yyyy hh:mm a",
+        "yyyy'1'MM-dd",
+        "dd MMM yyyy",
+        "yyyy-MM-dd[ HH:mm]",
+        "yyyy-MM-dd HH:mm z",
+        "yyyy-MM-ddX HH",
+        "UnixTimestamp",
+    ] {
+        let compiled = DatePattern::compile_on(pattern, today()).expect("pattern compiles");
+        assert!(compiled.fixed.is_none(), "{pattern} has no fast path");
+    }
+}
