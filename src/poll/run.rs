@@ -1,0 +1,421 @@
+//! One poll integration's run: the windows due, each fetched page by page, judged by the
+//! integration's validator and applied with its ledger entry in one sink transaction, then
+//! finished in the journal. The first window that cannot be done ends the run (it stays
+//! open, and is asked again first next time: a later window is never applied before it).
+
+use std::io::Write;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::template::fill;
+use super::window::{Window, plan};
+use super::{MAX_PAGE_BYTES, MAX_WINDOW_BYTES, PollMethod, PollSettings};
+use crate::egress::EgressPolicy;
+use crate::ledger::{Committed, Entity, FileRef, Version};
+use crate::outbound::{Endpoint, EndpointOptions, FetchRequest, OutboundError, RetryOn};
+use crate::sink::{FileLoad, Sink, SinkError};
+use crate::state::{DropResult, JournaledDrop, Stage, StateError, StateStore};
+use crate::validate::{CountRows, FileFailure, FileReport, FileRules, RowConsumer, validate};
+
+/// The ledger version of every window: a window's key names it whole.
+const WINDOW_VERSION: &str = "window";
+/// Errors quoted in a window's failure.
+const QUOTED_ERRORS: usize = 3;
+
+/// Why a window could not be done; it is asked again by the next run.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("state: {0}")]
+    State(#[from] StateError),
+    #[error("cannot set up the API client: {0}")]
+    Setup(String),
+    #[error("window {window}: {source}")]
+    Api {
+        window: String,
+        #[source]
+        source: OutboundError,
+    },
+    #[error("window {window}: {what} is larger than {limit} bytes; lower query_window_minutes")]
+    TooLarge {
+        window: String,
+        what: &'static str,
+        limit: usize,
+    },
+    #[error("window {window}: the API's records are not valid ({total} error(s)): {first}")]
+    Invalid {
+        window: String,
+        total: u64,
+        first: String,
+    },
+    #[error("window {window}: cannot read the answer: {source}")]
+    Read {
+        window: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("window {window}: {source}")]
+    Sink {
+        window: String,
+        #[source]
+        source: SinkError,
+    },
+}
+
+/// What one window did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowReport {
+    pub window: Window,
+    /// Pages fetched (0 when the ledger had the window already).
+    pub pages: usize,
+    pub records: u64,
+    /// Applied by an earlier run that died before finishing it: nothing was applied again.
+    pub already_applied: bool,
+}
+
+/// What a run did: the windows done, and why it stopped early, if it did.
+#[derive(Debug, Default)]
+pub struct PollRun {
+    pub windows: Vec<WindowReport>,
+    pub error: Option<PollError>,
+}
+
+/// The HTTP client of a poll integration: its auth, timeout, attempts, rate limit and the
+/// egress rule. Only 408, 429 and 5xx are asked again (never 400 or 401).
+pub fn endpoint(settings: &PollSettings, egress: EgressPolicy) -> Result<Endpoint, PollError> {
+    let auth = match &settings.auth {
+        Some(auth) => Some(auth.build().map_err(PollError::Setup)?),
+        None => None,
+    };
+    Endpoint::new(EndpointOptions {
+        attempts: settings.attempts,
+        timeout: settings.timeout,
+        rate_limit_qps: settings.rate_limit_qps,
+        auth,
+        headers: Vec::new(),
+        retry_on: RetryOn::Standard,
+        egress,
+    })
+    .map_err(|e| PollError::Setup(e.to_string()))
+}
+
+/// A poll integration at work, under the lease `lease` (the journal refuses a window begun
+/// by a replica that lost it).
+pub struct Poller<'a, S> {
+    pub integration: &'a str,
+    pub entity: Entity,
+    pub rules: &'a FileRules,
+    pub settings: &'a PollSettings,
+    pub endpoint: &'a Endpoint,
+    pub sink: &'a S,
+    pub state: &'a dyn StateStore,
+    pub lease: Option<i64>,
+}
+
+impl<S: Sink> Poller<'_, S> {
+    /// Does the windows due at `now`, in order, until one fails or `stop` is cancelled.
+    pub async fn run(&self, now: DateTime<Utc>, stop: &CancellationToken) -> PollRun {
+        let mut run = PollRun::default();
+        let planned = match self.plan(now).await {
+            Ok(planned) => planned,
+            Err(e) => {
+                run.error = Some(e);
+                return run;
+            }
+        };
+        for (window, journaled) in planned {
+            if stop.is_cancelled() {
+                break;
+            }
+            match self.window(window, journaled).await {
+                Ok(report) => run.windows.push(report),
+                Err(e) => {
+                    run.error = Some(e);
+                    break;
+                }
+            }
+        }
+        run
+    }
+
+    /// The windows due, each with its journal entry when an earlier run began it.
+    async fn plan(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Window, Option<JournaledDrop>)>, PollError> {
+        let open: Vec<(Window, JournaledDrop)> = (self.state.open_drops(self.integration).await?)
+            .into_iter()
+            .filter_map(|drop| Some((Window::from_key(&drop.folder)?, drop)))
+            .collect();
+        let last = self
+            .state
+            .integrations()
+            .await?
+            .into_iter()
+            .find(|i| i.integration == self.integration)
+            .and_then(|i| i.last_target)
+            .and_then(|target| Window::from_key(&target));
+        let windows: Vec<Window> = open.iter().map(|(w, _)| *w).collect();
+        let mut journal = open.into_iter();
+        Ok(plan(
+            &windows,
+            last,
+            self.settings.window,
+            now,
+            self.settings.max_windows_per_run,
+        )
+        .into_iter()
+        .map(|window| (window, journal.next().map(|(_, drop)| drop)))
+        .collect())
+    }
+
+    /// One window: journaled, fetched, applied with its ledger entry, finished.
+    async fn window(
+        &self,
+        window: Window,
+        journaled: Option<JournaledDrop>,
+    ) -> Result<WindowReport, PollError> {
+        let key = window.key();
+        let drop = match journaled {
+            Some(mut drop) => {
+                drop.lease = self.lease;
+                drop
+            }
+            None => {
+                let drop = JournaledDrop {
+                    integration: self.integration.to_string(),
+                    folder: key.clone(),
+                    target: key.clone(),
+                    manifest: Vec::new(),
+                    stage: Stage::Loading,
+                    started_at: Utc::now(),
+                    lease: self.lease,
+                };
+                self.state.begin_drop(&drop).await?;
+                drop
+            }
+        };
+        let file = FileRef {
+            integration: self.integration.to_string(),
+            entity: self.entity,
+            key: key.clone(),
+            version: Version::ETag(WINDOW_VERSION.to_string()),
+        };
+        let sink_error = |source| PollError::Sink {
+            window: key.clone(),
+            source,
+        };
+        let report = match self.sink.applied(&file).await.map_err(sink_error)? {
+            // Applied by a run that died before it finished the window: not asked again.
+            Some(prior) => WindowReport {
+                window,
+                pages: 0,
+                records: prior.rows,
+                already_applied: true,
+            },
+            None => {
+                let pages = self.fetch(window).await?;
+                let (records, committed) = self.apply(&file, &pages).await?;
+                WindowReport {
+                    window,
+                    pages: pages.len(),
+                    records,
+                    already_applied: matches!(committed, Committed::AlreadyApplied(_)),
+                }
+            }
+        };
+        crate::crash_point!("poll-after-window-commit");
+        let result = DropResult {
+            success: true,
+            records: report.records,
+            message: format!("window {key}: {} record(s)", report.records),
+        };
+        if drop.stage == Stage::Loading {
+            self.state.report_drop(&drop, &result, None).await?;
+        }
+        self.state.finish_drop(&drop).await?;
+        tracing::info!(
+            integration = self.integration,
+            window = %key,
+            pages = report.pages,
+            records = report.records,
+            already_applied = report.already_applied,
+            "window polled"
+        );
+        Ok(report)
+    }
+
+    /// Every page of `window`, as gzip data for the validator.
+    async fn fetch(&self, window: Window) -> Result<Vec<Bytes>, PollError> {
+        let key = window.key();
+        let request = self.request(window);
+        let fetched = self
+            .endpoint
+            .fetch(&request, MAX_PAGE_BYTES)
+            .await
+            .map_err(|source| PollError::Api {
+                window: key.clone(),
+                source,
+            })?;
+        if fetched.truncated {
+            return Err(PollError::TooLarge {
+                window: key,
+                what: "a page",
+                limit: MAX_PAGE_BYTES,
+            });
+        }
+        // An empty answer is a window without records.
+        if fetched.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Vec::new());
+        }
+        let page = gzipped(fetched.body).map_err(|source| PollError::Read {
+            window: key.clone(),
+            source,
+        })?;
+        if page.len() > MAX_WINDOW_BYTES {
+            return Err(PollError::TooLarge {
+                window: key,
+                what: "the window's answer",
+                limit: MAX_WINDOW_BYTES,
+            });
+        }
+        Ok(vec![page])
+    }
+
+    /// The request of the first page of `window`: the configured query parameters and
+    /// headers, the window's times put in place of the placeholders and in the start and
+    /// end attributes.
+    pub fn request(&self, window: Window) -> FetchRequest {
+        let settings = self.settings;
+        let start = settings.time_format.format(window.start);
+        let end = settings.time_format.format(window.end);
+        let mut query: Vec<(String, String)> = settings
+            .query
+            .iter()
+            .map(|(name, value)| (name.clone(), fill(value, &start, &end)))
+            .collect();
+        if let Some(name) = &settings.start_attribute {
+            query.push((name.clone(), start.clone()));
+        }
+        if let Some(name) = &settings.end_attribute {
+            query.push((name.clone(), end.clone()));
+        }
+        let url = match reqwest::Url::parse(&settings.endpoint) {
+            Ok(mut url) if !query.is_empty() => {
+                url.query_pairs_mut().extend_pairs(&query);
+                url.to_string()
+            }
+            // The config checked the URL; an unparsable one fails at the request.
+            _ => settings.endpoint.clone(),
+        };
+        let headers = settings
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), fill(value, &start, &end)))
+            .collect();
+        let (method, body) = match &settings.method {
+            PollMethod::Get => (reqwest::Method::GET, None),
+            PollMethod::Post { payload } => (
+                reqwest::Method::POST,
+                payload.as_ref().map(|p| fill(p, &start, &end).into_bytes()),
+            ),
+        };
+        FetchRequest {
+            method,
+            url,
+            headers,
+            body,
+        }
+    }
+
+    /// The pages' records into the sink with the window's ledger entry, in one transaction;
+    /// nothing when any record is invalid. A sink that cannot roll back gets them only once
+    /// every page was judged.
+    async fn apply(&self, file: &FileRef, pages: &[Bytes]) -> Result<(u64, Committed), PollError> {
+        let key = &file.key;
+        let sink_error = |source| PollError::Sink {
+            window: key.clone(),
+            source,
+        };
+        if !self.sink.transactional() {
+            judge(self.rules, key, pages, &mut CountRows::default()).await?;
+        }
+        let mut load = self
+            .sink
+            .begin(file, Utc::now())
+            .await
+            .map_err(sink_error)?;
+        let rows = match judge(self.rules, key, pages, &mut load).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                let _ = load.rollback().await; // Abandoned either way.
+                return Err(e);
+            }
+        };
+        crate::crash_point!("poll-before-window-commit");
+        let committed = load.commit(rows, &file.version).await.map_err(sink_error)?;
+        Ok((rows, committed))
+    }
+}
+
+/// Every page through the validator into `consumer`; the rows, or the first errors.
+async fn judge<C>(
+    rules: &FileRules,
+    key: &str,
+    pages: &[Bytes],
+    consumer: &mut C,
+) -> Result<u64, PollError>
+where
+    C: RowConsumer,
+    SinkError: From<C::Error>,
+{
+    let mut rows = 0;
+    let mut total = 0;
+    let mut first: Vec<String> = Vec::new();
+    for (n, page) in pages.iter().enumerate() {
+        let name = format!("{key} page {}", n + 1);
+        let source = std::io::Cursor::new(page.clone());
+        let report: FileReport = validate(rules, &name, source, consumer, None)
+            .await
+            .map_err(|failure| match failure {
+                FileFailure::Source(source) => PollError::Read {
+                    window: key.to_string(),
+                    source,
+                },
+                FileFailure::Consumer(e) => PollError::Sink {
+                    window: key.to_string(),
+                    source: SinkError::from(e),
+                },
+            })?;
+        rows += report.rows;
+        total += report.errors.total;
+        for error in &report.errors.first {
+            if first.len() < QUOTED_ERRORS {
+                first.push(format!("page {}, {error}", n + 1));
+            }
+        }
+    }
+    if total > 0 {
+        return Err(PollError::Invalid {
+            window: key.to_string(),
+            total,
+            first: first.join("; "),
+        });
+    }
+    Ok(rows)
+}
+
+/// `body` as gzip data: as it came when it is gzip already (the validator decompresses it
+/// within the integration's limits), compressed (fast) when it is not.
+fn gzipped(body: Bytes) -> std::io::Result<Bytes> {
+    if body.starts_with(&[0x1f, 0x8b]) {
+        return Ok(body);
+    }
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(&body)?;
+    Ok(Bytes::from(encoder.finish()?))
+}
