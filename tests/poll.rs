@@ -1,0 +1,463 @@
+//! The REST API poller against a real API on 127.0.0.1 (an axum server holding timestamped
+//! records and answering the ones of the asked window as CSV, gzipped or not): windows and
+//! their catch-up, a crash in the middle of a window (repeated, harmlessly), 429 then 200,
+//! 400 not retried; the records in the sink compared exactly each time.
+//!
+//! Needs the `failpoints` feature: `cargo test --features failpoints --test poll`.
+#![cfg(feature = "failpoints")]
+
+mod common;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, TimeDelta, Utc};
+use dropfolder::egress::{EgressPolicy, Network};
+use dropfolder::ledger::Entity;
+use dropfolder::poll::{PollMethod, PollRun, PollSettings, Poller, TimeFormat, endpoint};
+use dropfolder::sink::SqliteSink;
+use dropfolder::state::{Claim, SqliteState, StateStore};
+use tokio_util::sync::CancellationToken;
+
+const HEADER: &str = "id,email,signUpDate,score,isTrial";
+const FORMAT: &str = "yyyy-MM-dd'T'HH:mm:ssX";
+
+/// The customer's API: records by update time, answered by window.
+#[derive(Default)]
+struct Api {
+    /// (updated, CSV line)
+    records: Mutex<Vec<(DateTime<Utc>, String)>>,
+    /// Statuses answered (with a Retry-After) before the records, one per request.
+    script: Mutex<VecDeque<(u16, Option<u64>)>>,
+    /// Each request's arrival and query string.
+    requests: Mutex<Vec<(Instant, Vec<(String, String)>)>>,
+    gzip: bool,
+}
+
+async fn users(
+    State(api): State<Arc<Api>>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    api.requests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((Instant::now(), query.clone()));
+    let scripted = api
+        .script
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .pop_front();
+    if let Some((status, retry_after)) = scripted {
+        let mut headers = HeaderMap::new();
+        if let Some(seconds) = retry_after {
+            headers.insert("retry-after", HeaderValue::from(seconds));
+        }
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (status, headers, "slow down or fix the request").into_response();
+    }
+    let time = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| DateTime::parse_from_rfc3339(v).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let (Some(from), Some(until)) = (time("from"), time("until")) else {
+        return (StatusCode::BAD_REQUEST, "from and until are required").into_response();
+    };
+    let mut csv = format!("{HEADER}\n");
+    for (updated, line) in api.records.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        if from <= *updated && *updated < until {
+            csv.push_str(line);
+            csv.push('\n');
+        }
+    }
+    if api.gzip {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/gzip"));
+        return (headers, common::gzip(csv.as_bytes())).into_response();
+    }
+    csv.into_response()
+}
+
+struct Harness {
+    api: Arc<Api>,
+    url: String,
+    server: tokio::task::JoinHandle<()>,
+    dir: tempfile::TempDir,
+    state: SqliteState,
+    sink: SqliteSink,
+    settings: PollSettings,
+    rules: dropfolder::validate::FileRules,
+    /// Fail points are the process's: one test at a time configures them.
+    _points: fail::FailScenario<'static>,
+}
+
+/// 2026-12-01T00:00:00Z plus `minutes`.
+fn at(minutes: i64) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+        + TimeDelta::minutes(minutes)
+}
+
+impl Harness {
+    async fn start(gzip: bool) -> Harness {
+        let points = fail::FailScenario::setup();
+        let api = Arc::new(Api {
+            gzip,
+            ..Api::default()
+        });
+        let app = axum::Router::new()
+            .route("/v1/users", axum::routing::get(users))
+            .with_state(api.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr: SocketAddr = listener.local_addr().expect("local address");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("dropfolder.db");
+        let state = SqliteState::open(&db).await.expect("state");
+        let sink = SqliteSink::open(&db).await.expect("sink");
+        let settings = PollSettings {
+            endpoint: format!("http://{addr}/v1/users"),
+            method: PollMethod::Get,
+            headers: vec![("Accept".into(), "text/csv".into())],
+            query: Vec::new(),
+            start_attribute: Some("from".into()),
+            end_attribute: Some("until".into()),
+            time_format: TimeFormat::compile(FORMAT).expect("format"),
+            window: TimeDelta::minutes(5),
+            auth: None,
+            rate_limit_qps: None,
+            attempts: 3,
+            timeout: std::time::Duration::from_secs(5),
+            max_windows_per_run: 288,
+        };
+        Harness {
+            api,
+            url: format!("http://{addr}"),
+            server,
+            dir,
+            state,
+            sink,
+            settings,
+            rules: common::rules(),
+            _points: points,
+        }
+    }
+
+    /// A record updated at `minute`: `u<minute>`.
+    fn add(&self, minute: i64) {
+        let line = format!(
+            "u{minute:03},u{minute}@example.com,2026-11-{:02},{minute}.5,false",
+            1 + minute % 28
+        );
+        self.api
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((at(minute), line));
+    }
+
+    fn script(&self, replies: &[(u16, Option<u64>)]) {
+        self.api
+            .script
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(replies.iter().copied());
+    }
+
+    fn requests(&self) -> Vec<(Instant, Vec<(String, String)>)> {
+        self.api
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// One run of the poller at `now`, under a lease.
+    async fn poll(&self, now: DateTime<Utc>) -> PollRun {
+        let ttl = std::time::Duration::from_secs(60);
+        // A run that crashed left its lease: taken over, as from a holder that died.
+        let lease = match self.state.claim("vendor-users", "test", ttl, None).await {
+            Ok(Claim::Granted(lease)) => lease,
+            Ok(Claim::HeldBy(holder)) => match self
+                .state
+                .claim("vendor-users", "test", ttl, Some(&holder))
+                .await
+            {
+                Ok(Claim::Granted(lease)) => lease,
+                other => panic!("no lease: {other:?}"),
+            },
+            other => panic!("no lease: {other:?}"),
+        };
+        let egress = EgressPolicy::new(vec![Network::parse("127.0.0.1").expect("network")]);
+        let endpoint = endpoint(&self.settings, egress).expect("endpoint");
+        let poller = Poller {
+            integration: "vendor-users",
+            entity: Entity::User,
+            rules: &self.rules,
+            settings: &self.settings,
+            endpoint: &endpoint,
+            sink: &self.sink,
+            state: &self.state,
+            lease: Some(lease.token),
+        };
+        let run = poller.run(now, &CancellationToken::new()).await;
+        self.state.release(&lease).await.expect("release");
+        run
+    }
+
+    /// The records in the sink: `id attributes`, by id.
+    fn records(&self) -> Vec<String> {
+        let conn = rusqlite::Connection::open(self.dir.path().join("dropfolder.db")).expect("db");
+        let mut statement = conn
+            .prepare("SELECT id, attributes FROM records ORDER BY id")
+            .expect("select");
+        statement
+            .query_map([], |row| {
+                Ok(format!(
+                    "{} {}",
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?
+                ))
+            })
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    /// The windows in the ledger: `key rows`.
+    fn ledger(&self) -> Vec<String> {
+        let conn = rusqlite::Connection::open(self.dir.path().join("dropfolder.db")).expect("db");
+        let mut statement = conn
+            .prepare("SELECT file_key, rows FROM file_ledger ORDER BY file_key")
+            .expect("select");
+        statement
+            .query_map([], |row| {
+                Ok(format!(
+                    "{} {}",
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?
+                ))
+            })
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The record `u<minute>` as the sink keeps it.
+fn stored(minute: i64) -> String {
+    format!(
+        "u{minute:03} {{\"email\":\"u{minute}@example.com\",\"signUpDate\":\"2026-11-{:02}T00:00:00Z\",\"score\":{minute}.5,\"isTrial\":false}}",
+        1 + minute % 28
+    )
+}
+
+fn windows(run: &PollRun) -> Vec<(String, u64)> {
+    run.windows
+        .iter()
+        .map(|w| (w.window.key(), w.records))
+        .collect()
+}
+
+#[tokio::test]
+async fn windows_follow_each_other_and_a_gzipped_csv_api_is_imported_exactly() {
+    let h = Harness::start(true).await;
+    for minute in [1, 4, 5, 9, 12, 14, 15, 22] {
+        h.add(minute);
+    }
+    // The first poll covers one window up to now.
+    let first = h.poll(at(5)).await;
+    assert!(first.error.is_none(), "{:?}", first.error);
+    assert_eq!(
+        windows(&first),
+        [(
+            "poll/2026-12-01T00:00:00.000Z..2026-12-01T00:05:00.000Z".to_string(),
+            2
+        )]
+    );
+    // Later: from where the last one ended, complete windows only, one by one.
+    let later = h.poll(at(19)).await;
+    assert!(later.error.is_none(), "{:?}", later.error);
+    assert_eq!(
+        windows(&later),
+        [
+            (
+                "poll/2026-12-01T00:05:00.000Z..2026-12-01T00:10:00.000Z".to_string(),
+                2
+            ),
+            (
+                "poll/2026-12-01T00:10:00.000Z..2026-12-01T00:15:00.000Z".to_string(),
+                2
+            ),
+        ]
+    );
+    let asked: Vec<Vec<(String, String)>> = h.requests().into_iter().map(|(_, q)| q).collect();
+    assert_eq!(
+        asked[1],
+        [
+            ("from".to_string(), "2026-12-01T00:05:00Z".to_string()),
+            ("until".to_string(), "2026-12-01T00:10:00Z".to_string())
+        ]
+    );
+    assert_eq!(h.records(), [1, 4, 5, 9, 12, 14].map(stored));
+    assert_eq!(h.ledger().len(), 3);
+}
+
+#[tokio::test]
+async fn a_downtime_is_caught_up_window_by_window_bounded_per_run() {
+    let mut h = Harness::start(false).await;
+    h.settings.max_windows_per_run = 3;
+    for minute in [2, 7, 13, 18, 24, 26, 31] {
+        h.add(minute);
+    }
+    assert_eq!(windows(&h.poll(at(5)).await).len(), 1);
+    // 30 minutes later: six windows are due, three are asked now, the rest next run.
+    let first = h.poll(at(35)).await;
+    assert_eq!(
+        windows(&first).iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+        [1, 1, 1]
+    );
+    assert_eq!(first.windows[2].window.end, at(20));
+    let second = h.poll(at(35)).await;
+    assert_eq!(
+        windows(&second).iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+        [1, 1, 1]
+    );
+    assert_eq!(second.windows[2].window.end, at(35));
+    assert!(h.poll(at(35)).await.windows.is_empty(), "nothing is due");
+    assert_eq!(h.records(), [2, 7, 13, 18, 24, 26, 31].map(stored));
+}
+
+#[tokio::test]
+async fn a_429_is_asked_again_after_its_retry_after_then_imported() {
+    let h = Harness::start(false).await;
+    h.add(3);
+    h.script(&[(429, Some(1))]);
+    let run = h.poll(at(5)).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    let requests = h.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests[1].0 - requests[0].0 >= std::time::Duration::from_secs(1));
+    assert_eq!(h.records(), [stored(3)]);
+}
+
+#[tokio::test]
+async fn a_400_is_not_asked_again_and_its_window_is_not_skipped() {
+    let h = Harness::start(false).await;
+    h.add(3);
+    h.add(7);
+    h.script(&[(400, None)]);
+    let failed = h.poll(at(10)).await;
+    let error = failed
+        .error
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        error.contains("answered 400") && error.contains("slow down or fix the request"),
+        "{error}"
+    );
+    assert_eq!(h.requests().len(), 1, "a 400 is not retried");
+    assert_eq!(h.records(), Vec::<String>::new());
+    // The next run asks the same window first: nothing is skipped.
+    let next = h.poll(at(10)).await;
+    assert!(next.error.is_none(), "{:?}", next.error);
+    assert_eq!(
+        windows(&next),
+        [(
+            "poll/2026-12-01T00:05:00.000Z..2026-12-01T00:10:00.000Z".to_string(),
+            1
+        )]
+    );
+    assert_eq!(h.records(), [stored(7)]);
+    assert_eq!(h.url.starts_with("http://127.0.0.1:"), true);
+}
+
+/// A run that dies at the crash point `point` (a panic there, as a bug would), then a run
+/// without it.
+async fn crash_at(point: &str) -> Harness {
+    let h = Harness::start(false).await;
+    for minute in [1, 4, 6] {
+        h.add(minute);
+    }
+    fail::cfg(point, "1*panic").expect("fail point");
+    let crashed =
+        futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(h.poll(at(5)))).await;
+    assert!(crashed.is_err(), "the run did not reach {point}");
+    fail::remove(point);
+    h
+}
+
+#[tokio::test]
+async fn a_crash_before_a_window_is_committed_repeats_exactly_that_window() {
+    let h = crash_at("poll-before-window-commit").await;
+    assert_eq!(
+        h.records(),
+        Vec::<String>::new(),
+        "nothing of the window was applied"
+    );
+    assert_eq!(h.ledger(), Vec::<String>::new());
+    let next = h.poll(at(12)).await;
+    assert!(next.error.is_none(), "{:?}", next.error);
+    assert_eq!(
+        windows(&next),
+        [
+            (
+                "poll/2026-12-01T00:00:00.000Z..2026-12-01T00:05:00.000Z".to_string(),
+                2
+            ),
+            (
+                "poll/2026-12-01T00:05:00.000Z..2026-12-01T00:10:00.000Z".to_string(),
+                1
+            ),
+        ]
+    );
+    assert_eq!(h.records(), [1, 4, 6].map(stored));
+    assert_eq!(h.requests().len(), 3, "the crashed window was asked again");
+}
+
+#[tokio::test]
+async fn a_crash_after_a_window_is_committed_finishes_it_from_the_ledger_without_asking_again() {
+    let h = crash_at("poll-after-window-commit").await;
+    assert_eq!(h.records(), [1, 4].map(stored));
+    let next = h.poll(at(12)).await;
+    assert!(next.error.is_none(), "{:?}", next.error);
+    assert_eq!(
+        next.windows
+            .iter()
+            .map(|w| (w.window.end, w.records, w.already_applied))
+            .collect::<Vec<_>>(),
+        [(at(5), 2, true), (at(10), 1, false)]
+    );
+    assert_eq!(
+        h.requests().len(),
+        2,
+        "the applied window was not asked again"
+    );
+    assert_eq!(h.records(), [1, 4, 6].map(stored));
+    assert_eq!(
+        h.ledger(),
+        [
+            "poll/2026-12-01T00:00:00.000Z..2026-12-01T00:05:00.000Z 2",
+            "poll/2026-12-01T00:05:00.000Z..2026-12-01T00:10:00.000Z 1",
+        ]
+    );
+}
