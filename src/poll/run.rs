@@ -17,6 +17,7 @@ use crate::ledger::{Committed, Entity, FileRef, Version};
 use crate::outbound::{Endpoint, EndpointOptions, FetchRequest, OutboundError, RetryOn};
 use crate::sink::{FileLoad, Sink, SinkError};
 use crate::state::{DropResult, JournaledDrop, Stage, StateError, StateStore};
+use crate::telemetry::WindowPolled;
 use crate::validate::{CountRows, FileFailure, FileReport, FileRules, RowConsumer, validate};
 
 /// The ledger version of every window: a window's key names it whole.
@@ -131,6 +132,14 @@ impl<S: Sink> Poller<'_, S> {
             match self.window(window, journaled).await {
                 Ok(report) => run.windows.push(report),
                 Err(e) => {
+                    WindowPolled {
+                        integration: self.integration,
+                        window: &window.key(),
+                        pages: 0,
+                        records: 0,
+                        result: "failed",
+                    }
+                    .emit();
                     run.error = Some(e);
                     break;
                 }
@@ -235,14 +244,18 @@ impl<S: Sink> Poller<'_, S> {
             self.state.report_drop(&drop, &result, None).await?;
         }
         self.state.finish_drop(&drop).await?;
-        tracing::info!(
-            integration = self.integration,
-            window = %key,
-            pages = report.pages,
-            records = report.records,
-            already_applied = report.already_applied,
-            "window polled"
-        );
+        WindowPolled {
+            integration: self.integration,
+            window: &key,
+            pages: report.pages,
+            records: report.records,
+            result: if report.already_applied {
+                "already_applied"
+            } else {
+                "applied"
+            },
+        }
+        .emit();
         Ok(report)
     }
 
