@@ -14,6 +14,7 @@ use chrono::NaiveDate;
 use crate::callback::CallbackSettings;
 use crate::egress::EgressPolicy;
 use crate::events::EventsSettings;
+use crate::poll::PollSettings;
 use crate::postgres::PostgresSettings;
 use crate::schedule::ScheduleSettings;
 use crate::secret::SecretRef;
@@ -88,6 +89,7 @@ impl IntegrationSettings {
     pub fn store(&self) -> Option<&StoreSettings> {
         match &self.source {
             Source::Bucket(store) => Some(store),
+            Source::Poll(_) => None,
         }
     }
 }
@@ -98,4 +100,7 @@ impl IntegrationSettings {
 pub enum Source {
     /// Files the customer drops in a bucket or a local folder (source document 003).
     Bucket(StoreSettings),
+    /// Records the poller asks the customer's REST API for, window by window (source
+    /// documents 001/002).
+    Poll(PollSettings),
 }

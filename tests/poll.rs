@@ -7,6 +7,8 @@
 #![cfg(feature = "failpoints")]
 
 mod common;
+#[path = "common/workdir.rs"]
+mod workdir;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -157,6 +159,11 @@ impl Harness {
 
     /// A record updated at `minute`: `u<minute>`.
     fn add(&self, minute: i64) {
+        self.add_at(at(minute), minute);
+    }
+
+    /// The record `u<n>`, updated at `updated`.
+    fn add_at(&self, updated: DateTime<Utc>, minute: i64) {
         let line = format!(
             "u{minute:03},u{minute}@example.com,2026-11-{:02},{minute}.5,false",
             1 + minute % 28
@@ -165,7 +172,7 @@ impl Harness {
             .records
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((at(minute), line));
+            .push((updated, line));
     }
 
     fn script(&self, replies: &[(u16, Option<u64>)]) {
@@ -460,4 +467,129 @@ async fn a_crash_after_a_window_is_committed_finishes_it_from_the_ledger_without
             "poll/2026-12-01T00:05:00.000Z..2026-12-01T00:10:00.000Z 1",
         ]
     );
+}
+
+/// A config of one poll integration asking the harness's API, state and sink in `db`.
+fn poll_config(h: &Harness, extra: &str) -> String {
+    format!(
+        r#"
+[state]
+url = "sqlite://{db}"
+
+[outbound]
+allow_networks = ["127.0.0.1"]
+
+[schemas.users]
+id = "string"
+email = "string"
+signUpDate = "date"
+score = "number"
+isTrial = "boolean"
+
+[[integrations]]
+name = "vendor-users"
+entity = "user"
+schema = "users"
+date_format = "yyyy-MM-dd"
+
+[integrations.poll]
+api_endpoint = "{url}/v1/users"
+start_time_attribute = "from"
+end_time_attribute = "until"
+query_time_format = "yyyy-MM-dd'T'HH:mm:ssX"
+query_window_minutes = 5
+retry_count = 2
+{extra}
+"#,
+        db = h.dir.path().join("dropfolder.db").display(),
+        url = h.url,
+    )
+}
+
+async fn dropfolder(
+    work: &std::sync::Arc<workdir::Workdir>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> workdir::Run {
+    let work = work.clone();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        work.run_env(&args, &env)
+    })
+    .await
+    .expect("the command ran")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropfolder_run_polls_and_a_run_killed_mid_window_is_repeated_exactly_by_the_next() {
+    let h = Harness::start(false).await;
+    let now = Utc::now();
+    h.add_at(now - TimeDelta::minutes(2), 1);
+    h.add_at(now - TimeDelta::seconds(150), 4);
+    h.add_at(now - TimeDelta::minutes(20), 9); // long before the first window
+    let work = std::sync::Arc::new(workdir::Workdir::new());
+    work.write("dropfolder.toml", poll_config(&h, ""));
+    let check = dropfolder(&work, &["check", "--offline"], &[]).await;
+    assert_eq!(check.code, Some(0), "{check:?}");
+
+    let killed = dropfolder(
+        &work,
+        &["run"],
+        &[("FAILPOINTS", "poll-before-window-commit=return")],
+    )
+    .await;
+    assert_ne!(killed.code, Some(0), "{killed:?}");
+    assert!(
+        killed
+            .stderr
+            .contains("crash point poll-before-window-commit reached"),
+        "{killed:?}"
+    );
+    assert_eq!(h.records(), Vec::<String>::new());
+
+    let next = dropfolder(&work, &["run"], &[]).await;
+    assert_eq!(next.code, Some(0), "{next:?}");
+    assert!(
+        next.stdout.contains("-> the sink SUCCESS, 2 records"),
+        "{next:?}"
+    );
+    assert_eq!(h.records(), [1, 4].map(stored));
+    let asked: Vec<Vec<(String, String)>> = h.requests().into_iter().map(|(_, q)| q).collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(
+        asked[0], asked[1],
+        "the killed window was asked again exactly"
+    );
+    assert_eq!(h.ledger().len(), 1);
+
+    let status = dropfolder(&work, &["status"], &[]).await;
+    assert!(
+        status.stdout.contains("last result: SUCCESS poll/"),
+        "{status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_the_api_refuses_marks_the_integration_failed_with_its_answer() {
+    let h = Harness::start(false).await;
+    h.script(&[(400, None)]);
+    let work = std::sync::Arc::new(workdir::Workdir::new());
+    work.write("dropfolder.toml", poll_config(&h, ""));
+    let run = dropfolder(&work, &["run"], &[]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stdout.contains("FAILED: window poll/"), "{run:?}");
+    assert!(run.stdout.contains("answered 400"), "{run:?}");
+    let status = dropfolder(&work, &["status"], &[]).await;
+    assert!(status.stdout.contains("Failed"), "{status:?}");
+    assert!(
+        status.stdout.contains("slow down or fix the request"),
+        "{status:?}"
+    );
+    assert_eq!(h.requests().len(), 1, "a 400 is not asked again");
 }
