@@ -19,6 +19,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
+use dropfolder::config::poll_paging::{PagingConfig, ResponseConfig};
 use dropfolder::egress::{EgressPolicy, Network};
 use dropfolder::ledger::Entity;
 use dropfolder::poll::{PollMethod, PollRun, PollSettings, Poller, TimeFormat, endpoint};
@@ -143,6 +144,11 @@ impl Harness {
             attempts: 3,
             timeout: std::time::Duration::from_secs(5),
             max_windows_per_run: 288,
+            paging: PagingConfig::default().compile().expect("paging"),
+            response: toml::from_str::<ResponseConfig>(&format!("format = \"csv\"\ngzip = {gzip}"))
+                .expect("response table")
+                .compile()
+                .expect("response"),
         };
         Harness {
             api,
@@ -499,6 +505,7 @@ end_time_attribute = "until"
 query_time_format = "yyyy-MM-dd'T'HH:mm:ssX"
 query_window_minutes = 5
 retry_count = 2
+response = {{ format = "csv" }}
 {extra}
 "#,
         db = h.dir.path().join("dropfolder.db").display(),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::integration::{check_attempts, check_http_url};
+use super::poll_paging::{PagingConfig, ResponseConfig};
 use super::{AuthConfig, SecretCheck};
 use crate::egress::EgressPolicy;
 use crate::poll::template::{END, START, fill};
@@ -57,6 +58,13 @@ pub struct PollConfig {
     /// 5-minute windows).
     #[serde(default = "default_max_windows_per_run")]
     pub max_windows_per_run: usize,
+    /// How the API pages: `none` (default), `link_header`, `next_page_url`,
+    /// `next_page_token` or `offset`.
+    #[serde(default)]
+    pub paging: PagingConfig,
+    /// Where the records are in a page: `json` (with `events_json_paths`) or `csv`.
+    #[serde(default)]
+    pub response: ResponseConfig,
 }
 
 fn default_http_method() -> String {
@@ -208,6 +216,24 @@ impl PollConfig {
                 report("auth.token_url", e.to_string());
             }
         }
+        let paging = self
+            .paging
+            .compile()
+            .map_err(|problems| {
+                for (key, problem) in problems {
+                    report(&format!("paging.{key}"), problem);
+                }
+            })
+            .ok();
+        let response = self
+            .response
+            .compile()
+            .map_err(|problems| {
+                for (key, problem) in problems {
+                    report(&format!("response.{key}"), problem);
+                }
+            })
+            .ok();
         if problems_before.get() > 0 {
             return None;
         }
@@ -228,6 +254,8 @@ impl PollConfig {
             attempts: self.retry_count,
             timeout: Duration::from_secs(self.timeout_seconds),
             max_windows_per_run: self.max_windows_per_run,
+            paging: paging?,
+            response: response?,
         })
     }
 }
@@ -262,6 +290,8 @@ mod tests {
             start_time_attribute = "from"
             auth = { type = "apikey", key_env = "VENDOR_KEY" }
             rate_limit_qps = 10
+            paging = { type = "next_page_token", token_json_path = "$.next", parameter = "cursor", page_size = 500, page_size_parameter = "limit" }
+            response = { events_json_paths = ["$.value"], format = "json" }
             "#,
         );
         assert_eq!(problems, []);
@@ -291,6 +321,7 @@ mod tests {
             timeout_seconds = 0
             rate_limit_qps = -1
             auth = { type = "bearer" }
+            paging = { type = "offset" }
             "#,
         );
         assert!(settings.is_none());
@@ -308,6 +339,9 @@ mod tests {
                 "poll.retry_count",
                 "poll.timeout_seconds",
                 "poll.auth",
+                "poll.paging.parameter",
+                "poll.paging.page_size",
+                "poll.response.events_json_paths",
             ],
             "{problems:?}"
         );
@@ -332,6 +366,7 @@ mod tests {
             api_endpoint = "https://api.vendor.example/search"
             http_method = "POST"
             post_payload_json = '{"from": "{_QueryWindowStartTime}", "to": "{_QueryWindowEndTime}"}'
+            response = { format = "csv" }
             "#,
         );
         assert_eq!(problems, []);
@@ -343,7 +378,12 @@ mod tests {
 
     #[test]
     fn an_internal_endpoint_is_refused_unless_allowed() {
-        let (_, problems) = checked(r#"api_endpoint = "http://169.254.169.254/latest""#);
+        let (_, problems) = checked(
+            r#"
+            api_endpoint = "http://169.254.169.254/latest"
+            response = { format = "csv" }
+            "#,
+        );
         let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["poll.api_endpoint"]);
     }

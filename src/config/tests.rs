@@ -401,7 +401,7 @@ fn an_integration_says_where_its_records_come_from() {
 #[test]
 fn a_poll_integration_has_no_bucket_and_its_problems_are_reported_with_the_others() {
     let both = problems(&format!(
-        "{MINIMAL}\n[integrations.poll]\napi_endpoint = \"https://api.vendor.example/v1\"\n"
+        "{MINIMAL}\n[integrations.poll]\napi_endpoint = \"https://api.vendor.example/v1\"\nresponse = {{ format = \"csv\" }}\n"
     ));
     assert_eq!(
         both,
@@ -410,7 +410,7 @@ fn a_poll_integration_has_no_bucket_and_its_problems_are_reported_with_the_other
         ]
     );
     let text = MINIMAL.replace("bucket = \"file://drop/acme\"", "")
-        + "\n[integrations.poll]\napi_endpoint = \"http://10.1.2.3/v1\"\nquery_window_minutes = 0\n";
+        + "\n[integrations.poll]\napi_endpoint = \"http://10.1.2.3/v1\"\nquery_window_minutes = 0\nresponse = { format = \"csv\" }\n";
     assert_eq!(
         problems(&text),
         [

@@ -20,13 +20,13 @@ use std::time::Duration;
 use chrono::TimeDelta;
 
 use crate::outbound::AuthSettings;
+use page::PagingSettings;
+use response::ResponseSettings;
 
 pub use run::{PollError, PollRun, Poller, WindowReport, endpoint};
 pub use template::TimeFormat;
 pub use window::Window;
 
-/// Bytes of one page read at most (as sent: compressed, when it is).
-pub const MAX_PAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes of one window's pages kept at most before they are applied.
 pub const MAX_WINDOW_BYTES: usize = 256 * 1024 * 1024;
 
@@ -51,6 +51,8 @@ pub struct PollSettings {
     pub timeout: Duration,
     /// Windows asked at most in one run: a long downtime is caught up over several runs.
     pub max_windows_per_run: usize,
+    pub paging: PagingSettings,
+    pub response: ResponseSettings,
 }
 
 /// How the API is asked.

@@ -9,12 +9,15 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use super::page::{PageRequest, PageResponse, Pager, PagingError};
+use super::response::{PageFormat, PageRecords, ResponseError, decode_body, records};
 use super::template::fill;
 use super::window::{Window, plan};
-use super::{MAX_PAGE_BYTES, MAX_WINDOW_BYTES, PollMethod, PollSettings};
+use super::{MAX_WINDOW_BYTES, PollMethod, PollSettings};
 use crate::egress::EgressPolicy;
 use crate::ledger::{Committed, Entity, FileRef, Version};
 use crate::outbound::{Endpoint, EndpointOptions, FetchRequest, OutboundError, RetryOn};
+use crate::secret::redact_url;
 use crate::sink::{FileLoad, Sink, SinkError};
 use crate::state::{DropResult, JournaledDrop, Stage, StateError, StateStore};
 use crate::telemetry::WindowPolled;
@@ -49,6 +52,20 @@ pub enum PollError {
         window: String,
         total: u64,
         first: String,
+    },
+    #[error("window {window}, page {page}: {source}")]
+    Page {
+        window: String,
+        page: usize,
+        #[source]
+        source: ResponseError,
+    },
+    #[error("window {window}, after page {page}: {source}")]
+    Paging {
+        window: String,
+        page: usize,
+        #[source]
+        source: PagingError,
     },
     #[error("window {window}: cannot read the answer: {source}")]
     Read {
@@ -228,7 +245,7 @@ impl<S: Sink> Poller<'_, S> {
                 let (records, committed) = self.apply(&file, &pages).await?;
                 WindowReport {
                     window,
-                    pages: pages.len(),
+                    pages: pages.count,
                     records,
                     already_applied: matches!(committed, Committed::AlreadyApplied(_)),
                 }
@@ -259,47 +276,88 @@ impl<S: Sink> Poller<'_, S> {
         Ok(report)
     }
 
-    /// Every page of `window`, as gzip data for the validator.
-    async fn fetch(&self, window: Window) -> Result<Vec<Bytes>, PollError> {
+    /// Every page of `window`, the next one asked as the paging type says, within the page
+    /// cap and [`MAX_WINDOW_BYTES`].
+    async fn fetch(&self, window: Window) -> Result<Pages, PollError> {
         let key = window.key();
-        let request = self.request(window);
-        let fetched = self
-            .endpoint
-            .fetch(&request, MAX_PAGE_BYTES)
-            .await
-            .map_err(|source| PollError::Api {
+        let response = &self.settings.response;
+        let mut pager = Pager::new(&self.settings.paging, self.request(window)?);
+        let mut pages = Pages::default();
+        let mut next = Some(pager.first());
+        let mut bytes = 0usize;
+        while let Some(sent) = next.take() {
+            let request = FetchRequest {
+                method: sent.method.clone(),
+                url: sent.url.to_string(),
+                headers: sent.headers.clone(),
+                body: sent.body.clone(),
+            };
+            let limit = usize::try_from(response.max_page_bytes).unwrap_or(usize::MAX);
+            let fetched = self
+                .endpoint
+                .fetch(&request, limit)
+                .await
+                .map_err(|source| PollError::Api {
+                    window: key.clone(),
+                    source,
+                })?;
+            let page = pages.count + 1;
+            let page_error = |source| PollError::Page {
                 window: key.clone(),
+                page,
                 source,
-            })?;
-        if fetched.truncated {
-            return Err(PollError::TooLarge {
-                window: key,
-                what: "a page",
-                limit: MAX_PAGE_BYTES,
-            });
+            };
+            if fetched.truncated {
+                return Err(page_error(ResponseError::TooLarge {
+                    limit: response.max_page_bytes,
+                    after: "",
+                }));
+            }
+            let body = decode_body(fetched.body, &fetched.headers, response).map_err(page_error)?;
+            bytes = bytes.saturating_add(body.len());
+            if bytes > MAX_WINDOW_BYTES {
+                return Err(PollError::TooLarge {
+                    window: key,
+                    what: "the window's answer",
+                    limit: MAX_WINDOW_BYTES,
+                });
+            }
+            let got = PageResponse {
+                status: fetched.status,
+                headers: fetched.headers,
+                body,
+            };
+            let records = records(&got, response).map_err(page_error)?;
+            let on_page = records.count(response);
+            next = pager
+                .next(&sent, &got, on_page)
+                .map_err(|source| PollError::Paging {
+                    window: key.clone(),
+                    page,
+                    source,
+                })?;
+            pages.count = page;
+            match records {
+                PageRecords::Csv(text) => {
+                    // An empty page is a page without records.
+                    if !text.iter().all(u8::is_ascii_whitespace) {
+                        let gz = gzipped(text).map_err(|source| PollError::Read {
+                            window: key.clone(),
+                            source,
+                        })?;
+                        pages.csv.push(gz);
+                    }
+                }
+                PageRecords::Json(records) => pages.json.extend(records),
+            }
         }
-        // An empty answer is a window without records.
-        if fetched.body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Vec::new());
-        }
-        let page = gzipped(fetched.body).map_err(|source| PollError::Read {
-            window: key.clone(),
-            source,
-        })?;
-        if page.len() > MAX_WINDOW_BYTES {
-            return Err(PollError::TooLarge {
-                window: key,
-                what: "the window's answer",
-                limit: MAX_WINDOW_BYTES,
-            });
-        }
-        Ok(vec![page])
+        Ok(pages)
     }
 
     /// The request of the first page of `window`: the configured query parameters and
     /// headers, the window's times put in place of the placeholders and in the start and
     /// end attributes.
-    pub fn request(&self, window: Window) -> FetchRequest {
+    pub fn request(&self, window: Window) -> Result<PageRequest, PollError> {
         let settings = self.settings;
         let start = settings.time_format.format(window.start);
         let end = settings.time_format.format(window.end);
@@ -314,52 +372,59 @@ impl<S: Sink> Poller<'_, S> {
         if let Some(name) = &settings.end_attribute {
             query.push((name.clone(), end.clone()));
         }
-        let url = match reqwest::Url::parse(&settings.endpoint) {
-            Ok(mut url) if !query.is_empty() => {
-                url.query_pairs_mut().extend_pairs(&query);
-                url.to_string()
-            }
-            // The config checked the URL; an unparsable one fails at the request.
-            _ => settings.endpoint.clone(),
-        };
+        let mut url = url::Url::parse(&settings.endpoint).map_err(|e| {
+            PollError::Setup(format!(
+                "api_endpoint {} is not a URL: {e}",
+                redact_url(&settings.endpoint)
+            ))
+        })?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&query);
+        }
         let headers = settings
             .headers
             .iter()
             .map(|(name, value)| (name.clone(), fill(value, &start, &end)))
             .collect();
         let (method, body) = match &settings.method {
-            PollMethod::Get => (reqwest::Method::GET, None),
+            PollMethod::Get => (http::Method::GET, None),
             PollMethod::Post { payload } => (
-                reqwest::Method::POST,
+                http::Method::POST,
                 payload.as_ref().map(|p| fill(p, &start, &end).into_bytes()),
             ),
         };
-        FetchRequest {
+        Ok(PageRequest {
             method,
             url,
             headers,
             body,
-        }
+        })
     }
 
     /// The pages' records into the sink with the window's ledger entry, in one transaction;
     /// nothing when any record is invalid. A sink that cannot roll back gets them only once
     /// every page was judged.
-    async fn apply(&self, file: &FileRef, pages: &[Bytes]) -> Result<(u64, Committed), PollError> {
+    async fn apply(&self, file: &FileRef, pages: &Pages) -> Result<(u64, Committed), PollError> {
         let key = &file.key;
         let sink_error = |source| PollError::Sink {
             window: key.clone(),
             source,
         };
+        if !pages.json.is_empty() {
+            return Err(PollError::Setup(
+                "JSON records wait for the JSON record validator (issue 16); use response.format = \"csv\"".into(),
+            ));
+        }
+        let rules = self.csv_rules();
         if !self.sink.transactional() {
-            judge(self.rules, key, pages, &mut CountRows::default()).await?;
+            judge(&rules, key, &pages.csv, &mut CountRows::default()).await?;
         }
         let mut load = self
             .sink
             .begin(file, Utc::now())
             .await
             .map_err(sink_error)?;
-        let rows = match judge(self.rules, key, pages, &mut load).await {
+        let rows = match judge(&rules, key, &pages.csv, &mut load).await {
             Ok(rows) => rows,
             Err(e) => {
                 let _ = load.rollback().await; // Abandoned either way.
@@ -370,6 +435,24 @@ impl<S: Sink> Poller<'_, S> {
         let committed = load.commit(rows, &file.version).await.map_err(sink_error)?;
         Ok((rows, committed))
     }
+
+    /// The integration's rules, with the CSV dialect of the API's pages.
+    fn csv_rules(&self) -> FileRules {
+        let mut rules = self.rules.clone();
+        if let PageFormat::Csv(dialect) = &self.settings.response.format {
+            rules.csv = dialect.clone();
+        }
+        rules
+    }
+}
+
+/// What a window's pages held.
+#[derive(Debug, Default)]
+struct Pages {
+    count: usize,
+    /// CSV pages, gzipped for the validator.
+    csv: Vec<Bytes>,
+    json: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Every page through the validator into `consumer`; the rows, or the first errors.
@@ -419,12 +502,8 @@ where
     Ok(rows)
 }
 
-/// `body` as gzip data: as it came when it is gzip already (the validator decompresses it
-/// within the integration's limits), compressed (fast) when it is not.
+/// A CSV page (un-gzipped by [`decode_body`]) as the gzip data the validator reads.
 fn gzipped(body: Bytes) -> std::io::Result<Bytes> {
-    if body.starts_with(&[0x1f, 0x8b]) {
-        return Ok(body);
-    }
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(body.len() / 4 + 64),
         flate2::Compression::fast(),
