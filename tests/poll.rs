@@ -40,6 +40,8 @@ struct Api {
     /// Each request's arrival and query string.
     requests: Mutex<Vec<(Instant, Vec<(String, String)>)>>,
     gzip: bool,
+    /// `http://127.0.0.1:PORT`, for the links of paged answers.
+    base: Mutex<String>,
 }
 
 async fn users(
@@ -88,6 +90,85 @@ async fn users(
     csv.into_response()
 }
 
+/// Records per page of the JSON API.
+const PAGE: usize = 2;
+
+/// The JSON API, paged as `/v2/<paging>/users` says: the records of the window as objects
+/// under `value`, two a page; the next page named by a `Link` header (`link_header`), a
+/// `nextLink` in the body (`next_page_url`), a `next` token sent back as `cursor`
+/// (`next_page_token`), or asked by `offset` and `limit` (`offset`).
+async fn json_users(
+    State(api): State<Arc<Api>>,
+    axum::extract::Path(paging): axum::extract::Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    api.requests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((Instant::now(), query.clone()));
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let time = |name: &str| {
+        param(name)
+            .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let (Some(from), Some(until)) = (time("from"), time("until")) else {
+        return (StatusCode::BAD_REQUEST, "from and until are required").into_response();
+    };
+    let all: Vec<serde_json::Value> = api
+        .records
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(updated, _)| from <= *updated && *updated < until)
+        .map(|(_, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            serde_json::json!({
+                "id": f[0], "email": f[1], "signUpDate": f[2],
+                "score": f[3].parse::<f64>().unwrap_or_default(), "isTrial": f[4] == "true",
+            })
+        })
+        .collect();
+    let start = match paging.as_str() {
+        "offset" => param("offset").and_then(|o| o.parse().ok()).unwrap_or(0),
+        "next_page_token" => param("cursor")
+            .and_then(|c| c.strip_prefix("tok-").and_then(|n| n.parse().ok()))
+            .unwrap_or(0),
+        _ => param("page").and_then(|p| p.parse().ok()).unwrap_or(0),
+    };
+    let size = param("limit").and_then(|l| l.parse().ok()).unwrap_or(PAGE);
+    let page: Vec<serde_json::Value> = all.iter().skip(start).take(size).cloned().collect();
+    let more = start + size < all.len();
+    let base = api.base.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let next_url = format!(
+        "{base}/v2/{paging}/users?from={}&until={}&page={}",
+        from.format("%Y-%m-%dT%H:%M:%SZ"),
+        until.format("%Y-%m-%dT%H:%M:%SZ"),
+        start + size
+    );
+    let mut body = serde_json::json!({ "value": page });
+    let mut headers = HeaderMap::new();
+    match paging.as_str() {
+        "link_header" if more => {
+            let link = format!("<{next_url}>; rel=\"next\"");
+            if let Ok(value) = HeaderValue::from_str(&link) {
+                headers.insert("link", value);
+            }
+        }
+        "next_page_url" if more => body["nextLink"] = serde_json::json!(next_url),
+        "next_page_token" if more => {
+            body["next"] = serde_json::json!(format!("tok-{}", start + size))
+        }
+        _ => {}
+    }
+    (headers, axum::Json(body)).into_response()
+}
+
 struct Harness {
     api: Arc<Api>,
     url: String,
@@ -118,11 +199,13 @@ impl Harness {
         });
         let app = axum::Router::new()
             .route("/v1/users", axum::routing::get(users))
+            .route("/v2/{paging}/users", axum::routing::get(json_users))
             .with_state(api.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr: SocketAddr = listener.local_addr().expect("local address");
+        *api.base.lock().unwrap_or_else(|p| p.into_inner()) = format!("http://{addr}");
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -166,6 +249,15 @@ impl Harness {
     /// A record updated at `minute`: `u<minute>`.
     fn add(&self, minute: i64) {
         self.add_at(at(minute), minute);
+    }
+
+    /// A record of this CSV line, updated at `updated`.
+    fn add_line(&self, updated: DateTime<Utc>, line: &str) {
+        self.api
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((updated, line.to_string()));
     }
 
     /// The record `u<n>`, updated at `updated`.
@@ -281,6 +373,18 @@ fn stored(minute: i64) -> String {
         "u{minute:03} {{\"email\":\"u{minute}@example.com\",\"signUpDate\":\"2026-11-{:02}T00:00:00Z\",\"score\":{minute}.5,\"isTrial\":false}}",
         1 + minute % 28
     )
+}
+
+/// `id attributes` lines with the attributes parsed, so their order does not matter.
+fn as_json(records: Vec<String>) -> Vec<(String, serde_json::Value)> {
+    records
+        .iter()
+        .map(|r| {
+            let (id, attributes) = r.split_once(' ').unwrap_or((r, "null"));
+            let value = serde_json::from_str(attributes).unwrap_or(serde_json::Value::Null);
+            (id.to_string(), value)
+        })
+        .collect()
 }
 
 fn windows(run: &PollRun) -> Vec<(String, u64)> {
@@ -599,4 +703,97 @@ async fn a_window_the_api_refuses_marks_the_integration_failed_with_its_answer()
         "{status:?}"
     );
     assert_eq!(h.requests().len(), 1, "a 400 is not asked again");
+}
+
+/// A window of five records through the JSON API paged as `paging` (its table), into the
+/// sink: every page asked, every record applied once.
+async fn paged_json_window(paging: &str, table: &str) {
+    let mut h = Harness::start(false).await;
+    h.settings.endpoint = format!("{}/v2/{paging}/users", h.url);
+    h.settings.paging = toml::from_str::<PagingConfig>(table)
+        .expect("paging table")
+        .compile()
+        .expect("paging");
+    h.settings.response = toml::from_str::<ResponseConfig>("events_json_paths = [\"$.value\"]")
+        .expect("response table")
+        .compile()
+        .expect("response");
+    for minute in [0, 1, 2, 3, 4, 6] {
+        h.add(minute);
+    }
+    let run = h.poll(at(5)).await;
+    assert!(run.error.is_none(), "{paging}: {:?}", run.error);
+    let pages = if paging == "none" { 1 } else { 3 };
+    assert_eq!(
+        run.windows
+            .iter()
+            .map(|w| (w.pages, w.records))
+            .collect::<Vec<_>>(),
+        [(pages, if paging == "none" { 2 } else { 5 })],
+        "{paging}"
+    );
+    let minutes: &[i64] = if paging == "none" {
+        &[0, 1]
+    } else {
+        &[0, 1, 2, 3, 4]
+    };
+    // A JSON record's attributes are kept in the record's order: compared as JSON values.
+    assert_eq!(
+        as_json(h.records()),
+        as_json(minutes.iter().map(|m| stored(*m)).collect()),
+        "{paging}"
+    );
+    assert_eq!(h.requests().len(), pages, "{paging}");
+}
+
+#[tokio::test]
+async fn a_paged_json_api_is_imported_whole_for_each_paging_type() {
+    paged_json_window("link_header", "type = \"link_header\"").await;
+    paged_json_window(
+        "next_page_url",
+        "type = \"next_page_url\"\nlink_json_path = \"$.nextLink\"",
+    )
+    .await;
+    paged_json_window(
+        "next_page_token",
+        "type = \"next_page_token\"\ntoken_json_path = \"$.next\"\nparameter = \"cursor\"",
+    )
+    .await;
+    paged_json_window(
+        "offset",
+        "type = \"offset\"\nparameter = \"offset\"\npage_size = 2\npage_size_parameter = \"limit\"",
+    )
+    .await;
+    paged_json_window("none", "type = \"none\"").await;
+}
+
+#[tokio::test]
+async fn an_invalid_json_record_applies_nothing_of_its_window_and_says_where_it_is() {
+    let mut h = Harness::start(false).await;
+    h.settings.endpoint = format!("{}/v2/next_page_token/users", h.url);
+    h.settings.paging = toml::from_str::<PagingConfig>(
+        "type = \"next_page_token\"\ntoken_json_path = \"$.next\"\nparameter = \"cursor\"",
+    )
+    .expect("paging table")
+    .compile()
+    .expect("paging");
+    h.settings.response = toml::from_str::<ResponseConfig>("events_json_paths = [\"$.value\"]")
+        .expect("response table")
+        .compile()
+        .expect("response");
+    h.add(1);
+    h.add(2);
+    h.add_line(at(3), "u003,u3@example.com,not-a-date,3.5,false");
+    let run = h.poll(at(5)).await;
+    let error = run
+        .error
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        error.contains("page 2, record 1, field 'signUpDate'"),
+        "{error}"
+    );
+    assert_eq!(h.records(), Vec::<String>::new());
+    assert_eq!(h.ledger(), Vec::<String>::new());
 }

@@ -16,12 +16,17 @@ use super::window::{Window, plan};
 use super::{MAX_WINDOW_BYTES, PollMethod, PollSettings};
 use crate::egress::EgressPolicy;
 use crate::ledger::{Committed, Entity, FileRef, Version};
+use crate::load::LoadError;
+use crate::load_records::load_records;
 use crate::outbound::{Endpoint, EndpointOptions, FetchRequest, OutboundError, RetryOn};
 use crate::secret::redact_url;
 use crate::sink::{FileLoad, Sink, SinkError};
 use crate::state::{DropResult, JournaledDrop, Stage, StateError, StateStore};
 use crate::telemetry::WindowPolled;
-use crate::validate::{CountRows, FileFailure, FileReport, FileRules, RowConsumer, validate};
+use crate::validate::{
+    CountRows, FileFailure, FileReport, FileRules, JsonRecord, RowConsumer, ValidRecords, validate,
+    validate_records,
+};
 
 /// The ledger version of every window: a window's key names it whole.
 const WINDOW_VERSION: &str = "window";
@@ -66,6 +71,12 @@ pub enum PollError {
         page: usize,
         #[source]
         source: PagingError,
+    },
+    #[error("window {window}: {source}")]
+    Load {
+        window: String,
+        #[source]
+        source: LoadError,
     },
     #[error("window {window}: cannot read the answer: {source}")]
     Read {
@@ -348,7 +359,8 @@ impl<S: Sink> Poller<'_, S> {
                         pages.csv.push(gz);
                     }
                 }
-                PageRecords::Json(records) => pages.json.extend(records),
+                PageRecords::Json(records) if records.is_empty() => {}
+                PageRecords::Json(records) => pages.json.push((page, records)),
             }
         }
         Ok(pages)
@@ -411,9 +423,7 @@ impl<S: Sink> Poller<'_, S> {
             source,
         };
         if !pages.json.is_empty() {
-            return Err(PollError::Setup(
-                "JSON records wait for the JSON record validator (issue 16); use response.format = \"csv\"".into(),
-            ));
+            return self.apply_json(file, pages).await;
         }
         let rules = self.csv_rules();
         if !self.sink.transactional() {
@@ -436,6 +446,48 @@ impl<S: Sink> Poller<'_, S> {
         Ok((rows, committed))
     }
 
+    /// JSON pages: each page's records judged by the record validator (nothing applied when
+    /// any is invalid), then applied as one load named by the window.
+    async fn apply_json(
+        &self,
+        file: &FileRef,
+        pages: &Pages,
+    ) -> Result<(u64, Committed), PollError> {
+        let key = &file.key;
+        let mut valid = Vec::with_capacity(pages.json.len());
+        let mut total = 0;
+        let mut first: Vec<String> = Vec::new();
+        for (page, records) in &pages.json {
+            match validate_records(self.rules, records) {
+                Ok(records) => valid.push(records),
+                Err(errors) => {
+                    total += errors.total;
+                    for error in &errors.first {
+                        if first.len() < QUOTED_ERRORS {
+                            first.push(format!("page {page}, {error}"));
+                        }
+                    }
+                }
+            }
+        }
+        if total > 0 {
+            return Err(PollError::Invalid {
+                window: key.clone(),
+                total,
+                first: first.join("; "),
+            });
+        }
+        let batches: Vec<&ValidRecords> = valid.iter().collect();
+        let rows = batches.iter().map(|b| b.len() as u64).sum();
+        let committed = load_records(self.sink, file, &batches, Utc::now())
+            .await
+            .map_err(|source| PollError::Load {
+                window: key.clone(),
+                source,
+            })?;
+        Ok((rows, committed))
+    }
+
     /// The integration's rules, with the CSV dialect of the API's pages.
     fn csv_rules(&self) -> FileRules {
         let mut rules = self.rules.clone();
@@ -452,7 +504,8 @@ struct Pages {
     count: usize,
     /// CSV pages, gzipped for the validator.
     csv: Vec<Bytes>,
-    json: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// JSON pages' records, with the page's number.
+    json: Vec<(usize, Vec<JsonRecord>)>,
 }
 
 /// Every page through the validator into `consumer`; the rows, or the first errors.
