@@ -96,6 +96,8 @@ impl IntegrationSettings {
 
 /// Where an integration's records come from: each way in is one variant, so every consumer
 /// says what it does with each.
+// One per integration, built once: the variants' sizes cost nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Source {
     /// Files the customer drops in a bucket or a local folder (source document 003).
