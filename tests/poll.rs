@@ -650,6 +650,10 @@ async fn dropfolder_run_polls_and_a_run_killed_mid_window_is_repeated_exactly_by
     work.write("dropfolder.toml", poll_config(&h, ""));
     let check = dropfolder(&work, &["check", "--offline"], &[]).await;
     assert_eq!(check.code, Some(0), "{check:?}");
+    assert!(
+        check.stdout.contains("/v1/users not contacted (--offline)"),
+        "{check:?}"
+    );
 
     let killed = dropfolder(
         &work,
@@ -691,9 +695,19 @@ async fn dropfolder_run_polls_and_a_run_killed_mid_window_is_repeated_exactly_by
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_the_api_refuses_marks_the_integration_failed_with_its_answer() {
     let h = Harness::start(false).await;
-    h.script(&[(400, None)]);
+    h.script(&[(400, None), (400, None)]);
     let work = std::sync::Arc::new(workdir::Workdir::new());
     work.write("dropfolder.toml", poll_config(&h, ""));
+    // `check` asks the API for the first page of the last window.
+    let check = dropfolder(&work, &["check"], &[]).await;
+    assert_eq!(check.code, Some(1), "{check:?}");
+    assert!(
+        check
+            .stdout
+            .contains("vendor-users: FAILED: http://127.0.0.1:"),
+        "{check:?}"
+    );
+    assert!(check.stdout.contains("answered 400"), "{check:?}");
     let run = dropfolder(&work, &["run"], &[]).await;
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stdout.contains("FAILED: window poll/"), "{run:?}");
@@ -704,7 +718,17 @@ async fn a_window_the_api_refuses_marks_the_integration_failed_with_its_answer()
         status.stdout.contains("slow down or fix the request"),
         "{status:?}"
     );
-    assert_eq!(h.requests().len(), 1, "a 400 is not asked again");
+    assert_eq!(h.requests().len(), 2, "a 400 is not asked again");
+    // Once the API answers, `check` says so.
+    h.add_at(Utc::now() - TimeDelta::minutes(1), 1);
+    let check = dropfolder(&work, &["check"], &[]).await;
+    assert_eq!(check.code, Some(0), "{check:?}");
+    assert!(
+        check.stdout.contains(
+            "/v1/users answered 200 with 1 record(s) on the first page of the last 5 minute(s)"
+        ),
+        "{check:?}"
+    );
 }
 
 /// A window of five records through the JSON API paged as `paging` (its table), into the

@@ -23,7 +23,7 @@ use crate::outbound::AuthSettings;
 use page::PagingSettings;
 use response::ResponseSettings;
 
-pub use run::{PollError, PollRun, Poller, WindowReport, endpoint};
+pub use run::{PollError, PollRun, Poller, WindowReport, endpoint, probe, request};
 pub use template::TimeFormat;
 pub use window::Window;
 

@@ -292,7 +292,7 @@ impl<S: Sink> Poller<'_, S> {
     async fn fetch(&self, window: Window) -> Result<Pages, PollError> {
         let key = window.key();
         let response = &self.settings.response;
-        let mut pager = Pager::new(&self.settings.paging, self.request(window)?);
+        let mut pager = Pager::new(&self.settings.paging, request(self.settings, window)?);
         let mut pages = Pages::default();
         let mut next = Some(pager.first());
         let mut bytes = 0usize;
@@ -364,53 +364,6 @@ impl<S: Sink> Poller<'_, S> {
             }
         }
         Ok(pages)
-    }
-
-    /// The request of the first page of `window`: the configured query parameters and
-    /// headers, the window's times put in place of the placeholders and in the start and
-    /// end attributes.
-    pub fn request(&self, window: Window) -> Result<PageRequest, PollError> {
-        let settings = self.settings;
-        let start = settings.time_format.format(window.start);
-        let end = settings.time_format.format(window.end);
-        let mut query: Vec<(String, String)> = settings
-            .query
-            .iter()
-            .map(|(name, value)| (name.clone(), fill(value, &start, &end)))
-            .collect();
-        if let Some(name) = &settings.start_attribute {
-            query.push((name.clone(), start.clone()));
-        }
-        if let Some(name) = &settings.end_attribute {
-            query.push((name.clone(), end.clone()));
-        }
-        let mut url = url::Url::parse(&settings.endpoint).map_err(|e| {
-            PollError::Setup(format!(
-                "api_endpoint {} is not a URL: {e}",
-                redact_url(&settings.endpoint)
-            ))
-        })?;
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(&query);
-        }
-        let headers = settings
-            .headers
-            .iter()
-            .map(|(name, value)| (name.clone(), fill(value, &start, &end)))
-            .collect();
-        let (method, body) = match &settings.method {
-            PollMethod::Get => (http::Method::GET, None),
-            PollMethod::Post { payload } => (
-                http::Method::POST,
-                payload.as_ref().map(|p| fill(p, &start, &end).into_bytes()),
-            ),
-        };
-        Ok(PageRequest {
-            method,
-            url,
-            headers,
-            body,
-        })
     }
 
     /// The pages' records into the sink with the window's ledger entry, in one transaction;
@@ -508,6 +461,52 @@ struct Pages {
     json: Vec<(usize, Vec<JsonRecord>)>,
 }
 
+/// The request of the first page of `window`: the configured query parameters and
+/// headers, the window's times put in place of the placeholders and in the start and
+/// end attributes.
+pub fn request(settings: &PollSettings, window: Window) -> Result<PageRequest, PollError> {
+    let start = settings.time_format.format(window.start);
+    let end = settings.time_format.format(window.end);
+    let mut query: Vec<(String, String)> = settings
+        .query
+        .iter()
+        .map(|(name, value)| (name.clone(), fill(value, &start, &end)))
+        .collect();
+    if let Some(name) = &settings.start_attribute {
+        query.push((name.clone(), start.clone()));
+    }
+    if let Some(name) = &settings.end_attribute {
+        query.push((name.clone(), end.clone()));
+    }
+    let mut url = url::Url::parse(&settings.endpoint).map_err(|e| {
+        PollError::Setup(format!(
+            "api_endpoint {} is not a URL: {e}",
+            redact_url(&settings.endpoint)
+        ))
+    })?;
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(&query);
+    }
+    let headers = settings
+        .headers
+        .iter()
+        .map(|(name, value)| (name.clone(), fill(value, &start, &end)))
+        .collect();
+    let (method, body) = match &settings.method {
+        PollMethod::Get => (http::Method::GET, None),
+        PollMethod::Post { payload } => (
+            http::Method::POST,
+            payload.as_ref().map(|p| fill(p, &start, &end).into_bytes()),
+        ),
+    };
+    Ok(PageRequest {
+        method,
+        url,
+        headers,
+        body,
+    })
+}
+
 /// Every page through the validator into `consumer`; the rows, or the first errors.
 async fn judge<C>(
     rules: &FileRules,
@@ -563,4 +562,63 @@ fn gzipped(body: Bytes) -> std::io::Result<Bytes> {
     );
     encoder.write_all(&body)?;
     Ok(Bytes::from(encoder.finish()?))
+}
+
+/// Asks the API for the first page of the window ending `now`, as `dropfolder check` does:
+/// what it answered (the status and the records on that page), or why it could not be
+/// asked or read. Nothing is applied.
+pub async fn probe(
+    settings: &PollSettings,
+    egress: EgressPolicy,
+    now: DateTime<Utc>,
+) -> Result<String, PollError> {
+    let endpoint = endpoint(settings, egress)?;
+    let window = Window {
+        start: now - settings.window,
+        end: now,
+    };
+    let key = window.key();
+    let first = Pager::new(&settings.paging, request(settings, window)?).first();
+    let limit = usize::try_from(settings.response.max_page_bytes).unwrap_or(usize::MAX);
+    let fetched = endpoint
+        .fetch(
+            &FetchRequest {
+                method: first.method,
+                url: first.url.to_string(),
+                headers: first.headers,
+                body: first.body,
+            },
+            limit,
+        )
+        .await
+        .map_err(|source| PollError::Api {
+            window: key.clone(),
+            source,
+        })?;
+    let page_error = |source| PollError::Page {
+        window: key.clone(),
+        page: 1,
+        source,
+    };
+    if fetched.truncated {
+        return Err(page_error(ResponseError::TooLarge {
+            limit: settings.response.max_page_bytes,
+            after: "",
+        }));
+    }
+    let body =
+        decode_body(fetched.body, &fetched.headers, &settings.response).map_err(page_error)?;
+    let got = PageResponse {
+        status: fetched.status,
+        headers: fetched.headers,
+        body,
+    };
+    let on_page = records(&got, &settings.response)
+        .map_err(page_error)?
+        .count(&settings.response);
+    Ok(format!(
+        "answered {} with {on_page} record(s) on the first page of the last {} minute(s)",
+        got.status,
+        settings.window.num_minutes()
+    ))
 }
