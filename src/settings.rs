@@ -14,6 +14,7 @@ use chrono::NaiveDate;
 use crate::callback::CallbackSettings;
 use crate::egress::EgressPolicy;
 use crate::events::EventsSettings;
+use crate::poll::PollSettings;
 use crate::postgres::PostgresSettings;
 use crate::schedule::ScheduleSettings;
 use crate::secret::SecretRef;
@@ -88,14 +89,20 @@ impl IntegrationSettings {
     pub fn store(&self) -> Option<&StoreSettings> {
         match &self.source {
             Source::Bucket(store) => Some(store),
+            Source::Poll(_) => None,
         }
     }
 }
 
 /// Where an integration's records come from: each way in is one variant, so every consumer
 /// says what it does with each.
+// One per integration, built once: the variants' sizes cost nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Source {
     /// Files the customer drops in a bucket or a local folder (source document 003).
     Bucket(StoreSettings),
+    /// Records the poller asks the customer's REST API for, window by window (source
+    /// documents 001/002).
+    Poll(PollSettings),
 }

@@ -60,6 +60,9 @@ pub const METRIC_NAMES: &[&str] = &[
     "dropfolder_callbacks_total",
     "dropfolder_lease_skips_total",
     "dropfolder_events_total",
+    "dropfolder_poll_windows_total",
+    "dropfolder_poll_pages_total",
+    "dropfolder_poll_records_total",
     "dropfolder_integration_status",
     "dropfolder_integration_stale",
     "dropfolder_integration_callback_undelivered",
@@ -87,6 +90,9 @@ pub struct Metrics {
     callbacks: Counters,
     lease_skips: Counters,
     events: Counters,
+    poll_windows: Counters,
+    poll_pages: Counters,
+    poll_records: Counters,
     integration_status: Gauges,
     integration_stale: Gauges,
     integration_callback_undelivered: Gauges,
@@ -164,6 +170,9 @@ impl Metrics {
             "Scans skipped: another replica held the lease",
         );
         let events = counters(r, "events", "S3 events that triggered an integration");
+        let poll_windows = counters(r, "poll_windows", "API query windows polled, by result");
+        let poll_pages = counters(r, "poll_pages", "API pages fetched by the poller");
+        let poll_records = counters(r, "poll_records", "Records applied from polled APIs");
         let integration_status = gauges(
             r,
             "integration_status",
@@ -206,6 +215,9 @@ impl Metrics {
             callbacks,
             lease_skips,
             events,
+            poll_windows,
+            poll_pages,
+            poll_records,
             integration_status,
             integration_stale,
             integration_callback_undelivered,
@@ -548,6 +560,45 @@ impl EventReceived<'_> {
     }
 }
 
+/// A query window of a poll integration was done (or failed, and is asked again next run).
+pub struct WindowPolled<'a> {
+    pub integration: &'a str,
+    pub window: &'a str,
+    pub pages: usize,
+    pub records: u64,
+    /// `applied`, `already_applied` or `failed`.
+    pub result: &'static str,
+}
+
+impl WindowPolled<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            integration = self.integration,
+            window = self.window,
+            pages = self.pages,
+            records = self.records,
+            result = self.result,
+            "window polled"
+        );
+        let m = metrics();
+        let integration = labels(&[("integration", self.integration)]);
+        m.poll_windows
+            .get_or_create(&labels(&[
+                ("integration", self.integration),
+                ("result", self.result),
+            ]))
+            .inc();
+        m.poll_pages
+            .get_or_create(&integration)
+            .inc_by(self.pages as u64);
+        if self.result == "applied" {
+            m.poll_records
+                .get_or_create(&integration)
+                .inc_by(self.records);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,6 +675,14 @@ mod tests {
         LeaseHeld { integration }.emit();
         EventReceived {
             integrations: &[integration.to_string()],
+        }
+        .emit();
+        WindowPolled {
+            integration,
+            window: "poll/w",
+            pages: 2,
+            records: 3,
+            result: "applied",
         }
         .emit();
         let text = metrics().render_with_integrations(&[IntegrationGauges {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use dropfolder::config::SecretCheck;
 use dropfolder::scan::scan;
-use dropfolder::settings::{IntegrationSettings, Settings};
+use dropfolder::settings::{IntegrationSettings, Settings, Source};
 use dropfolder::store::{StoreError, StoreLocation, StoreSettings};
 use futures_util::StreamExt;
 
@@ -59,6 +59,13 @@ pub async fn run(path: &Path, offline: bool, only: Option<&str>) -> anyhow::Resu
                     location(store)
                 );
             }
+            if let Source::Poll(poll) = &integration.source {
+                println!(
+                    "{}: ok, {} not contacted (--offline)",
+                    integration.name,
+                    dropfolder::config::redact_url(&poll.endpoint)
+                );
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -95,11 +102,41 @@ pub async fn run(path: &Path, offline: bool, only: Option<&str>) -> anyhow::Resu
             println!("{line}");
         }
     }
+    failed |= !poll_apis(&config, &chosen).await;
     Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Asks each poll integration's API for the first page of its last window (nothing is
+/// applied); a line each. Whether every one answered with a page that reads.
+async fn poll_apis(config: &Settings, chosen: &[&IntegrationSettings]) -> bool {
+    let polls = chosen
+        .iter()
+        .filter_map(|integration| match &integration.source {
+            Source::Poll(poll) => Some((*integration, poll)),
+            Source::Bucket(_) => None,
+        });
+    let answers = futures_util::stream::iter(polls)
+        .map(|(integration, poll)| async move {
+            let shown = dropfolder::config::redact_url(&poll.endpoint);
+            let asked = dropfolder::poll::probe(poll, config.egress.clone(), chrono::Utc::now());
+            match asked.await {
+                Ok(how) => (format!("{}: ok, {shown} {how}", integration.name), true),
+                Err(e) => (format!("{}: FAILED: {shown}: {e}", integration.name), false),
+            }
+        })
+        .buffered(BUCKETS_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await;
+    let mut ok = true;
+    for (line, answered) in answers {
+        ok &= answered;
+        println!("{}", dropfolder::validate::escape_line(&line));
+    }
+    ok
 }
 
 /// `folder PATH` or `s3://bucket/prefix`, as the check lines say it.

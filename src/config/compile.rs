@@ -47,6 +47,12 @@ impl Config {
                 ));
             }
             rules.push(integration.check(&self.schemas, secrets, &self.base_dir, &mut problems));
+            if let Some(poll) = &integration.poll {
+                let policy = self.outbound.policy();
+                poll.check(secrets, &self.base_dir, &policy, &mut |key, message| {
+                    problems.push(Problem::integration(&integration.name, key, message));
+                });
+            }
         }
         roots::check_overlaps(&self.integrations, &self.base_dir, &mut problems);
         match schedule {
@@ -132,6 +138,18 @@ impl Config {
                     ),
                     None => None,
                 };
+                if let Some(poll) = &integration.poll {
+                    let policy = self.outbound.policy();
+                    let poll = poll.check(SecretCheck::Skip, base, &policy, &mut |_, _| {});
+                    return Ok(IntegrationSettings {
+                        name: integration.name.clone(),
+                        entity: integration.entity,
+                        rules: rules.ok_or_else(|| problem("schema"))?,
+                        source: Source::Poll(poll.ok_or_else(|| problem("poll"))?),
+                        callback,
+                        credentials_expire_on,
+                    });
+                }
                 Ok(IntegrationSettings {
                     name: integration.name.clone(),
                     entity: integration.entity,

@@ -57,11 +57,12 @@ pub struct IntegrationConfig {
     pub callback: Option<CallbackConfig>,
     #[serde(default)]
     pub csv: CsvDialect,
+    /// The customer's REST API, polled window by window, instead of a bucket.
+    pub poll: Option<super::PollConfig>,
 }
 
 /// What an integration without a way in is told.
-const NO_SOURCE: &str =
-    "say where its records come from: bucket = \"s3://BUCKET/PREFIX\" or \"file:///srv/drop/NAME\"";
+const NO_SOURCE: &str = "say where its records come from: bucket = \"s3://BUCKET/PREFIX\" or \"file:///srv/drop/NAME\", or an [integrations.poll] table";
 
 /// `yyyy-MM-dd'T'HH:mm:ssX`: ISO 8601 in UTC or with an offset, the source document's example.
 fn default_date_format() -> String {
@@ -177,19 +178,40 @@ impl IntegrationConfig {
                 ),
             );
         }
-        if let Some(bucket) = &self.bucket {
-            let local = match self.location(Path::new("")) {
-                Ok(location) => matches!(location, StoreLocation::Local(_)),
-                Err(message) => {
-                    report("bucket", message);
-                    // Still judged by its scheme, so a bad local path is not also told to name
-                    // an S3 identity.
-                    bucket.starts_with("file://")
+        match (&self.bucket, &self.poll) {
+            (Some(_), Some(_)) => report(
+                "poll",
+                "an integration has one source: a bucket or an [integrations.poll] table, not both"
+                    .into(),
+            ),
+            (Some(bucket), None) => {
+                let local = match self.location(Path::new("")) {
+                    Ok(location) => matches!(location, StoreLocation::Local(_)),
+                    Err(message) => {
+                        report("bucket", message);
+                        // Still judged by its scheme, so a bad local path is not also told to
+                        // name an S3 identity.
+                        bucket.starts_with("file://")
+                    }
+                };
+                self.check_access(local, secrets, &mut report);
+            }
+            // Its own keys are checked by `Config::compile`, with the egress rule.
+            (None, Some(_)) => {
+                if self.role_arn.is_some()
+                    || self.access_key_id_env.is_some()
+                    || self.use_operator_identity
+                    || self.endpoint.is_some()
+                    || self.region.is_some()
+                {
+                    report(
+                        "poll",
+                        "a poll integration takes no role_arn, access keys, use_operator_identity, endpoint or region (they are a bucket's)"
+                            .into(),
+                    );
                 }
-            };
-            self.check_access(local, secrets, &mut report);
-        } else {
-            report("bucket", NO_SOURCE.into());
+            }
+            (None, None) => report("bucket", NO_SOURCE.into()),
         }
         let dates = DatePattern::compile(&self.date_format)
             .inspect_err(|e| report("date_format", e.to_string()))

@@ -14,6 +14,7 @@ mod dir;
 mod integration;
 mod keys;
 mod outbound;
+mod poll;
 pub mod poll_paging;
 mod problem;
 mod roots;
@@ -33,6 +34,7 @@ pub use crate::store::StoreLocation;
 pub use crate::validate::{AttributeType, CsvDialect as CsvConfig, Limits, Schema};
 pub use integration::{CallbackConfig, IntegrationConfig};
 pub use outbound::OutboundConfig;
+pub use poll::PollConfig;
 pub use problem::{ConfigError, Problem, Scope};
 pub use service::{
     AuthConfig, EventsConfig, HttpPreset, ScheduleConfig, ServerConfig, SinkConfig, SinkKind,

@@ -376,7 +376,7 @@ impl AuthConfig {
     }
 
     /// The checked authentication; `None` when it names no secret.
-    fn settings(&self, base: &Path, preset: Option<HttpPreset>) -> Option<AuthSettings> {
+    pub(super) fn settings(&self, base: &Path, preset: Option<HttpPreset>) -> Option<AuthSettings> {
         let kind = match self {
             AuthConfig::Apikey { header, prefix, .. } => AuthKind::ApiKey {
                 header: header.clone(),
@@ -407,7 +407,12 @@ impl AuthConfig {
         })
     }
 
-    fn check(&self, secrets: SecretCheck, base: &Path, report: &mut impl FnMut(&str, String)) {
+    pub(super) fn check(
+        &self,
+        secrets: SecretCheck,
+        base: &Path,
+        report: &mut impl FnMut(&str, String),
+    ) {
         match self.secret(base) {
             None => report("auth", "name its secret with a *_env or *_file key".into()),
             Some(secret) if secrets == SecretCheck::Require => {

@@ -393,7 +393,29 @@ fn an_integration_says_where_its_records_come_from() {
     assert_eq!(
         found,
         [
-            "integration 'acme-users': bucket: say where its records come from: bucket = \"s3://BUCKET/PREFIX\" or \"file:///srv/drop/NAME\""
+            "integration 'acme-users': bucket: say where its records come from: bucket = \"s3://BUCKET/PREFIX\" or \"file:///srv/drop/NAME\", or an [integrations.poll] table"
+        ]
+    );
+}
+
+#[test]
+fn a_poll_integration_has_no_bucket_and_its_problems_are_reported_with_the_others() {
+    let both = problems(&format!(
+        "{MINIMAL}\n[integrations.poll]\napi_endpoint = \"https://api.vendor.example/v1\"\nresponse = {{ format = \"csv\" }}\n"
+    ));
+    assert_eq!(
+        both,
+        [
+            "integration 'acme-users': poll: an integration has one source: a bucket or an [integrations.poll] table, not both"
+        ]
+    );
+    let text = MINIMAL.replace("bucket = \"file://drop/acme\"", "")
+        + "\n[integrations.poll]\napi_endpoint = \"http://10.1.2.3/v1\"\nquery_window_minutes = 0\nresponse = { format = \"csv\" }\n";
+    assert_eq!(
+        problems(&text),
+        [
+            "integration 'acme-users': poll.api_endpoint: 10.1.2.3 is a private address: outbound requests do not go there unless [outbound] allow_networks lists it",
+            "integration 'acme-users': poll.query_window_minutes: must be at least 1",
         ]
     );
 }

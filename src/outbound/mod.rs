@@ -10,6 +10,7 @@
 //! [`redact_url`].
 
 pub(crate) mod auth;
+mod fetch;
 mod resolve;
 
 use std::num::NonZeroU32;
@@ -25,6 +26,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use crate::egress::{EgressPolicy, Refused};
 use crate::secret::redact_url;
 pub use auth::{Auth, AuthKind, AuthSettings};
+pub use fetch::{FetchRequest, Fetched};
 
 /// First retry delay; doubled each attempt, then drawn uniformly below it (full jitter).
 const BASE_DELAY: Duration = Duration::from_millis(200);
@@ -295,19 +297,26 @@ impl Endpoint {
             // The body is not read: dropping the response drops the connection.
             return Ok(status.as_u16());
         }
+        Err(self.failure(url, response, n).await)
+    }
+
+    /// The error of an answer that is not a success: a redirect (never followed), or its
+    /// status with an excerpt of its body and its `Retry-After`. A 401 drops a cached token.
+    async fn failure(&self, url: &str, response: reqwest::Response, n: u32) -> OutboundError {
+        let status = response.status();
         if status.is_redirection() {
             let location = response
                 .headers()
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .map_or_else(|| "nowhere".to_string(), redact_url);
-            return Err(OutboundError::Redirect {
+            return OutboundError::Redirect {
                 url: redact_url(url),
                 status: status.as_u16(),
                 location: crate::validate::escape(
                     &location.chars().take(BODY_EXCERPT).collect::<String>(),
                 ),
-            });
+            };
         }
         if status == StatusCode::UNAUTHORIZED
             && let Some(auth) = &self.inner.auth
@@ -327,13 +336,13 @@ impl Endpoint {
         let text = String::from_utf8_lossy(&bytes);
         let body: String =
             crate::validate::escape(&text.chars().take(BODY_EXCERPT).collect::<String>());
-        Err(OutboundError::Status {
+        OutboundError::Status {
             url: redact_url(url),
             status: status.as_u16(),
             body,
             attempts: n,
             retry_after,
-        })
+        }
     }
 }
 

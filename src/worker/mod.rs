@@ -8,6 +8,7 @@
 mod folder;
 mod holder;
 mod outbox;
+mod poll;
 
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
@@ -19,7 +20,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::callback::Callbacks;
-use crate::settings::{Database, IntegrationSettings, Settings};
+use crate::settings::{Database, IntegrationSettings, Settings, Source};
 use crate::sink::{AnySink, SinkError};
 use crate::state::{Claim, ScanRecord, SqliteState, StateError, StateStore};
 use crate::store::{ObjectStore, StoreError};
@@ -54,6 +55,8 @@ pub enum IntegrationError {
     /// Asked to scan an integration whose records do not arrive as files.
     #[error("has no bucket or folder to scan")]
     NoBucket,
+    #[error("{0}")]
+    Poll(#[from] crate::poll::PollError),
     /// A bug, not the customer's doing: caught so it stays this integration's failure.
     #[error("panicked: {0}")]
     Panicked(String),
@@ -249,6 +252,7 @@ impl Worker {
             let what = match e {
                 IntegrationError::Folder { .. } => "folder",
                 IntegrationError::Panicked(_) => "panic",
+                IntegrationError::Poll(_) => "poll",
                 _ => "scan",
             };
             RunFailed {
@@ -347,8 +351,9 @@ impl Worker {
         report: &mut IntegrationReport,
     ) -> Result<bool, IntegrationError> {
         if integration.store().is_none() {
-            // Its records do not arrive as files: nothing to scan.
-            return Ok(false);
+            // Its records do not arrive as files: nothing to scan. A poll integration asks
+            // its API every run, under its lease.
+            return Ok(matches!(integration.source, Source::Poll(_)));
         }
         let store = self.store(integration).await?;
         if with_work.is_none_or(|names| names.contains(&integration.name)) {
@@ -455,6 +460,9 @@ impl Worker {
         lease: i64,
         report: &mut IntegrationReport,
     ) -> Result<(), IntegrationError> {
+        if let Source::Poll(poll) = &integration.source {
+            return self.poll(integration, poll, lease, report).await;
+        }
         let store = self.store(integration).await?;
         let ctx = folder::Context {
             worker: self,
