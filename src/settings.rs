@@ -88,14 +88,38 @@ impl IntegrationSettings {
     pub fn store(&self) -> Option<&StoreSettings> {
         match &self.source {
             Source::Bucket(store) => Some(store),
+            Source::Push(_) => None,
         }
     }
 }
 
 /// Where an integration's records come from: each way in is one variant, so every consumer
 /// says what it does with each.
+// One per integration, built once at start: boxing the usual variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Source {
     /// Files the customer drops in a bucket or a local folder (source document 003).
     Bucket(StoreSettings),
+    /// Records the customer POSTs to `/stream/v0/data/<name>` (source document 004).
+    Push(PushSettings),
+}
+
+impl Source {
+    /// What `status` and the page call it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Bucket(_) => "bucket",
+            Source::Push(_) => "push",
+        }
+    }
+}
+
+/// A push integration's endpoint: the token its requests carry, and their size limit.
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// Read on each request (so a rotated token takes effect at once), never logged.
+    pub token: SecretRef,
+    /// Bytes of one request's body; past it, 413.
+    pub max_body_bytes: usize,
 }

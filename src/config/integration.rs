@@ -22,6 +22,8 @@ pub struct IntegrationConfig {
     /// (`file://drop/acme` is relative to the config file). Every integration names where its
     /// records come from; today that is a bucket or folder.
     pub bucket: Option<String>,
+    /// Or records POSTed to `/stream/v0/data/<name>` by the customer (source document 004).
+    pub push: Option<super::push::PushConfig>,
     /// S3 API endpoint override (LocalStack, MinIO); path-style addressing is used with it.
     pub endpoint: Option<String>,
     /// STS endpoint override for the AssumeRole call; default: `endpoint` when set, else AWS.
@@ -60,8 +62,7 @@ pub struct IntegrationConfig {
 }
 
 /// What an integration without a way in is told.
-const NO_SOURCE: &str =
-    "say where its records come from: bucket = \"s3://BUCKET/PREFIX\" or \"file:///srv/drop/NAME\"";
+const NO_SOURCE: &str = "say where its records come from: bucket = \"s3://BUCKET/PREFIX\" or \"file:///srv/drop/NAME\", or push = { token_env = \"VAR\" }";
 
 /// `yyyy-MM-dd'T'HH:mm:ssX`: ISO 8601 in UTC or with an offset, the source document's example.
 fn default_date_format() -> String {
@@ -177,7 +178,27 @@ impl IntegrationConfig {
                 ),
             );
         }
-        if let Some(bucket) = &self.bucket {
+        if let Some(push) = &self.push {
+            if self.bucket.is_some() {
+                report(
+                    "push",
+                    "bucket and push are two ways in; an integration has one".into(),
+                );
+            }
+            let bucket_keys = self.role_arn.is_some()
+                || self.access_key_id_env.is_some()
+                || self.secret_access_key_env.is_some()
+                || self.use_operator_identity
+                || self.endpoint.is_some()
+                || self.region.is_some();
+            if self.bucket.is_none() && bucket_keys {
+                report(
+                    "push",
+                    "a push integration takes no role_arn, access keys, use_operator_identity, endpoint or region".into(),
+                );
+            }
+            push.check(base, secrets, &mut report);
+        } else if let Some(bucket) = &self.bucket {
             let local = match self.location(Path::new("")) {
                 Ok(location) => matches!(location, StoreLocation::Local(_)),
                 Err(message) => {

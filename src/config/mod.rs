@@ -15,6 +15,7 @@ mod integration;
 mod keys;
 mod outbound;
 mod problem;
+mod push;
 mod roots;
 mod schema;
 mod service;

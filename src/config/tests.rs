@@ -393,7 +393,7 @@ fn an_integration_says_where_its_records_come_from() {
     assert_eq!(
         found,
         [
-            "integration 'acme-users': bucket: say where its records come from: bucket = \"s3://BUCKET/PREFIX\" or \"file:///srv/drop/NAME\""
+            "integration 'acme-users': bucket: say where its records come from: bucket = \"s3://BUCKET/PREFIX\" or \"file:///srv/drop/NAME\", or push = { token_env = \"VAR\" }"
         ]
     );
 }
