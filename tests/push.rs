@@ -3,6 +3,8 @@
 //! the sink compared exactly. PostgreSQL: `push_to_postgres_applies_once` (with the services).
 
 mod common;
+#[path = "common/pg.rs"]
+mod pg;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -545,4 +547,103 @@ async fn stopping_is_503_with_retry_after() {
         records(&server.db),
         vec![("crm".to_string(), "u1".to_string(), json!({}))]
     );
+}
+
+#[tokio::test]
+async fn push_to_postgres_applies_each_key_once_in_the_batch_transaction() {
+    let Some(cluster) = pg::cluster() else {
+        return;
+    };
+    let url = cluster.fresh_database().await;
+    let state = format!("[state]\nurl = \"{url}\"\npassword_env = \"DATABASE_PASSWORD\"");
+    let server = Arc::new(
+        start(
+            PushLimits {
+                batch_wait: Duration::from_millis(300),
+                ..PushLimits::default()
+            },
+            Some(&state),
+            true,
+        )
+        .await,
+    );
+    // Two keyed requests in one batch, then the first retried.
+    let mut requests = tokio::task::JoinSet::new();
+    for (key, body) in [
+        (
+            "a",
+            r#"[{"id": "u1", "score": 1}, {"id": "u2", "isTrial": true}]"#,
+        ),
+        ("b", r#"{"id": "u3", "signUpDate": "2021-06-25"}"#),
+    ] {
+        let server = server.clone();
+        requests.spawn(async move {
+            post(&server, "acme-push", Some(TOKEN), Some(key), body)
+                .await
+                .status
+        });
+    }
+    assert_eq!(requests.join_all().await, vec![202, 202]);
+    let change = post(
+        &server,
+        "acme-push",
+        Some(TOKEN),
+        None,
+        r#"{"id": "u1", "score": 9}"#,
+    )
+    .await;
+    assert_eq!(change.status, 202);
+    let retry = post(
+        &server,
+        "acme-push",
+        Some(TOKEN),
+        Some("a"),
+        r#"[{"id": "u1", "score": 1}, {"id": "u2", "isTrial": true}]"#,
+    )
+    .await;
+    assert_eq!(
+        (retry.status, retry.body),
+        (202, json!({"status": 202, "records": 2, "replay": true}))
+    );
+    let client = cluster.client(&url).await;
+    let rows = client
+        .query(
+            "SELECT product_key, id, attributes::text FROM records ORDER BY id",
+            &[],
+        )
+        .await
+        .expect("records");
+    let stored: Vec<(String, String, Value)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                serde_json::from_str(r.get::<_, &str>(2)).unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stored,
+        vec![
+            ("crm".to_string(), "u1".to_string(), json!({"score": 9})),
+            ("crm".into(), "u2".into(), json!({"isTrial": true})),
+            (
+                "crm".into(),
+                "u3".into(),
+                json!({"signUpDate": "2021-06-25T00:00:00Z"})
+            ),
+        ]
+    );
+    let keys: Vec<String> = client
+        .query(
+            "SELECT file_key FROM file_ledger WHERE file_key LIKE 'push/key/%' ORDER BY file_key",
+            &[],
+        )
+        .await
+        .expect("ledger")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(keys, vec!["push/key/a", "push/key/b"]);
 }
