@@ -254,18 +254,7 @@ async fn valid_records_are_applied_and_answered_202() {
         ]
     );
     // The status says it: Active, its last data the batch just applied.
-    let status = reqwest::Client::new()
-        .get(format!("{}/status", server.url))
-        .bearer_auth(OPERATOR_TOKEN)
-        .send()
-        .await
-        .expect("status");
-    let status: Value = status.json().await.expect("status JSON");
-    let push = status
-        .as_array()
-        .and_then(|all| all.iter().find(|h| h["integration"] == "acme-push"))
-        .cloned()
-        .unwrap_or(Value::Null);
+    let push = push_status(&server).await;
     assert_eq!(push["status"], "Active", "{push}");
     assert_eq!(push["kind"], "push", "{push}");
 }
@@ -646,4 +635,66 @@ async fn push_to_postgres_applies_each_key_once_in_the_batch_transaction() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(keys, vec!["push/key/a", "push/key/b"]);
+}
+
+/// The status of `acme-push` as `/status` serves it.
+async fn push_status(server: &Server) -> Value {
+    let status = reqwest::Client::new()
+        .get(format!("{}/status", server.url))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .expect("status");
+    let status: Value = status.json().await.expect("status JSON");
+    status
+        .as_array()
+        .and_then(|all| all.iter().find(|h| h["integration"] == "acme-push"))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn a_failed_sink_write_is_500_applies_nothing_and_marks_the_integration_failed() {
+    let server = start(limits(), None, true).await;
+    // The records table gone: every write of the sink fails, as a broken database would.
+    let conn = rusqlite::Connection::open(&server.db).expect("open the sink");
+    conn.execute_batch("ALTER TABLE records RENAME TO records_away")
+        .expect("move the table away");
+    let failed = post(
+        &server,
+        "acme-push",
+        Some(TOKEN),
+        Some("k1"),
+        r#"{"id": "u1"}"#,
+    )
+    .await;
+    assert_eq!(failed.status, 500, "{}", failed.body);
+    let status = push_status(&server).await;
+    assert_eq!(status["status"], "Failed", "{status}");
+    assert!(
+        status["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("push: the sink failed")),
+        "{status}"
+    );
+    // Back: the retry with the same key is applied (the failed batch left no entry).
+    conn.execute_batch("ALTER TABLE records_away RENAME TO records")
+        .expect("put the table back");
+    let retried = post(
+        &server,
+        "acme-push",
+        Some(TOKEN),
+        Some("k1"),
+        r#"{"id": "u1"}"#,
+    )
+    .await;
+    assert_eq!(
+        (retried.status, retried.body),
+        (202, json!({"status": 202, "records": 1}))
+    );
+    assert_eq!(
+        records(&server.db),
+        vec![("crm".to_string(), "u1".to_string(), json!({}))]
+    );
+    assert_eq!(push_status(&server).await["status"], "Active");
 }
