@@ -42,24 +42,47 @@ pub(super) struct Pending {
     pub _slot: Slot,
 }
 
+/// What the process's queue holds: requests, and the bytes of their bodies.
+#[derive(Debug, Default)]
+pub(super) struct Queued {
+    pub requests: AtomicUsize,
+    pub bytes: AtomicUsize,
+}
+
 /// One request's place in the process-wide queue.
-pub(super) struct Slot(Arc<AtomicUsize>);
+pub(super) struct Slot {
+    queued: Arc<Queued>,
+    bytes: usize,
+}
 
 impl Slot {
-    /// A place if fewer than `limit` are taken.
-    pub fn take(queued: &Arc<AtomicUsize>, limit: usize) -> Option<Slot> {
-        queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < limit).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Slot(queued.clone()))
+    /// A place for a request of `bytes` if the queue stays within `limits`.
+    pub fn take(queued: &Arc<Queued>, limits: &PushLimits, bytes: usize) -> Option<Slot> {
+        let add = |counter: &AtomicUsize, amount: usize, limit: usize| {
+            counter
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n + amount <= limit).then_some(n + amount)
+                })
+                .is_ok()
+        };
+        if !add(&queued.requests, 1, limits.queued_requests) {
+            return None;
+        }
+        if !add(&queued.bytes, bytes, limits.queued_bytes) {
+            queued.requests.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot {
+            queued: queued.clone(),
+            bytes,
+        })
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.queued.requests.fetch_sub(1, Ordering::AcqRel);
+        self.queued.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -259,5 +282,34 @@ async fn record(context: &Context, target: &Target, error: Option<String>) {
     };
     if let Err(e) = written {
         tracing::warn!(integration = %target.integration, error = %e, "push: cannot record the status");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_process_queue_is_bounded_by_requests_and_by_bytes() {
+        let queued = Arc::new(Queued::default());
+        let limits = PushLimits {
+            queued_requests: 2,
+            queued_bytes: 100,
+            ..PushLimits::default()
+        };
+        let first = Slot::take(&queued, &limits, 60);
+        assert!(first.is_some());
+        assert!(Slot::take(&queued, &limits, 50).is_none(), "over the bytes");
+        assert_eq!(queued.requests.load(Ordering::Acquire), 1, "given back");
+        let second = Slot::take(&queued, &limits, 40);
+        assert!(second.is_some());
+        assert!(
+            Slot::take(&queued, &limits, 0).is_none(),
+            "over the requests"
+        );
+        drop(first);
+        assert_eq!(queued.bytes.load(Ordering::Acquire), 40);
+        assert!(Slot::take(&queued, &limits, 50).is_some());
+        drop(second);
     }
 }

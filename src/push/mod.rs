@@ -24,7 +24,7 @@
 mod batch;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -58,6 +58,11 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 pub struct PushLimits {
     /// Requests waiting for their batch, across every integration; past it, 429.
     pub queued_requests: usize,
+    /// Bytes of the bodies of those requests (their records are held until they are
+    /// applied); past it, 429. At least the largest `max_body_bytes` (16 MiB).
+    pub queued_bytes: usize,
+    /// How long the body of a request may take to arrive; past it, 400.
+    pub body_within: Duration,
     /// Requests waiting for one integration's batch (its rate); past it, 429.
     pub queued_per_integration: usize,
     /// How long a batch stays open for more requests after its first.
@@ -75,6 +80,8 @@ impl Default for PushLimits {
     fn default() -> Self {
         PushLimits {
             queued_requests: 1024,
+            queued_bytes: 64 * 1024 * 1024,
+            body_within: Duration::from_secs(30),
             queued_per_integration: 128,
             batch_wait: Duration::from_millis(20),
             batch_records: 10_000,
@@ -97,8 +104,8 @@ struct Inner {
     state: Arc<dyn StateStore>,
     stop: CancellationToken,
     limits: PushLimits,
-    /// Requests queued in every integration's queue.
-    queued: Arc<AtomicUsize>,
+    /// What every integration's queue holds.
+    queued: Arc<batch::Queued>,
     queues: batch::Queues,
 }
 
@@ -117,7 +124,7 @@ impl Push {
                 state,
                 stop,
                 limits,
-                queued: Arc::new(AtomicUsize::new(0)),
+                queued: Arc::new(batch::Queued::default()),
                 queues: batch::Queues::default(),
             }),
         }
@@ -197,10 +204,18 @@ async fn answer(inner: &Inner, name: &str, request: Request) -> (Response, Optio
         Err(message) => return (bad_request(&message), label),
     };
     let (parts, body) = request.into_parts();
-    let body = match read_body(&parts.headers, body, push.max_body_bytes).await {
-        Ok(body) => body,
-        Err(response) => return (response, label),
+    let read = read_body(&parts.headers, body, push.max_body_bytes);
+    let body = match tokio::time::timeout(inner.limits.body_within, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(response)) => return (response, label),
+        Err(_) => {
+            return (
+                bad_request("the body did not arrive in time; send it at once"),
+                label,
+            );
+        }
     };
+    let body_bytes = body.len();
     let records = match parse_records(&body) {
         Ok(records) => records,
         Err(message) => return (bad_request(&message), label),
@@ -221,7 +236,7 @@ async fn answer(inner: &Inner, name: &str, request: Request) -> (Response, Optio
         key,
         records: valid,
         reply,
-        _slot: match batch::Slot::take(&inner.queued, inner.limits.queued_requests) {
+        _slot: match batch::Slot::take(&inner.queued, &inner.limits, body_bytes) {
             Some(slot) => slot,
             None => {
                 return (
@@ -433,7 +448,7 @@ fn stopping(limits: &PushLimits) -> Response {
 /// Requests in every queue, for tests and the metrics.
 impl Push {
     pub fn queued(&self) -> usize {
-        self.inner.queued.load(Ordering::Relaxed)
+        self.inner.queued.requests.load(Ordering::Relaxed)
     }
 }
 
