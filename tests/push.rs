@@ -635,6 +635,13 @@ async fn push_to_postgres_applies_each_key_once_in_the_batch_transaction() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(keys, vec!["push/key/a", "push/key/b"]);
+    // The PostgreSQL state recorded the batches.
+    let status = push_status(&server).await;
+    assert_eq!(
+        (status["status"].as_str(), status["last_target"].as_str()),
+        (Some("Active"), Some("push")),
+        "{status}"
+    );
 }
 
 /// The status of `acme-push` as `/status` serves it.
