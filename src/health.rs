@@ -49,6 +49,8 @@ fn span(d: Duration) -> String {
 #[derive(Debug, Clone, Serialize)]
 pub struct Health {
     pub integration: String,
+    /// How its records arrive: `bucket` (files) or `push` (the push endpoint).
+    pub kind: &'static str,
     pub status: Status,
     pub reason: String,
     /// When the fact behind the status happened (the scan, the data), if known.
@@ -141,6 +143,7 @@ pub fn assess(
     };
     Health {
         integration: state.integration.clone(),
+        kind: "bucket",
         status,
         reason,
         since,
@@ -177,12 +180,14 @@ pub async fn statuses(
                     integration: integration.name.clone(),
                     ..IntegrationState::default()
                 });
-            assess(
+            let mut health = assess(
                 integration.credentials_expire_on,
                 &remembered,
                 settings.schedule.stale_after,
                 now,
-            )
+            );
+            health.kind = integration.source.kind();
+            health
         })
         .collect())
 }

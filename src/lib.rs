@@ -42,7 +42,8 @@
 //! S3 [`events`] of an SQS queue start integration runs), [`shutdown`] (SIGTERM finishes the
 //! folder in hand), [`health`] (Ready / Active / Warning / Failed from the state) and
 //! [`server`] (`/healthz`, `/readyz`, `/metrics`, `/status`, and [`page`], the page for
-//! people at `/`, behind the same token).
+//! people at `/`, behind the same token), and [`push`] (`POST /stream/v0/data/<name>`: records
+//! customers push, batched into the sink, behind each integration's own token).
 //!
 //! Around them: [`secret`] (secrets named in the config, read on demand, never printed; URL
 //! redaction), [`outbound`] (HTTP with retries, auth and rate limits, for the callback and
@@ -70,6 +71,7 @@ pub mod outbound;
 pub(crate) mod page;
 pub mod poll;
 pub mod postgres;
+pub mod push;
 pub mod scan;
 pub(crate) mod schedule;
 pub(crate) mod secret;

@@ -274,7 +274,7 @@ fn row(out: &mut String, h: &Health, drops: &[&DropSummary]) {
         "<tr class=\"{status}\" data-name=\"{name}\" data-status=\"{status}\" data-rank=\"{}\" \
          data-reason=\"{reason}\" data-scan=\"{}\" data-data=\"{}\" data-stale=\"{}\" \
          data-drop=\"{drop}\" data-callback=\"{}\" data-notices=\"{}\">\
-         <td>{name}</td><td><span class=\"s\">{status}</span></td><td>{reason}</td>\
+         <td>{name}{kind}</td><td><span class=\"s\">{status}</span></td><td>{reason}</td>\
          <td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td>",
         rank(h.status),
         epoch(h.last_scan_at),
@@ -287,6 +287,11 @@ fn row(out: &mut String, h: &Health, drops: &[&DropSummary]) {
         if h.stale { "stale" } else { "" },
         reason = escape_html(&h.reason),
         drop = escape_html(h.last_target.as_deref().unwrap_or("")),
+        // Files are the usual way in; another is named.
+        kind = match h.kind {
+            "bucket" => String::new(),
+            other => format!(" <small>({other})</small>"),
+        },
     );
     match (drops.split_first(), &h.last_target, &h.last_result) {
         (Some((newest, earlier)), _, _) => {
@@ -336,6 +341,7 @@ mod tests {
     fn health(name: &str, status: Status) -> Health {
         Health {
             integration: name.to_string(),
+            kind: "bucket",
             status,
             reason: "r".into(),
             since: None,

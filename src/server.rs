@@ -35,12 +35,14 @@ struct App {
 }
 
 /// Serves until `stop` is cancelled. With a `token`, every path but `/healthz` and `/readyz`
-/// requires it as a bearer token.
+/// requires it as a bearer token; `push`'s route ([`crate::push`]) is served beside them,
+/// behind each integration's own token instead.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     settings: Arc<Settings>,
     state: Arc<dyn StateStore>,
     token: Option<Secret>,
+    push: Option<crate::push::Push>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let token = Arc::new(token.map(|t| Expected {
@@ -55,6 +57,11 @@ pub async fn serve(
         .route("/", get(page))
         .layer(middleware::from_fn_with_state(token, require_token))
         .with_state(App { settings, state });
+    // Merged after the operator token's layer, which therefore does not cover it.
+    let app = match push {
+        Some(push) => app.merge(push.router()),
+        None => app,
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await

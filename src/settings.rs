@@ -89,7 +89,7 @@ impl IntegrationSettings {
     pub fn store(&self) -> Option<&StoreSettings> {
         match &self.source {
             Source::Bucket(store) => Some(store),
-            Source::Poll(_) => None,
+            Source::Push(_) | Source::Poll(_) => None,
         }
     }
 }
@@ -102,7 +102,29 @@ impl IntegrationSettings {
 pub enum Source {
     /// Files the customer drops in a bucket or a local folder (source document 003).
     Bucket(StoreSettings),
+    /// Records the customer POSTs to `/stream/v0/data/<name>` (source document 004).
+    Push(PushSettings),
     /// Records the poller asks the customer's REST API for, window by window (source
     /// documents 001/002).
     Poll(PollSettings),
+}
+
+impl Source {
+    /// What `status` and the page call it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Bucket(_) => "bucket",
+            Source::Push(_) => "push",
+            Source::Poll(_) => "poll",
+        }
+    }
+}
+
+/// A push integration's endpoint: the token its requests carry, and their size limit.
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// Read on each request (so a rotated token takes effect at once), never logged.
+    pub token: SecretRef,
+    /// Bytes of one request's body; past it, 413.
+    pub max_body_bytes: usize,
 }

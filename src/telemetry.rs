@@ -63,6 +63,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "dropfolder_poll_windows_total",
     "dropfolder_poll_pages_total",
     "dropfolder_poll_records_total",
+    "dropfolder_push_requests_total",
+    "dropfolder_push_records_total",
     "dropfolder_integration_status",
     "dropfolder_integration_stale",
     "dropfolder_integration_callback_undelivered",
@@ -93,6 +95,8 @@ pub struct Metrics {
     poll_windows: Counters,
     poll_pages: Counters,
     poll_records: Counters,
+    push_requests: Counters,
+    push_records: Counters,
     integration_status: Gauges,
     integration_stale: Gauges,
     integration_callback_undelivered: Gauges,
@@ -173,6 +177,12 @@ impl Metrics {
         let poll_windows = counters(r, "poll_windows", "API query windows polled, by result");
         let poll_pages = counters(r, "poll_pages", "API pages fetched by the poller");
         let poll_records = counters(r, "poll_records", "Records applied from polled APIs");
+        let push_requests = counters(
+            r,
+            "push_requests",
+            "Requests to the push endpoint, by answer code",
+        );
+        let push_records = counters(r, "push_records", "Pushed records applied");
         let integration_status = gauges(
             r,
             "integration_status",
@@ -218,6 +228,8 @@ impl Metrics {
             poll_windows,
             poll_pages,
             poll_records,
+            push_requests,
+            push_records,
             integration_status,
             integration_stale,
             integration_callback_undelivered,
@@ -380,6 +392,38 @@ impl FileProcessed<'_> {
             .get_or_create(&integration)
             .inc_by(self.decompressed_bytes);
         m.file_seconds.get_or_create(&integration).observe(secs);
+    }
+}
+
+/// A request to the push endpoint was answered (`integration` empty when the name is not a
+/// push integration's: unknown names never become labels).
+pub struct PushAnswered<'a> {
+    pub integration: &'a str,
+    pub code: u16,
+    /// Records applied by this request (0 unless a 202 that was not a replay).
+    pub records: u64,
+}
+
+impl PushAnswered<'_> {
+    pub fn emit(&self) {
+        tracing::debug!(
+            integration = self.integration,
+            code = self.code,
+            records = self.records,
+            "push request answered"
+        );
+        let m = metrics();
+        m.push_requests
+            .get_or_create(&labels(&[
+                ("integration", self.integration),
+                ("code", &self.code.to_string()),
+            ]))
+            .inc();
+        if self.records > 0 {
+            m.push_records
+                .get_or_create(&labels(&[("integration", self.integration)]))
+                .inc_by(self.records);
+        }
     }
 }
 
@@ -673,6 +717,12 @@ mod tests {
         }
         .emit();
         LeaseHeld { integration }.emit();
+        PushAnswered {
+            integration,
+            code: 202,
+            records: 2,
+        }
+        .emit();
         EventReceived {
             integrations: &[integration.to_string()],
         }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use dropfolder::config::SecretCheck;
+use dropfolder::config::{SecretCheck, SecretRef};
 use dropfolder::scan::scan;
 use dropfolder::settings::{IntegrationSettings, Settings, Source};
 use dropfolder::store::{StoreError, StoreLocation, StoreSettings};
@@ -47,6 +47,19 @@ pub async fn run(path: &Path, offline: bool, only: Option<&str>) -> anyhow::Resu
             println!(
                 "{}: note: date_format '{pattern}': {note}",
                 integration.name
+            );
+        }
+    }
+    // A push integration has nothing to reach: its token was read with the config.
+    for integration in &chosen {
+        if let Source::Push(push) = &integration.source {
+            let token = match &push.token {
+                SecretRef::Env(var) => format!("environment variable {var}"),
+                SecretRef::File(path) => format!("file {}", path.display()),
+            };
+            println!(
+                "{}: ok, push endpoint POST /stream/v0/data/{} on {} (token from {token}, max_body_bytes {})",
+                integration.name, integration.name, config.server.listen, push.max_body_bytes
             );
         }
     }
@@ -117,7 +130,7 @@ async fn poll_apis(config: &Settings, chosen: &[&IntegrationSettings]) -> bool {
         .iter()
         .filter_map(|integration| match &integration.source {
             Source::Poll(poll) => Some((*integration, poll)),
-            Source::Bucket(_) => None,
+            Source::Bucket(_) | Source::Push(_) => None,
         });
     let answers = futures_util::stream::iter(polls)
         .map(|(integration, poll)| async move {

@@ -28,7 +28,8 @@ pub async fn run(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     for h in &all {
         let name = &h.integration;
         println!(
-            "{name:width$}  {:7}  last scan {:20}  last data {:20}  {}",
+            "{name:width$}  {:6}  {:7}  last scan {:20}  last data {:20}  {}",
+            h.kind,
             h.status.as_str(),
             time(h.last_scan_at),
             time(h.last_data_at),

@@ -40,11 +40,19 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let worker = Arc::new(Worker::open(config).await?);
     let stop = worker.stop_token();
     dropfolder::shutdown::cancel_on_signal(stop.clone());
+    let push = dropfolder::push::Push::new(
+        worker.settings.clone(),
+        worker.sink.clone(),
+        worker.state.clone(),
+        stop.clone(),
+        dropfolder::push::PushLimits::default(),
+    );
     let server = tokio::spawn(dropfolder::server::serve(
         listener,
         worker.settings.clone(),
         worker.state.clone(),
         token,
+        Some(push),
         stop.clone(),
     ));
     tracing::info!(listen = %listen, events = queue.is_some(), "watching");

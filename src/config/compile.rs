@@ -154,24 +154,30 @@ impl Config {
                     name: integration.name.clone(),
                     entity: integration.entity,
                     rules: rules.ok_or_else(|| problem("schema"))?,
-                    source: Source::Bucket(StoreSettings {
-                        location: integration.location(base).map_err(|message| {
-                            Problem::integration(&integration.name, "bucket", message)
-                        })?,
-                        access: BucketAccess {
-                            name: integration.name.clone(),
-                            endpoint: integration.endpoint.clone(),
-                            sts_endpoint: integration.sts_endpoint.clone(),
-                            region: integration.region.clone(),
-                            role_arn: integration.role_arn.clone(),
-                            external_id: integration.external_id.clone(),
-                            external_id_env: integration.external_id_env.clone(),
-                            access_key_id_env: integration.access_key_id_env.clone(),
-                            secret_access_key_env: integration.secret_access_key_env.clone(),
-                            session_token_env: integration.session_token_env.clone(),
-                            use_operator_identity: integration.use_operator_identity,
-                        },
-                    }),
+                    source: match &integration.push {
+                        Some(push) => Source::Push(
+                            push.settings(base)
+                                .ok_or_else(|| problem("push.token_env"))?,
+                        ),
+                        None => Source::Bucket(StoreSettings {
+                            location: integration.location(base).map_err(|message| {
+                                Problem::integration(&integration.name, "bucket", message)
+                            })?,
+                            access: BucketAccess {
+                                name: integration.name.clone(),
+                                endpoint: integration.endpoint.clone(),
+                                sts_endpoint: integration.sts_endpoint.clone(),
+                                region: integration.region.clone(),
+                                role_arn: integration.role_arn.clone(),
+                                external_id: integration.external_id.clone(),
+                                external_id_env: integration.external_id_env.clone(),
+                                access_key_id_env: integration.access_key_id_env.clone(),
+                                secret_access_key_env: integration.secret_access_key_env.clone(),
+                                session_token_env: integration.session_token_env.clone(),
+                                use_operator_identity: integration.use_operator_identity,
+                            },
+                        }),
+                    },
                     callback,
                     credentials_expire_on,
                 })

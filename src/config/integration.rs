@@ -22,6 +22,8 @@ pub struct IntegrationConfig {
     /// (`file://drop/acme` is relative to the config file). Every integration names where its
     /// records come from; today that is a bucket or folder.
     pub bucket: Option<String>,
+    /// Or records POSTed to `/stream/v0/data/<name>` by the customer (source document 004).
+    pub push: Option<super::push::PushConfig>,
     /// S3 API endpoint override (LocalStack, MinIO); path-style addressing is used with it.
     pub endpoint: Option<String>,
     /// STS endpoint override for the AssumeRole call; default: `endpoint` when set, else AWS.
@@ -62,7 +64,7 @@ pub struct IntegrationConfig {
 }
 
 /// What an integration without a way in is told.
-const NO_SOURCE: &str = "say where its records come from: bucket = \"s3://BUCKET/PREFIX\" or \"file:///srv/drop/NAME\", or an [integrations.poll] table";
+const NO_SOURCE: &str = "say where its records come from: bucket = \"s3://BUCKET/PREFIX\" or \"file:///srv/drop/NAME\", push = { token_env = \"VAR\" }, or an [integrations.poll] table";
 
 /// `yyyy-MM-dd'T'HH:mm:ssX`: ISO 8601 in UTC or with an offset, the source document's example.
 fn default_date_format() -> String {
@@ -178,40 +180,57 @@ impl IntegrationConfig {
                 ),
             );
         }
-        match (&self.bucket, &self.poll) {
-            (Some(_), Some(_)) => report(
-                "poll",
-                "an integration has one source: a bucket or an [integrations.poll] table, not both"
-                    .into(),
-            ),
-            (Some(bucket), None) => {
-                let local = match self.location(Path::new("")) {
-                    Ok(location) => matches!(location, StoreLocation::Local(_)),
-                    Err(message) => {
-                        report("bucket", message);
-                        // Still judged by its scheme, so a bad local path is not also told to
-                        // name an S3 identity.
-                        bucket.starts_with("file://")
-                    }
-                };
-                self.check_access(local, secrets, &mut report);
-            }
-            // Its own keys are checked by `Config::compile`, with the egress rule.
-            (None, Some(_)) => {
-                if self.role_arn.is_some()
-                    || self.access_key_id_env.is_some()
-                    || self.use_operator_identity
-                    || self.endpoint.is_some()
-                    || self.region.is_some()
-                {
-                    report(
-                        "poll",
-                        "a poll integration takes no role_arn, access keys, use_operator_identity, endpoint or region (they are a bucket's)"
-                            .into(),
-                    );
+        let ways_in = [
+            ("bucket", self.bucket.is_some()),
+            ("push", self.push.is_some()),
+            ("poll", self.poll.is_some()),
+        ];
+        let named: Vec<&str> = ways_in
+            .iter()
+            .filter(|(_, given)| *given)
+            .map(|(key, _)| *key)
+            .collect();
+        if named.len() > 1 {
+            report(
+                named[1],
+                format!(
+                    "an integration has one way in; this one names {}",
+                    named.join(" and ")
+                ),
+            );
+        }
+        if let Some(bucket) = &self.bucket {
+            let local = match self.location(Path::new("")) {
+                Ok(location) => matches!(location, StoreLocation::Local(_)),
+                Err(message) => {
+                    report("bucket", message);
+                    // Still judged by its scheme, so a bad local path is not also told to name
+                    // an S3 identity.
+                    bucket.starts_with("file://")
                 }
+            };
+            self.check_access(local, secrets, &mut report);
+        } else if let Some(&kind) = named.first() {
+            // A poll's own keys are checked by `Config::compile`, with the egress rule.
+            if self.role_arn.is_some()
+                || self.access_key_id_env.is_some()
+                || self.secret_access_key_env.is_some()
+                || self.use_operator_identity
+                || self.endpoint.is_some()
+                || self.region.is_some()
+            {
+                report(
+                    kind,
+                    format!(
+                        "a {kind} integration takes no role_arn, access keys, use_operator_identity, endpoint or region (they are a bucket's)"
+                    ),
+                );
             }
-            (None, None) => report("bucket", NO_SOURCE.into()),
+        } else {
+            report("bucket", NO_SOURCE.into());
+        }
+        if let Some(push) = &self.push {
+            push.check(base, secrets, &mut report);
         }
         let dates = DatePattern::compile(&self.date_format)
             .inspect_err(|e| report("date_format", e.to_string()))

@@ -131,6 +131,7 @@ enum Section {
     Limits,
     Csv,
     Callback,
+    Push,
 }
 
 impl Section {
@@ -147,6 +148,7 @@ impl Section {
             Section::Limits => fields_of::<Limits>(),
             Section::Csv => fields_of::<CsvConfig>(),
             Section::Callback => fields_of::<CallbackConfig>(),
+            Section::Push => fields_of::<super::push::PushConfig>(),
         }
     }
 
@@ -157,6 +159,7 @@ impl Section {
             (Section::Integration, "limits") => Some(Section::Limits),
             (Section::Integration, "csv") => Some(Section::Csv),
             (Section::Integration, "callback") => Some(Section::Callback),
+            (Section::Integration, "push") => Some(Section::Push),
             _ => None,
         }
     }

@@ -17,6 +17,7 @@ mod outbound;
 mod poll;
 pub mod poll_paging;
 mod problem;
+mod push;
 mod roots;
 mod schema;
 mod service;

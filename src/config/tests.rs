@@ -393,7 +393,7 @@ fn an_integration_says_where_its_records_come_from() {
     assert_eq!(
         found,
         [
-            "integration 'acme-users': bucket: say where its records come from: bucket = \"s3://BUCKET/PREFIX\" or \"file:///srv/drop/NAME\", or an [integrations.poll] table"
+            "integration 'acme-users': bucket: say where its records come from: bucket = \"s3://BUCKET/PREFIX\" or \"file:///srv/drop/NAME\", push = { token_env = \"VAR\" }, or an [integrations.poll] table"
         ]
     );
 }
@@ -406,7 +406,7 @@ fn a_poll_integration_has_no_bucket_and_its_problems_are_reported_with_the_other
     assert_eq!(
         both,
         [
-            "integration 'acme-users': poll: an integration has one source: a bucket or an [integrations.poll] table, not both"
+            "integration 'acme-users': poll: an integration has one way in; this one names bucket and poll"
         ]
     );
     let text = MINIMAL.replace("bucket = \"file://drop/acme\"", "")

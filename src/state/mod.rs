@@ -331,6 +331,10 @@ pub trait StateStore: Ledger + Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Records a batch of pushed records applied at `at`: the integration's last data and last
+    /// contact, its error cleared (a push integration has no scan and no folder).
+    async fn record_push(&self, integration: &str, at: DateTime<Utc>) -> Result<(), StateError>;
+
     /// Every integration the state has seen, by name.
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError>;
 

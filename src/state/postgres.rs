@@ -354,6 +354,23 @@ impl StateStore for PgState {
             .map_err(|e| self.error(e))
     }
 
+    async fn record_push(&self, integration: &str, at: DateTime<Utc>) -> Result<(), StateError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO integration_status
+                    (integration, last_scan_at, last_error, last_data_at, last_target, last_success, first_seen_at)
+                 VALUES ($1, $2, NULL, $2, 'push', TRUE, $2)
+                 ON CONFLICT (integration) DO UPDATE SET last_scan_at = $2, last_error = NULL,
+                    last_data_at = $2, last_target = 'push', last_success = TRUE,
+                    first_seen_at = COALESCE(integration_status.first_seen_at, $2)",
+                &[&integration, &at],
+            )
+            .await
+            .map(drop)
+            .map_err(|e| self.error(e))
+    }
+
     async fn recent_drops(&self, per_integration: usize) -> Result<Vec<DropSummary>, StateError> {
         let limit = i64::try_from(per_integration).unwrap_or(i64::MAX);
         let client = self.client().await?;

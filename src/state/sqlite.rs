@@ -404,6 +404,23 @@ impl StateStore for SqliteState {
         .await
     }
 
+    async fn record_push(&self, integration: &str, at: DateTime<Utc>) -> Result<(), StateError> {
+        let integration = integration.to_string();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO integration_status
+                    (integration, last_scan_at, last_error, last_data_at, last_target, last_success, first_seen_at)
+                 VALUES (?1, ?2, NULL, ?2, 'push', 1, ?2)
+                 ON CONFLICT (integration) DO UPDATE SET last_scan_at = ?2, last_error = NULL,
+                    last_data_at = ?2, last_target = 'push', last_success = 1,
+                    first_seen_at = COALESCE(first_seen_at, ?2)",
+                params![integration, time(at)],
+            )
+            .map(drop_count)
+        })
+        .await
+    }
+
     async fn record_scans(&self, scans: &[ScanRecord]) -> Result<(), StateError> {
         let scans = scans.to_vec();
         self.with(move |conn| {

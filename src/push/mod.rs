@@ -1,0 +1,495 @@
+//! The push endpoint (source documents 004 and 000): a customer who cannot write to a bucket
+//! POSTs its records to `/stream/v0/data/<integration>` on `watch`'s `[server]` listener.
+//!
+//! A request is one JSON object (one record) or an array of objects (not NDJSON), with
+//! `Authorization: Bearer <token>` (the integration's `push.token_env`/`token_file`, compared
+//! in constant time) and `Content-Type: application/json`. Its records are judged by the
+//! integration's schema as a file's rows are ([`crate::validate::validate_records`]); a valid
+//! request joins its integration's queue, and [`batch`] applies the queued requests many to a
+//! sink transaction. The answers are 004's:
+//!
+//! | code | when |
+//! |------|------|
+//! | 202 | every record validated and durably applied (its batch committed), or a replay |
+//! | 400 | not JSON, not objects, or a record invalid (located errors, capped); nothing applied |
+//! | 401 | no token, a wrong one, or an integration that is not a push integration (same body) |
+//! | 413 | a body over `max_body_bytes` (read no further) |
+//! | 429 | the integration's queue or the process's is full (`Retry-After`) |
+//! | 500 | the sink failed (the records were not applied; retry) |
+//! | 503 | stopping, or the batch did not commit within the wait (`Retry-After`) |
+//!
+//! `Idempotency-Key: <key>` names a request: its ledger entry is committed with its batch, and
+//! a request with a key the ledger has is answered 202 and not applied again.
+
+mod batch;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures_util::StreamExt;
+use serde_json::{Value as Json, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::{IntegrationSettings, PushSettings, Settings, Source};
+use crate::sink::AnySink;
+use crate::state::StateStore;
+use crate::telemetry::PushAnswered;
+use crate::validate::{JsonRecord, RecordErrors, validate_records};
+
+pub use batch::Applied;
+
+/// The route, with `{integration}` the integration's name.
+pub const ROUTE: &str = "/stream/v0/data/{integration}";
+
+/// The longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Bounds on what waits: requests queued (memory) and how long one waits (time).
+#[derive(Debug, Clone)]
+pub struct PushLimits {
+    /// Requests waiting for their batch, across every integration; past it, 429.
+    pub queued_requests: usize,
+    /// Bytes of the bodies of those requests (their records are held until they are
+    /// applied); past it, 429. At least the largest `max_body_bytes` (16 MiB).
+    pub queued_bytes: usize,
+    /// How long the body of a request may take to arrive; past it, 400.
+    pub body_within: Duration,
+    /// Requests waiting for one integration's batch (its rate); past it, 429.
+    pub queued_per_integration: usize,
+    /// How long a batch stays open for more requests after its first.
+    pub batch_wait: Duration,
+    /// Records a batch takes at most (a request is never split).
+    pub batch_records: usize,
+    /// How long a request waits for its batch to commit before it is answered 503. The
+    /// batch may still commit: a retry with the same `Idempotency-Key` is then a replay.
+    pub answer_within: Duration,
+    /// `Retry-After` of a 429 or 503.
+    pub retry_after: Duration,
+}
+
+impl Default for PushLimits {
+    fn default() -> Self {
+        PushLimits {
+            queued_requests: 1024,
+            queued_bytes: 64 * 1024 * 1024,
+            body_within: Duration::from_secs(30),
+            queued_per_integration: 128,
+            batch_wait: Duration::from_millis(20),
+            batch_records: 10_000,
+            answer_within: Duration::from_secs(30),
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The endpoint's shared part: where records go, the queues, and the stop signal.
+#[derive(Clone)]
+pub struct Push {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Looked up on each request, never copied at start: what the config says now.
+    settings: Arc<Settings>,
+    sink: AnySink,
+    state: Arc<dyn StateStore>,
+    stop: CancellationToken,
+    limits: PushLimits,
+    /// What every integration's queue holds.
+    queued: Arc<batch::Queued>,
+    queues: batch::Queues,
+}
+
+impl Push {
+    pub fn new(
+        settings: Arc<Settings>,
+        sink: AnySink,
+        state: Arc<dyn StateStore>,
+        stop: CancellationToken,
+        limits: PushLimits,
+    ) -> Push {
+        Push {
+            inner: Arc::new(Inner {
+                settings,
+                sink,
+                state,
+                stop,
+                limits,
+                queued: Arc::new(batch::Queued::default()),
+                queues: batch::Queues::default(),
+            }),
+        }
+    }
+
+    /// `POST /stream/v0/data/{integration}`, to merge into the server's router (outside its
+    /// operator token: a push request carries its integration's own).
+    pub fn router(self) -> Router {
+        Router::new().route(ROUTE, post(receive)).with_state(self)
+    }
+}
+
+/// A push integration's settings, if `name` is one.
+fn push_integration<'s>(
+    settings: &'s Settings,
+    name: &str,
+) -> Option<(&'s IntegrationSettings, &'s PushSettings)> {
+    let integration = settings.integration(name)?;
+    match &integration.source {
+        Source::Push(push) => Some((integration, push)),
+        _ => None,
+    }
+}
+
+async fn receive(State(push): State<Push>, Path(name): Path<String>, request: Request) -> Response {
+    let inner = &push.inner;
+    let (response, label) = answer(inner, &name, request).await;
+    PushAnswered {
+        // Only configured names become labels: a prober cannot grow the metrics.
+        integration: label.as_deref().unwrap_or(""),
+        code: response.status().as_u16(),
+        records: applied_records(&response),
+    }
+    .emit();
+    response
+}
+
+/// The records a 202 applied, for the metrics (carried in the response's extensions).
+fn applied_records(response: &Response) -> u64 {
+    response
+        .extensions()
+        .get::<AppliedCount>()
+        .map_or(0, |c| c.0)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct AppliedCount(u64);
+
+/// The answer, and the integration's name when it is a push integration.
+async fn answer(inner: &Inner, name: &str, request: Request) -> (Response, Option<String>) {
+    if inner.stop.is_cancelled() {
+        return (stopping(&inner.limits), None);
+    }
+    let Some((integration, push)) = push_integration(&inner.settings, name) else {
+        return (unauthorized(), None);
+    };
+    let label = Some(integration.name.clone());
+    if !token_matches(request.headers(), push) {
+        return (unauthorized(), label);
+    }
+    let json_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json_type {
+        return (
+            bad_request(
+                "Content-Type must be application/json (one JSON object or an array of objects)",
+            ),
+            label,
+        );
+    }
+    let key = match idempotency_key(request.headers()) {
+        Ok(key) => key,
+        Err(message) => return (bad_request(&message), label),
+    };
+    let (parts, body) = request.into_parts();
+    let read = read_body(&parts.headers, body, push.max_body_bytes);
+    let body = match tokio::time::timeout(inner.limits.body_within, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(response)) => return (response, label),
+        Err(_) => {
+            return (
+                bad_request("the body did not arrive in time; send it at once"),
+                label,
+            );
+        }
+    };
+    let body_bytes = body.len();
+    let records = match parse_records(&body) {
+        Ok(records) => records,
+        Err(message) => return (bad_request(&message), label),
+    };
+    drop(body);
+    let valid = match validate_records(&integration.rules, &records) {
+        Ok(valid) => valid,
+        Err(errors) => return (invalid(&errors), label),
+    };
+    drop(records);
+    let count = valid.len() as u64;
+    if count == 0 && key.is_none() {
+        // `[]`: nothing to apply, nothing to remember.
+        return (accepted(0, Applied::Now), label);
+    }
+    let (reply, answered) = oneshot::channel();
+    let pending = batch::Pending {
+        key,
+        records: valid,
+        reply,
+        _slot: match batch::Slot::take(&inner.queued, &inner.limits, body_bytes) {
+            Some(slot) => slot,
+            None => {
+                return (
+                    throttled(&inner.limits, "the process's queue is full"),
+                    label,
+                );
+            }
+        },
+    };
+    let queued = inner.queues.send(
+        integration,
+        pending,
+        batch::Context {
+            sink: inner.sink.clone(),
+            state: inner.state.clone(),
+            limits: inner.limits.clone(),
+            stop: inner.stop.clone(),
+        },
+    );
+    if queued.is_err() {
+        return (
+            throttled(&inner.limits, "this integration's queue is full"),
+            label,
+        );
+    }
+    let response = match tokio::time::timeout(inner.limits.answer_within, answered).await {
+        Ok(Ok(Ok(applied))) => accepted(count, applied),
+        Ok(Ok(Err(()))) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({
+                "status": 500,
+                "error": "the records could not be stored; nothing was applied, retry later"
+            })),
+        )
+            .into_response(),
+        // The batch task ended without an answer (stopping), or the wait ran out.
+        Ok(Err(_)) | Err(_) => stopping(&inner.limits),
+    };
+    (response, label)
+}
+
+/// Whether the request carries the integration's token. The token is read now (a rotated
+/// one takes effect at once); digests are compared, in constant time, so neither the token's
+/// content nor its length shows in the timing.
+fn token_matches(headers: &HeaderMap, push: &PushSettings) -> bool {
+    let Some(given) = bearer(headers) else {
+        return false;
+    };
+    let expected = match push.token.read() {
+        Ok(secret) => Sha256::digest(secret.expose().as_bytes()),
+        Err(e) => {
+            // The operator's problem (`check` reports it), told without the token.
+            tracing::error!(error = %e, "push token unavailable: every request is refused");
+            return false;
+        }
+    };
+    let given = Sha256::digest(given.as_bytes());
+    given
+        .iter()
+        .zip(expected.iter())
+        .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+        == 0
+}
+
+/// The token of `Authorization: Bearer <token>` (the scheme in any case).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// `Idempotency-Key`, if given: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, String> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad =
+        || format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters");
+    let key = value.to_str().map_err(|_| bad())?;
+    let visible = key.bytes().all(|b| b.is_ascii_graphic());
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !visible {
+        return Err(bad());
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// The body, at most `max` bytes: a declared length over it is refused before anything is
+/// read, and a body that grows past it (chunked) is refused at the chunk that crosses it.
+async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8>, Response> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
+    }
+    let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| bad_request("the request body could not be read"))?;
+        if out.len() + chunk.len() > max {
+            return Err(too_large(max));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// One object, or an array of objects.
+fn parse_records(body: &[u8]) -> Result<Vec<JsonRecord>, String> {
+    let parsed: Json = serde_json::from_slice(body).map_err(|e| {
+        format!("the body is not JSON ({e}); send one object or an array of objects, not NDJSON")
+    })?;
+    match parsed {
+        Json::Object(record) => Ok(vec![record]),
+        Json::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Json::Object(record) => Ok(record),
+                _ => Err(format!("record {}: is not a JSON object", i + 1)),
+            })
+            .collect(),
+        _ => Err("the body must be a JSON object or an array of objects".into()),
+    }
+}
+
+fn accepted(count: u64, applied: Applied) -> Response {
+    let body = match applied {
+        Applied::Now => json!({ "status": 202, "records": count }),
+        Applied::Before { records } => {
+            json!({ "status": 202, "records": records, "replay": true })
+        }
+    };
+    let applied_now = match applied {
+        Applied::Now => count,
+        Applied::Before { .. } => 0,
+    };
+    let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    response.extensions_mut().insert(AppliedCount(applied_now));
+    response
+}
+
+fn bad_request(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({ "status": 400, "errors": [message], "total": 1 })),
+    )
+        .into_response()
+}
+
+/// The located errors of a rejected request, as many as `limits.max_status_errors`.
+fn invalid(errors: &RecordErrors) -> Response {
+    let listed: Vec<String> = errors.first.iter().map(ToString::to_string).collect();
+    let mut body = json!({ "status": 400, "errors": listed, "total": errors.total });
+    if errors.more() > 0 {
+        body["more"] = json!(errors.more());
+    }
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+/// The same answer for a wrong token and an unknown integration: names cannot be probed.
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"dropfolder push\"")],
+        axum::Json(json!({ "status": 401, "error": "unauthorized" })),
+    )
+        .into_response()
+}
+
+fn too_large(max: usize) -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        [(header::CONNECTION, "close")],
+        axum::Json(json!({
+            "status": 413,
+            "error": format!("the body is larger than {max} bytes; send fewer records a request")
+        })),
+    )
+        .into_response()
+}
+
+fn retry_after(limits: &PushLimits) -> HeaderValue {
+    HeaderValue::from(limits.retry_after.as_secs().max(1))
+}
+
+fn throttled(limits: &PushLimits, why: &str) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, retry_after(limits))],
+        axum::Json(json!({ "status": 429, "error": format!("{why}; retry later") })),
+    )
+        .into_response()
+}
+
+fn stopping(limits: &PushLimits) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, retry_after(limits))],
+        axum::Json(json!({ "status": 503, "error": "unavailable; retry later" })),
+    )
+        .into_response()
+}
+
+/// Requests in every queue, for tests and the metrics.
+impl Push {
+    pub fn queued(&self) -> usize {
+        self.inner.queued.requests.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_one_object_or_an_array_of_objects() {
+        assert_eq!(parse_records(br#"{"id": "1"}"#).map(|r| r.len()), Ok(1));
+        assert_eq!(
+            parse_records(br#"[{"id": "1"}, {"id": "2"}]"#).map(|r| r.len()),
+            Ok(2)
+        );
+        assert_eq!(
+            parse_records(br#"[{"id": "1"}, 2]"#).err(),
+            Some("record 2: is not a JSON object".to_string())
+        );
+        for bad in [&b"{\"id\": 1}\n{\"id\": 2}\n"[..], b"42", b"", b"[1"] {
+            assert!(
+                parse_records(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_are_short_visible_ascii() {
+        let key = |v: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "idempotency-key",
+                HeaderValue::from_str(v).expect("a header value"),
+            );
+            idempotency_key(&headers)
+        };
+        assert_eq!(key("req-1"), Ok(Some("req-1".into())));
+        assert!(key("").is_err());
+        assert!(key("a b").is_err());
+        assert!(key(&"k".repeat(256)).is_err());
+        assert_eq!(idempotency_key(&HeaderMap::new()), Ok(None));
+    }
+}
