@@ -189,6 +189,11 @@ impl Queue {
         }
     }
 
+    /// Routes messages to `targets` from now on (`watch` reloaded its integrations).
+    pub fn route_to(&mut self, targets: Vec<Target>) {
+        self.targets = targets;
+    }
+
     fn error(&self, message: String) -> QueueError {
         QueueError {
             url: self.url.clone(),

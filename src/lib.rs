@@ -66,6 +66,7 @@ pub mod load;
 pub mod outbound;
 pub(crate) mod page;
 pub mod postgres;
+pub mod reload;
 pub mod scan;
 pub(crate) mod schedule;
 pub(crate) mod secret;
