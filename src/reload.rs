@@ -50,6 +50,8 @@ pub const MAX_CONFIG_BYTES: u64 = 256 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct ConfigFiles {
     path: PathBuf,
+    /// Bytes read at most, all files together.
+    max_bytes: u64,
 }
 
 /// Why the config files could not be fingerprinted; the running config is kept.
@@ -63,21 +65,28 @@ pub enum FingerprintError {
     },
     #[error("{} holds more than {MAX_FILES} *.toml files", path.display())]
     TooManyFiles { path: PathBuf },
-    #[error("the config at {} is larger than {MAX_CONFIG_BYTES} bytes", path.display())]
-    TooLarge { path: PathBuf },
+    #[error("the config at {} is larger than {max_bytes} bytes", path.display())]
+    TooLarge { path: PathBuf, max_bytes: u64 },
 }
 
 impl ConfigFiles {
     pub fn new(path: &Path) -> ConfigFiles {
         ConfigFiles {
             path: path.to_path_buf(),
+            max_bytes: MAX_CONFIG_BYTES,
         }
+    }
+
+    /// Reads at most `max_bytes` (all files together) instead of [`MAX_CONFIG_BYTES`].
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> ConfigFiles {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// A hash of the content of the config: the file, or every `*.toml` in the directory that
     /// the loader reads (hidden names skipped, links followed), with their names, in name
     /// order. Equal hashes: nothing to reload. Blocking file reads, bounded by
-    /// [`MAX_FILES`] and [`MAX_CONFIG_BYTES`].
+    /// `MAX_FILES` (100,000) and [`MAX_CONFIG_BYTES`] (or [`ConfigFiles::with_max_bytes`]).
     pub fn fingerprint(&self) -> Result<String, FingerprintError> {
         let read_error = |path: &Path| {
             let path = path.to_path_buf();
@@ -105,7 +114,7 @@ impl ConfigFiles {
             files.push((String::new(), self.path.clone()));
         }
         let mut hash = Sha256::new();
-        let mut budget = MAX_CONFIG_BYTES;
+        let mut budget = self.max_bytes;
         let mut buffer = vec![0u8; 64 * 1024];
         for (name, path) in &files {
             let file = std::fs::File::open(path).map_err(read_error(path))?;
@@ -125,6 +134,7 @@ impl ConfigFiles {
             if length > budget {
                 return Err(FingerprintError::TooLarge {
                     path: self.path.clone(),
+                    max_bytes: self.max_bytes,
                 });
             }
             budget -= length;

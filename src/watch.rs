@@ -49,8 +49,9 @@ pub type LoadConfig = Arc<dyn Fn() -> Result<Settings, Vec<String>> + Send + Syn
 pub struct Reload {
     pub files: ConfigFiles,
     pub load: LoadConfig,
-    /// The content hash of the config in force (taken before it was loaded, so a change
-    /// made while it loaded is seen).
+    /// The content hash of the config last seen (at start: taken before it was loaded, so a
+    /// change made while it loaded is seen), or why it could not be read: a refused config,
+    /// or one that cannot be read, is reported once, not at every check.
     pub hash: String,
     /// How often the content of the files is compared with the config in force.
     pub check_every: Duration,

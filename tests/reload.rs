@@ -368,3 +368,116 @@ async fn an_integration_removed_while_its_folder_loads_finishes_it_then_is_left_
     assert_eq!(status_names(&watch).await, ["beta"]);
     assert_eq!(watch.terminate(30 * SECOND), Some(0), "{:?}", watch.log());
 }
+
+/// Checked settings of a config directory.
+fn settings(dir: &std::path::Path) -> dropfolder::settings::Settings {
+    dropfolder::config::Config::load_checked(dir, dropfolder::config::SecretCheck::Skip)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn changes_name_the_integrations_added_removed_and_changed_and_fixed_parts() {
+    use dropfolder::reload::{Changes, fixed_changes};
+    let wd = Workdir::new();
+    wd.write("old/service.toml", service(&wd, "1h"));
+    wd.write("old/acme.toml", integration(&wd, "acme", ""));
+    wd.write("old/beta.toml", integration(&wd, "beta", ""));
+    wd.write("old/gamma.toml", integration(&wd, "gamma", ""));
+    wd.write("new/service.toml", service(&wd, "5m"));
+    wd.write("new/acme.toml", integration(&wd, "acme", ""));
+    wd.write("new/beta.toml", integration(&wd, "beta", "max_rows = 5\n"));
+    wd.write("new/delta.toml", integration(&wd, "delta", ""));
+    let (old, new) = (settings(&wd.path("old")), settings(&wd.path("new")));
+    assert_eq!(
+        Changes::between(&old, &new),
+        Changes {
+            added: vec!["delta".into()],
+            removed: vec!["gamma".into()],
+            changed: vec!["beta".into()],
+        }
+    );
+    assert!(Changes::between(&old, &settings(&wd.path("old"))).is_empty());
+    // The schedule may change live; the state database may not.
+    assert!(fixed_changes(&old, &new).is_empty());
+    wd.write(
+        "new/service.toml",
+        service(&wd, "1h").replace("127.0.0.1:0", "127.0.0.1:9999")
+            + "[outbound]\nallow_networks = [\"10.0.0.0/8\"]\n",
+    );
+    assert_eq!(
+        fixed_changes(&old, &settings(&wd.path("new"))),
+        ["[server]", "[outbound]"]
+    );
+}
+
+#[test]
+fn the_fingerprint_follows_content_not_links_or_times_and_is_bounded() {
+    use dropfolder::reload::{ConfigFiles, FingerprintError};
+    let wd = Workdir::new();
+    let mut map = ConfigMap::new(wd.path("conf"), &[("service.toml", service(&wd, "1h"))]);
+    let files = ConfigFiles::new(&wd.path("conf"));
+    let first = files.fingerprint().expect("fingerprint");
+    // The same content under a new `..data`: nothing to reload.
+    map.update(&[("service.toml", service(&wd, "1h"))]);
+    assert_eq!(files.fingerprint().expect("fingerprint"), first);
+    // Neither files the loader skips.
+    wd.write("conf/README", "not a config");
+    wd.write("conf/.hidden.toml", "x = 1");
+    assert_eq!(files.fingerprint().expect("fingerprint"), first);
+    map.update(&[("service.toml", service(&wd, "2h"))]);
+    let second = files.fingerprint().expect("fingerprint");
+    assert_ne!(second, first);
+    // A file renamed with the same content is another config.
+    std::fs::rename(wd.path("conf/service.toml"), wd.path("conf/z.toml")).expect("rename");
+    assert_ne!(files.fingerprint().expect("fingerprint"), second);
+    // A single file, and the bound on what is read.
+    let file = wd.write("one.toml", "x".repeat(100));
+    let one = ConfigFiles::new(&file);
+    assert!(one.fingerprint().is_ok());
+    assert!(one.clone().with_max_bytes(100).fingerprint().is_ok());
+    assert!(matches!(
+        one.with_max_bytes(99).fingerprint(),
+        Err(FingerprintError::TooLarge { max_bytes: 99, .. })
+    ));
+    assert!(matches!(
+        ConfigFiles::new(&wd.path("absent")).fingerprint(),
+        Err(FingerprintError::Read { .. })
+    ));
+}
+
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_reaches_the_next_folder_not_the_one_in_hand() {
+    let wd = Workdir::new();
+    wd.write("conf/service.toml", service(&wd, "1h"));
+    wd.write("conf/acme.toml", integration(&wd, "acme", ""));
+    drop_folder(&wd, "acme", "20210307", 2);
+    drop_folder(&wd, "acme", "20210308", 2);
+    let mut watch = Daemon::watch(
+        &wd.path("conf"),
+        &[("FAILPOINTS", "after-begin=sleep(4000)")],
+    );
+    let db = wd.path("dropfolder.db");
+    wait_until(&watch, "acme's first folder in hand", 30 * SECOND, || {
+        drop_in_hand(&db, "acme")
+    });
+    // From now on a file may hold one row: the folder in hand (2 rows) was begun before.
+    wd.write("conf/acme.toml", integration(&wd, "acme", "max_rows = 1\n"));
+    watch.hangup();
+    let line = watch.wait_for_line("config reloaded", 30 * SECOND);
+    assert!(line.contains("changed=[\"acme\"]"), "{line}");
+    assert!(status_text(&wd, "acme", "20210307").is_none());
+    wait_until(&watch, "both folders finished", 60 * SECOND, || {
+        status_text(&wd, "acme", "20210308").is_some()
+    });
+    assert_eq!(
+        status_text(&wd, "acme", "20210307").as_deref(),
+        Some("SUCCESS\n2 records were uploaded\n")
+    );
+    let second = status_text(&wd, "acme", "20210308").unwrap_or_default();
+    assert!(
+        second.starts_with("ERROR") && second.contains("more than 1 data rows"),
+        "{second}"
+    );
+    assert_eq!(watch.terminate(30 * SECOND), Some(0), "{:?}", watch.log());
+}
