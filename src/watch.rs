@@ -94,7 +94,8 @@ pub async fn watch(worker: Arc<Worker>, queue: Option<Queue>, reload: Option<Rel
     };
     let (event_tx, mut events) = mpsc::channel::<Message>(64);
     if let Some(queue) = queue {
-        tokio::spawn(receive(queue, worker.clone(), event_tx, stop.clone()));
+        route(&queue, &worker.current());
+        tokio::spawn(receive(queue, event_tx, stop.clone()));
     }
     let recorder = tokio::spawn(record_scans(worker.clone(), stop.clone()));
     let mut next_tick = tokio::time::Instant::now();
@@ -370,6 +371,10 @@ impl Watcher {
                 return None;
             }
         };
+        if let Some(queue) = &self.queue {
+            // The clone the receiver polls with shares the routing.
+            route(queue, &self.worker.current());
+        }
         ConfigLoaded {
             hash: &hash,
             integrations,
@@ -396,32 +401,19 @@ async fn record_scans(worker: Arc<Worker>, stop: CancellationToken) {
     }
 }
 
-/// Long-polls the queue until stopped, handing triggering messages over; each bucket's
-/// messages go to the integrations in force when they are received.
-async fn receive(
-    mut queue: Queue,
-    worker: Arc<Worker>,
-    triggers: mpsc::Sender<Message>,
-    stop: CancellationToken,
-) {
-    let mut routed = worker.current();
+/// Routes `queue`'s messages to the S3 integrations of `settings`.
+fn route(queue: &Queue, settings: &Settings) {
     queue.route_to(crate::events::targets(
-        routed
+        settings
             .integrations
             .iter()
             .map(|i| (i.name.as_str(), &i.store.location)),
     ));
+}
+
+/// Long-polls the queue until stopped, handing triggering messages over.
+async fn receive(queue: Queue, triggers: mpsc::Sender<Message>, stop: CancellationToken) {
     loop {
-        let current = worker.current();
-        if !Arc::ptr_eq(&current, &routed) {
-            routed = current;
-            queue.route_to(crate::events::targets(
-                routed
-                    .integrations
-                    .iter()
-                    .map(|i| (i.name.as_str(), &i.store.location)),
-            ));
-        }
         let received = tokio::select! {
             () = stop.cancelled() => return,
             received = queue.receive() => received,
