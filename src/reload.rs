@@ -150,6 +150,21 @@ impl ConfigFiles {
     }
 }
 
+/// Whether the content `hash` a periodic check found is to be loaded: it differs from the
+/// one in force (`current`) and the previous check saw it too (`pending`, updated here). A
+/// file caught half-written by one check has changed again by the next, so it is never
+/// loaded; its final content is, one check later.
+pub fn settled(pending: &mut Option<String>, current: &str, hash: &str) -> bool {
+    let seen_before = pending.take().is_some_and(|p| p == hash);
+    if hash == current {
+        return false;
+    }
+    if !seen_before {
+        *pending = Some(hash.to_string());
+    }
+    seen_before
+}
+
 /// What a new config changes in the integrations, by name, each list in name order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changes {
@@ -233,4 +248,27 @@ pub fn fixed_changes(old: &Settings, new: &Settings) -> Vec<&'static str> {
         fixed.push("schedule.concurrency");
     }
     fixed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_content_is_loaded_once_two_checks_agree() {
+        let mut pending = None;
+        // Unchanged: nothing.
+        assert!(!settled(&mut pending, "a", "a"));
+        assert_eq!(pending, None);
+        // Half-written, then complete: neither loaded at first sight.
+        assert!(!settled(&mut pending, "a", "half"));
+        assert!(!settled(&mut pending, "a", "b"));
+        // Seen again: loaded.
+        assert!(settled(&mut pending, "a", "b"));
+        assert_eq!(pending, None);
+        // Changed back before it settled: nothing to load.
+        assert!(!settled(&mut pending, "b", "c"));
+        assert!(!settled(&mut pending, "b", "b"));
+        assert!(!settled(&mut pending, "b", "b"));
+    }
 }

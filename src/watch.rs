@@ -53,6 +53,10 @@ pub struct Reload {
     /// change made while it loaded is seen), or why it could not be read: a refused config,
     /// or one that cannot be read, is reported once, not at every check.
     pub hash: String,
+    /// A new content seen by the last check, loaded only if the next check sees it again: a
+    /// file caught half-written (an editor writing in place) is not loaded, its final
+    /// content is. SIGHUP loads at once.
+    pub pending: Option<String>,
     /// How often the content of the files is compared with the config in force.
     pub check_every: Duration,
     /// SIGHUP reloads at once, even when the content looks the same.
@@ -326,9 +330,10 @@ impl Watcher {
                 return None;
             }
         };
-        if !forced && hash == reload.hash {
+        if !forced && !crate::reload::settled(&mut reload.pending, &reload.hash, &hash) {
             return None;
         }
+        reload.pending = None;
         // Seen: a refused config is tried again when it changes, or on SIGHUP.
         reload.hash = hash.clone();
         let load = reload.load.clone();

@@ -228,12 +228,13 @@ async fn a_config_with_problems_is_refused_whole_and_the_old_one_keeps_running()
     let mut watch = Daemon::watch(&wd.path("conf"), &[]);
     watch.wait_for_line("integration scanned", 30 * SECOND);
 
-    // A valid new integration next to a broken one, and a part that cannot change live.
-    wd.write("conf/beta.toml", integration(&wd, "beta", ""));
+    // A valid new integration next to a broken one, and a part that cannot change live. The
+    // content check loads nothing between the writes: it waits for two checks to agree.
     wd.write(
         "conf/gamma.toml",
         integration(&wd, "gamma", "").replace("entity", "entitty"),
     );
+    wd.write("conf/beta.toml", integration(&wd, "beta", ""));
     wd.write(
         "conf/service.toml",
         service(&wd, "1s").replace("dropfolder.db", "other.db"),

@@ -61,6 +61,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         files,
         load: Arc::new(move || load_problems(&path)),
         hash,
+        pending: None,
         check_every: CHECK_CONFIG_EVERY,
         hangups,
     };
