@@ -6,6 +6,7 @@
 //! an import; it shows in logs, metrics and the integration's status.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -50,10 +51,12 @@ pub struct CallbackSettings {
     pub timeout: Duration,
 }
 
-/// The callback endpoints of every integration that has one.
+/// The callback endpoints of every integration that has one. `watch` swaps them when its
+/// config is reloaded ([`Callbacks::replace`]).
 #[derive(Debug, Default)]
 pub struct Callbacks {
-    targets: HashMap<String, (String, Endpoint)>,
+    /// By integration: the URL and its endpoint.
+    targets: RwLock<HashMap<String, Arc<(String, Endpoint)>>>,
 }
 
 #[derive(Serialize)]
@@ -96,9 +99,39 @@ impl Callbacks {
                     integration: name.clone(),
                     source,
                 })?;
-            targets.insert(name, (callback.url.clone(), endpoint));
+            targets.insert(name, Arc::new((callback.url.clone(), endpoint)));
         }
-        Ok(Callbacks { targets })
+        Ok(Callbacks {
+            targets: RwLock::new(targets),
+        })
+    }
+
+    /// Takes the endpoints of `new` (a reloaded config's); the integrations in `removed` (no
+    /// longer configured) keep theirs, so the callbacks of their last folders still go out.
+    pub fn replace(&self, new: Callbacks, removed: &[String]) {
+        let mut targets = new
+            .targets
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut current = self
+            .targets
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for name in removed {
+            if let Some(kept) = current.remove(name) {
+                targets.entry(name.clone()).or_insert(kept);
+            }
+        }
+        *current = targets;
+    }
+
+    /// The URL and endpoint of `integration`'s callback, if it has one.
+    fn target(&self, integration: &str) -> Option<Arc<(String, Endpoint)>> {
+        self.targets
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(integration)
+            .cloned()
     }
 
     /// The callback to queue for a finished folder, if the integration has one.
@@ -109,7 +142,7 @@ impl Callbacks {
         target: &str,
         result: &DropResult,
     ) -> Option<CallbackRequest> {
-        self.targets.get(integration)?;
+        self.target(integration)?;
         let mut hash = Sha256::new();
         hash.update(integration.as_bytes());
         hash.update([0]);
@@ -144,11 +177,12 @@ impl Callbacks {
         let due = state.due_callbacks(integration, Utc::now()).await?;
         let delivered = due.len();
         for pending in due {
-            let outcome = match self.targets.get(integration) {
+            let outcome = match self.target(integration) {
                 None => CallbackOutcome::Abandoned {
                     error: "the integration has no callback configured any more".into(),
                 },
-                Some((url, endpoint)) => {
+                Some(target) => {
+                    let (url, endpoint) = target.as_ref();
                     deliver(url, endpoint, &pending.request, pending.deliveries).await
                 }
             };

@@ -6,6 +6,8 @@
 //! extended, so a second replica does not take it too. The schedule stays the safety net for
 //! lost or late events.
 
+use std::sync::{Arc, RwLock};
+
 use aws_config::SdkConfig;
 use serde::Deserialize;
 
@@ -157,7 +159,8 @@ pub struct Queue {
     url: String,
     wait_seconds: i32,
     pub visibility_seconds: i32,
-    targets: Vec<Target>,
+    /// Shared by the clones, so [`Queue::route_to`] reaches a `receive` in flight too.
+    targets: Arc<RwLock<Arc<Vec<Target>>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,8 +188,18 @@ impl Queue {
             url: events.queue_url.clone(),
             wait_seconds: events.wait_seconds,
             visibility_seconds: events.visibility_timeout_seconds,
-            targets,
+            targets: Arc::new(RwLock::new(Arc::new(targets))),
         }
+    }
+
+    /// Routes messages to `targets` from now on, in every clone of this queue (`watch`
+    /// reloaded its integrations): messages received from now on, those of a long poll in
+    /// flight included.
+    pub fn route_to(&self, targets: Vec<Target>) {
+        *self
+            .targets
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(targets);
     }
 
     fn error(&self, message: String) -> QueueError {
@@ -209,12 +222,18 @@ impl Queue {
             .send()
             .await
             .map_err(|e| self.error(sdk_error_message(&e)))?;
+        // The routing in force when the messages came, not when the poll began.
+        let targets = self
+            .targets
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
         let mut triggers = Vec::new();
         for message in received.messages() {
             let (Some(body), Some(receipt)) = (message.body(), message.receipt_handle()) else {
                 continue;
             };
-            match parse(body, &self.targets) {
+            match parse(body, &targets) {
                 Parsed::Integrations(integrations) => {
                     crate::telemetry::EventReceived {
                         integrations: &integrations,

@@ -39,8 +39,10 @@
 //!   panicking or slow integration holds only its own slot, callbacks have their own workers.
 //!
 //! Running as a service: [`watch`] (the loop of `dropfolder watch`: the [`schedule`] and the
-//! S3 [`events`] of an SQS queue start integration runs), [`shutdown`] (SIGTERM finishes the
-//! folder in hand), [`health`] (Ready / Active / Warning / Failed from the state) and
+//! S3 [`events`] of an SQS queue start integration runs), [`reload`] (the settings in force,
+//! [`reload::LiveSettings`], shared by the loop, the event router and the server; how a
+//! change of the config files is seen, and what it changes), [`shutdown`] (SIGTERM finishes
+//! the folder in hand; SIGHUP reloads), [`health`] (Ready / Active / Warning / Failed from the state) and
 //! [`server`] (`/healthz`, `/readyz`, `/metrics`, `/status`, and [`page`], the page for
 //! people at `/`, behind the same token), and [`push`] (`POST /stream/v0/data/<name>`: records
 //! customers push, batched into the sink, behind each integration's own token).
@@ -72,6 +74,7 @@ pub(crate) mod page;
 pub mod poll;
 pub mod postgres;
 pub mod push;
+pub mod reload;
 pub mod scan;
 pub(crate) mod schedule;
 pub(crate) mod secret;

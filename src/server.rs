@@ -23,14 +23,15 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::health::statuses;
+use crate::reload::LiveSettings;
 use crate::secret::Secret;
-use crate::settings::Settings;
 use crate::state::StateStore;
 use crate::telemetry::{self, IntegrationGauges};
 
 #[derive(Clone)]
 struct App {
-    settings: Arc<Settings>,
+    /// The settings in force: read per request, so a reload shows at once.
+    settings: LiveSettings,
     state: Arc<dyn StateStore>,
 }
 
@@ -39,7 +40,7 @@ struct App {
 /// behind each integration's own token instead.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    settings: Arc<Settings>,
+    settings: LiveSettings,
     state: Arc<dyn StateStore>,
     token: Option<Secret>,
     push: Option<crate::push::Push>,
@@ -79,7 +80,7 @@ async fn ready(State(app): State<App>) -> Response {
 }
 
 async fn status(State(app): State<App>) -> Response {
-    match statuses(&app.settings, app.state.as_ref()).await {
+    match statuses(&app.settings.current(), app.state.as_ref()).await {
         Ok(all) => axum::Json(all).into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -91,7 +92,7 @@ async fn status(State(app): State<App>) -> Response {
 
 async fn page(State(app): State<App>) -> Response {
     let read = async {
-        let all = statuses(&app.settings, app.state.as_ref()).await?;
+        let all = statuses(&app.settings.current(), app.state.as_ref()).await?;
         let drops = app.state.recent_drops(crate::page::DROPS_SHOWN).await?;
         Ok::<_, crate::state::StateError>((all, drops))
     };
@@ -121,7 +122,7 @@ async fn page(State(app): State<App>) -> Response {
 async fn metrics(State(app): State<App>) -> Response {
     // The status gauges are set from the state at each scrape; if the state does not answer
     // they keep their last values, and `/readyz` says why.
-    let text = match statuses(&app.settings, app.state.as_ref()).await {
+    let text = match statuses(&app.settings.current(), app.state.as_ref()).await {
         Ok(all) => {
             let gauges: Vec<IntegrationGauges<'_>> = all
                 .iter()

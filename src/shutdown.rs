@@ -1,6 +1,7 @@
 //! Stopping gracefully: SIGTERM or SIGINT cancels a token. What runs checks it between
 //! folders, so the folder in hand is finished and no new one is started; what a hard kill
-//! interrupts anyway is resumed by the next start (the journal).
+//! interrupts anyway is resumed by the next start (the journal). SIGHUP is no stop: `watch`
+//! reloads its config on it ([`Hangups`]).
 
 use std::time::Duration;
 
@@ -28,6 +29,26 @@ async fn wait_for_signal() -> &'static str {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
             "SIGINT"
+        }
+    }
+}
+
+/// The SIGHUPs the process receives. Once made, SIGHUP no longer ends the process (its
+/// default): make it before saying the process is up, so an early SIGHUP is not fatal.
+pub struct Hangups(tokio::signal::unix::Signal);
+
+impl Hangups {
+    /// Catches SIGHUP from now on; `None` if the handler cannot be installed.
+    pub fn catch() -> Option<Hangups> {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::hangup()).ok().map(Hangups)
+    }
+
+    /// The next SIGHUP (several since the last call count as one).
+    pub async fn recv(&mut self) {
+        if self.0.recv().await.is_none() {
+            // The signal driver is gone (the runtime is shutting down): no more SIGHUPs.
+            std::future::pending::<()>().await;
         }
     }
 }

@@ -70,6 +70,9 @@ pub const METRIC_NAMES: &[&str] = &[
     "dropfolder_integration_callback_undelivered",
     "dropfolder_integration_last_scan_timestamp_seconds",
     "dropfolder_integration_last_data_timestamp_seconds",
+    "dropfolder_config_reloads_total",
+    "dropfolder_config_loaded_timestamp_seconds",
+    "dropfolder_config_info",
 ];
 
 /// The process-wide metrics, registered once with `prometheus-client`, which writes the
@@ -102,6 +105,9 @@ pub struct Metrics {
     integration_callback_undelivered: Gauges,
     integration_last_scan: Gauges,
     integration_last_data: Gauges,
+    config_reloads: Counters,
+    config_loaded: Gauge,
+    config_info: Gauges,
     scrape: std::sync::Mutex<()>,
 }
 
@@ -208,6 +214,22 @@ impl Metrics {
             "integration_last_data_timestamp_seconds",
             "Unix time of the integration's last finished folder",
         );
+        let config_reloads = counters(
+            r,
+            "config_reloads",
+            "Config reloads of watch, by result (applied, refused)",
+        );
+        let config_loaded = Gauge::default();
+        r.register(
+            "config_loaded_timestamp_seconds",
+            "Unix time the config in force was loaded (at start or by the last applied reload)",
+            config_loaded.clone(),
+        );
+        let config_info = gauges(
+            r,
+            "config_info",
+            "1, labelled with the content hash of the config in force",
+        );
         Metrics {
             registry,
             scans,
@@ -235,6 +257,9 @@ impl Metrics {
             integration_callback_undelivered,
             integration_last_scan,
             integration_last_data,
+            config_reloads,
+            config_loaded,
+            config_info,
             scrape: std::sync::Mutex::new(()),
         }
     }
@@ -643,6 +668,64 @@ impl WindowPolled<'_> {
     }
 }
 
+/// The config in force: loaded at start, or put in force by a reload.
+pub struct ConfigLoaded<'a> {
+    /// Content hash of the config file(s) (`reload::ConfigFiles::fingerprint`).
+    pub hash: &'a str,
+    pub integrations: usize,
+    /// What a reload changed: the integrations added, removed and changed; `None` at start.
+    pub changes: Option<[&'a [String]; 3]>,
+}
+
+impl ConfigLoaded<'_> {
+    pub fn emit(&self) {
+        let m = metrics();
+        if let Some([added, removed, changed]) = self.changes {
+            tracing::info!(
+                hash = self.hash,
+                integrations = self.integrations,
+                added = ?added,
+                removed = ?removed,
+                changed = ?changed,
+                "config reloaded"
+            );
+            m.config_reloads
+                .get_or_create(&labels(&[("result", "applied")]))
+                .inc();
+        }
+        m.config_loaded.set(chrono::Utc::now().timestamp());
+        m.config_info.clear();
+        m.config_info
+            .get_or_create(&labels(&[("hash", self.hash)]))
+            .set(1);
+    }
+}
+
+/// A new config was refused whole; the one in force is kept.
+pub struct ConfigRefused<'a> {
+    /// Content hash of what was refused, if the files could be read.
+    pub hash: Option<&'a str>,
+    /// Every problem, as `dropfolder check` prints them.
+    pub problems: &'a [String],
+}
+
+impl ConfigRefused<'_> {
+    pub fn emit(&self) {
+        for problem in self.problems {
+            tracing::error!(hash = self.hash, problem = %problem, "config problem");
+        }
+        tracing::error!(
+            hash = self.hash,
+            problems = self.problems.len(),
+            "config refused: the config in force is kept"
+        );
+        metrics()
+            .config_reloads
+            .get_or_create(&labels(&[("result", "refused")]))
+            .inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,6 +816,17 @@ mod tests {
             pages: 2,
             records: 3,
             result: "applied",
+        }
+        .emit();
+        ConfigLoaded {
+            hash: "0123",
+            integrations: 1,
+            changes: Some([&[], &[], &[]]),
+        }
+        .emit();
+        ConfigRefused {
+            hash: None,
+            problems: &["p".to_string()],
         }
         .emit();
         let text = metrics().render_with_integrations(&[IntegrationGauges {

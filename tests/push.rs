@@ -84,7 +84,7 @@ async fn start(limits: PushLimits, state: Option<&str>, serve_gracefully: bool) 
     let worker = Worker::open(settings).await.expect("open the worker");
     let stop = CancellationToken::new();
     let push = Push::new(
-        worker.settings.clone(),
+        worker.live(),
         worker.sink.clone(),
         worker.state.clone(),
         stop.clone(),
@@ -99,7 +99,7 @@ async fn start(limits: PushLimits, state: Option<&str>, serve_gracefully: bool) 
         .read()
         .expect("the operator token");
     let task = if serve_gracefully {
-        let (settings, state, push) = (worker.settings.clone(), worker.state.clone(), push.clone());
+        let (settings, state, push) = (worker.live(), worker.state.clone(), push.clone());
         let stop = stop.clone();
         tokio::spawn(async move {
             let _ = dropfolder::server::serve(

@@ -490,3 +490,42 @@ async fn an_event_stays_hidden_from_other_replicas_while_its_long_folder_is_in_h
         e.watch.log()
     );
 }
+
+/// The event router follows a reloaded config: an integration added on another prefix of the
+/// same bucket gets its folder by event, long before the next (1 h) tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integration_added_by_a_reload_gets_its_s3_events() {
+    let Some(mut e) = Evented::start(10).await else {
+        return;
+    };
+    let path = e.env.dir.path().join("dropfolder.toml");
+    let config = std::fs::read_to_string(&path).expect("read config");
+    let beta = format!(
+        "\n[[integrations]]\nname = \"beta\"\nentity = \"user\"\nschema = \"users\"\nbucket = \"{}/py\"\nendpoint = \"{}\"\n{STATIC_KEYS}\n",
+        e.bucket, e.ls.endpoint
+    );
+    std::fs::write(&path, config + &beta).expect("write config");
+    e.watch.hangup();
+    let line = e.watch.wait_for_line("config reloaded", 30 * SECOND);
+    assert!(line.contains("added=[\"beta\"]"), "{line}");
+    // Its first scan, at once, found nothing: only an event can bring the folder in now.
+    e.watch
+        .wait_for_line("integration scanned integration=\"beta\"", 30 * SECOND);
+    let csv = gzip(b"id,email\nu1,a@x.com\n");
+    e.ls.put(&e.bucket, "py/current/dt=20210301/users.csv.gz", csv)
+        .await;
+    e.ls.put(&e.bucket, "py/current/dt=20210301/_SUCCESS", b"".to_vec())
+        .await;
+    let line = e.watch.wait_for_line("folder finished", 60 * SECOND);
+    assert!(line.contains("integration=\"beta\""), "{line}");
+    assert_eq!(
+        e.ls.text(&e.bucket, "py/processed/20210301/status.txt")
+            .await,
+        "SUCCESS\n1 record was uploaded\n"
+    );
+    let log = e.watch.log();
+    assert_eq!(e.watch.count("scheduled scan"), 1, "{log:?}");
+    assert_eq!(e.watch.count("S3 event: a folder is ready"), 1, "{log:?}");
+    e.wait_until_queue_empty().await;
+    assert_eq!(e.watch.terminate(30 * SECOND), Some(0), "{log:?}");
+}

@@ -39,6 +39,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use crate::reload::LiveSettings;
 use crate::settings::{IntegrationSettings, PushSettings, Settings, Source};
 use crate::sink::AnySink;
 use crate::state::StateStore;
@@ -98,8 +99,9 @@ pub struct Push {
 }
 
 struct Inner {
-    /// Looked up on each request, never copied at start: what the config says now.
-    settings: Arc<Settings>,
+    /// Looked up on each request, never copied at start: what the config says now (a
+    /// reload reaches the next request).
+    settings: LiveSettings,
     sink: AnySink,
     state: Arc<dyn StateStore>,
     stop: CancellationToken,
@@ -111,7 +113,7 @@ struct Inner {
 
 impl Push {
     pub fn new(
-        settings: Arc<Settings>,
+        settings: LiveSettings,
         sink: AnySink,
         state: Arc<dyn StateStore>,
         stop: CancellationToken,
@@ -178,7 +180,8 @@ async fn answer(inner: &Inner, name: &str, request: Request) -> (Response, Optio
     if inner.stop.is_cancelled() {
         return (stopping(&inner.limits), None);
     }
-    let Some((integration, push)) = push_integration(&inner.settings, name) else {
+    let settings = inner.settings.current();
+    let Some((integration, push)) = push_integration(&settings, name) else {
         return (unauthorized(), None);
     };
     let label = Some(integration.name.clone());

@@ -19,7 +19,8 @@ use chrono::Utc;
 use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::callback::Callbacks;
+use crate::callback::{CallbackError, Callbacks};
+use crate::reload::{Changes, LiveSettings, same_integration};
 use crate::settings::{Database, IntegrationSettings, Settings, Source};
 use crate::sink::{AnySink, SinkError};
 use crate::state::{Claim, ScanRecord, SqliteState, StateError, StateStore};
@@ -69,6 +70,9 @@ pub struct IntegrationReport {
     pub folders: Vec<FolderReport>,
     /// Set when the integration could not be scanned or a folder not finished.
     pub error: Option<String>,
+    /// The config changed or removed the integration while it ran: the folder in hand was
+    /// finished with the settings it started with, the rest wait for the settings in force.
+    pub superseded: bool,
     pub notices: Vec<String>,
     /// Date folders still waiting for their `_SUCCESS`.
     pub waiting: Vec<String>,
@@ -94,7 +98,13 @@ impl RunReport {
 
 /// Everything a run needs, opened once.
 pub struct Worker {
+    /// The settings the worker was opened with: what cannot change while it runs (the state
+    /// database, the sink, `[server]`, `[events]`, `[outbound]`, `schedule.concurrency`;
+    /// [`crate::reload::fixed_changes`]). The integrations and the schedule in force are
+    /// [`Worker::current`]'s.
     pub settings: Arc<Settings>,
+    /// The settings in force, replaced by [`Worker::apply`] when `watch` reloads its config.
+    live: tokio::sync::watch::Sender<Arc<Settings>>,
     pub sink: AnySink,
     pub state: Arc<dyn StateStore>,
     pub callbacks: Arc<Callbacks>,
@@ -126,9 +136,12 @@ impl Worker {
             &settings.egress,
         )?);
         let outbox = Outbox::new(callbacks.clone(), state.clone());
-        let connections = crate::store::S3Connections::new(settings.integrations.len());
+        // Room for the integrations a reload adds beside those it removes (kept until evicted).
+        let connections = crate::store::S3Connections::new(2 * settings.integrations.len() + 16);
+        let settings = Arc::new(settings);
         Ok(Worker {
-            settings: Arc::new(settings),
+            live: tokio::sync::watch::Sender::new(settings.clone()),
+            settings,
             sink,
             state,
             callbacks,
@@ -140,6 +153,36 @@ impl Worker {
             holder: holder::me(),
             stop: CancellationToken::new(),
         })
+    }
+
+    /// The settings in force now (the integrations, the schedule): those opened with, or the
+    /// last [`Worker::apply`]'d.
+    pub fn current(&self) -> Arc<Settings> {
+        self.live.borrow().clone()
+    }
+
+    /// A handle on the settings in force, for what runs beside the worker (the HTTP server,
+    /// the event router).
+    pub fn live(&self) -> LiveSettings {
+        LiveSettings::of(&self.live)
+    }
+
+    /// Puts `new` (a reloaded config, checked whole, with nothing of
+    /// [`crate::reload::fixed_changes`] changed) in force: every callback key is read first,
+    /// and a key that cannot be read refuses `new` whole. Work in hand goes on with the
+    /// settings it started with; each integration's next folder takes the new ones.
+    pub fn apply(&self, new: Settings) -> Result<Changes, CallbackError> {
+        let old = self.current();
+        let changes = Changes::between(&old, &new);
+        let callbacks = Callbacks::new(
+            new.integrations
+                .iter()
+                .filter_map(|i| Some((i.name.as_str(), i.callback.as_ref()?))),
+            &self.settings.egress,
+        )?;
+        self.callbacks.replace(callbacks, &changes.removed);
+        self.live.send_replace(Arc::new(new));
+        Ok(changes)
     }
 
     /// Uses `store` for `integration` instead of the one its config names (tests wrap a real
@@ -155,11 +198,12 @@ impl Worker {
     pub async fn run_once(&self) -> RunReport {
         let started = Instant::now();
         let concurrency = self.settings.schedule.concurrency;
+        let settings = self.current();
         // One read for the run instead of one per integration; without it (the read failed),
         // each integration asks for itself.
         let with_work = self.state.integrations_with_work(Utc::now()).await.ok();
         let with_work = with_work.as_ref();
-        let mut integrations = futures_util::stream::iter(self.settings.integrations.iter())
+        let mut integrations = futures_util::stream::iter(settings.integrations.iter())
             .enumerate()
             .map(|(order, integration)| async move {
                 (order, self.scan_integration(integration, with_work).await)
@@ -210,6 +254,29 @@ impl Worker {
     fn stopping(&self, report: &mut IntegrationReport) -> bool {
         report.stopped |= self.stop.is_cancelled();
         report.stopped
+    }
+
+    /// Whether a reload removed `integration` or changed its settings since its work
+    /// started: then no further folder is begun with the old ones.
+    fn superseded(
+        &self,
+        integration: &IntegrationSettings,
+        report: &mut IntegrationReport,
+    ) -> bool {
+        if report.superseded {
+            return true;
+        }
+        let current = self.current();
+        let why = match current.integration(&integration.name) {
+            None => "removed from the config: no folder after the one in hand",
+            Some(now) if std::ptr::eq(now, integration) || same_integration(now, integration) => {
+                return false;
+            }
+            Some(_) => "changed in the config: its next folder waits for the new settings",
+        };
+        tracing::info!(integration = %integration.name, "{why}");
+        report.superseded = true;
+        true
     }
 
     /// Works on one integration: claims it, finishes its open drops and imports what is ready.
@@ -476,7 +543,7 @@ impl Worker {
         // folder is finished, by the callback workers: this integration goes on meanwhile.
         let deliver = || self.outbox.deliver(&integration.name);
         for mut drop in self.state.open_drops(&integration.name).await? {
-            if self.stopping(report) {
+            if self.stopping(report) || self.superseded(integration, report) {
                 return Ok(());
             }
             drop.lease = Some(lease);
@@ -490,7 +557,7 @@ impl Worker {
         let scan = crate::scan::scan(store.as_ref()).await?;
         let ready = left_alone(&integration.name, scan, report);
         for ready in ready {
-            if self.stopping(report) {
+            if self.stopping(report) || self.superseded(integration, report) {
                 return Ok(());
             }
             let done = match folder::begin(&ctx, &ready).await {

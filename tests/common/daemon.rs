@@ -129,6 +129,13 @@ impl Daemon {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"))
     }
 
+    /// Sends SIGHUP (`watch` reloads its config).
+    pub fn hangup(&self) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: signalling our own child, which has not been reaped yet.
+        unsafe { libc::kill(pid, libc::SIGHUP) };
+    }
+
     /// Sends SIGTERM and waits for the exit code.
     pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
         let pid = self.child.id() as libc::pid_t;
