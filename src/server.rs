@@ -56,6 +56,9 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/status", get(status))
         .route("/", get(page))
+        // Its own fallback, under the token's layer: the merged push router's default one
+        // would answer an unknown path with 404 to anyone, and paths could be probed.
+        .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(middleware::from_fn_with_state(token, require_token))
         .with_state(App { settings, state });
     // Merged after the operator token's layer, which therefore does not cover it.

@@ -146,7 +146,7 @@ push = { max_body_bytes = 0 }"#
 push = { token_env = "A", token_file = "b" }"#
             )),
             vec![
-                "integration 'acme-push': push: a push integration takes no role_arn, access keys, use_operator_identity, endpoint or region",
+                "integration 'acme-push': push: a push integration takes no role_arn, access keys, use_operator_identity, endpoint or region (they are a bucket's)",
                 "integration 'acme-push': push.token_env: set token_env or token_file, not both",
             ]
         );
