@@ -14,6 +14,9 @@
 //! - [`store`]: a bucket as one small trait with S3's semantics; [`store::LocalStore`] for a
 //!   local folder.
 //! - [`scan`]: the ready `current/dt=YYYYMMDD/` folders of an integration, oldest first.
+//!   The other ways in ([`settings::Source`]): [`poll`] asks a customer's REST API for its
+//!   records window by window (paging and response parsing in [`poll::page`] and
+//!   [`poll::response`]), and [`push`] (below) takes records customers POST.
 //! - [`validate`]: the hot path. A gzipped CSV stream judged against the integration's
 //!   schema, row by row, with bounded memory; valid rows go to a consumer.
 //! - [`load`]: one file through the validator into a sink, ledger-checked;
@@ -24,7 +27,8 @@
 //!   database and run by a database sink inside the transaction of the rows; the standalone
 //!   [`ledger::Ledger`] trait (implemented by the state stores) serves the HTTP sink.
 //! - [`sink`]: where records go ([`sink::SqliteSink`] by default), one transaction per file;
-//!   SQLite spools a file's valid rows and takes its write lock only to apply them. A sink
+//!   SQLite spools a file's valid rows and takes its write lock only to apply them (a local
+//!   `dropfolder import` applies them while it reads: nothing is downloaded). A sink
 //!   imports [`ledger`], never [`state`].
 //! - [`finish`]: the finish sequence of a loaded drop ([`finish::finish_drop`]): copy to
 //!   `processed/`, write `status.txt`, record the result and its callback, delete the
