@@ -72,16 +72,7 @@ impl Endpoint {
         n: u32,
     ) -> Result<Fetched, OutboundError> {
         let url = request.url.as_str();
-        self.inner
-            .egress
-            .check_url_ip(url)
-            .map_err(|source| OutboundError::Refused {
-                url: redact_url(url),
-                source,
-            })?;
-        if let Some(limiter) = &self.inner.limiter {
-            limiter.until_ready().await;
-        }
+        self.admit(url).await?;
         let mut builder = self
             .client
             .request(request.method.clone(), url)

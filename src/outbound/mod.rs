@@ -253,15 +253,9 @@ impl Endpoint {
         }
     }
 
-    async fn attempt(
-        &self,
-        url: &str,
-        body: Bytes,
-        content_type: &'static str,
-        headers: &[(&'static str, String)],
-        n: u32,
-    ) -> Result<u16, OutboundError> {
-        // An IP in the URL is never resolved, so the resolver cannot refuse it.
+    /// What every request does first: the egress rule on an IP in the URL (never resolved,
+    /// so the resolver cannot refuse it), then its turn under the rate limit.
+    async fn admit(&self, url: &str) -> Result<(), OutboundError> {
         self.inner
             .egress
             .check_url_ip(url)
@@ -272,6 +266,18 @@ impl Endpoint {
         if let Some(limiter) = &self.inner.limiter {
             limiter.until_ready().await;
         }
+        Ok(())
+    }
+
+    async fn attempt(
+        &self,
+        url: &str,
+        body: Bytes,
+        content_type: &'static str,
+        headers: &[(&'static str, String)],
+        n: u32,
+    ) -> Result<u16, OutboundError> {
+        self.admit(url).await?;
         let mut request = self
             .client
             .post(url)
