@@ -129,6 +129,23 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case): how the
+/// operator's token and a push integration's reach dropfolder.
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Compares two digests without stopping at the first difference. Comparing digests of tokens
+/// rather than the tokens keeps the time independent of a token's length too.
+pub fn same_digest(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod redact_tests {
     use super::redact_url;

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::health::statuses;
 use crate::reload::LiveSettings;
-use crate::secret::Secret;
+use crate::secret::{Secret, bearer, same_digest};
 use crate::state::StateStore;
 use crate::telemetry::{self, IntegrationGauges};
 
@@ -255,22 +255,6 @@ fn query_token(query: Option<&str>) -> Option<String> {
         .ok()?
         .into_owned();
     (!decoded.is_empty()).then_some(decoded)
-}
-
-/// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
-/// Compares two digests without stopping at the first difference. Comparing digests rather
-/// than the tokens keeps the time independent of the token's length too.
-fn same_digest(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 #[cfg(test)]

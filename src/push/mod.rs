@@ -40,6 +40,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::reload::LiveSettings;
+use crate::secret::{bearer, same_digest};
 use crate::settings::{IntegrationSettings, PushSettings, Settings, Source};
 use crate::sink::AnySink;
 use crate::state::StateStore;
@@ -296,22 +297,7 @@ fn token_matches(headers: &HeaderMap, push: &PushSettings) -> bool {
             return false;
         }
     };
-    let given = Sha256::digest(given.as_bytes());
-    given
-        .iter()
-        .zip(expected.iter())
-        .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-        == 0
-}
-
-/// The token of `Authorization: Bearer <token>` (the scheme in any case).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    same_digest(&Sha256::digest(given.as_bytes()), &expected)
 }
 
 /// `Idempotency-Key`, if given: 1 to 255 visible ASCII characters.
