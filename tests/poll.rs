@@ -7,6 +7,8 @@
 #![cfg(feature = "failpoints")]
 
 mod common;
+#[path = "common/drops.rs"]
+mod drops;
 #[path = "common/workdir.rs"]
 mod workdir;
 
@@ -346,21 +348,7 @@ impl Harness {
 
     /// The windows in the ledger: `key rows`.
     fn ledger(&self) -> Vec<String> {
-        let conn = rusqlite::Connection::open(self.dir.path().join("dropfolder.db")).expect("db");
-        let mut statement = conn
-            .prepare("SELECT file_key, rows FROM file_ledger ORDER BY file_key")
-            .expect("select");
-        statement
-            .query_map([], |row| {
-                Ok(format!(
-                    "{} {}",
-                    row.get::<_, String>(0)?,
-                    row.get::<_, i64>(1)?
-                ))
-            })
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("rows")
+        drops::ledger_of(&self.dir.path().join("dropfolder.db"))
     }
 }
 

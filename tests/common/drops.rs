@@ -146,19 +146,24 @@ date_format = "yyyy-MM-dd"
 
     /// Ledger entries as `key rows`.
     pub fn ledger(&self) -> Vec<String> {
-        let conn = rusqlite::Connection::open(self.db()).expect("open db");
-        let mut stmt = conn
-            .prepare("SELECT file_key, rows FROM file_ledger ORDER BY file_key")
-            .expect("prepare");
-        stmt.query_map([], |row| {
-            Ok(format!(
-                "{} {}",
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?
-            ))
-        })
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows")
+        ledger_of(&self.db())
     }
+}
+
+/// The sink ledger of the SQLite database at `db`, as `key rows`, by key.
+pub fn ledger_of(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).expect("open db");
+    let mut stmt = conn
+        .prepare("SELECT file_key, rows FROM file_ledger ORDER BY file_key")
+        .expect("prepare");
+    stmt.query_map([], |row| {
+        Ok(format!(
+            "{} {}",
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?
+        ))
+    })
+    .expect("query")
+    .collect::<Result<_, _>>()
+    .expect("rows")
 }
