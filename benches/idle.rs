@@ -1,4 +1,5 @@
-//! What integrations with nothing to do cost, at 1,000 of them in one `dropfolder run`:
+//! What integrations with nothing to do cost, at 1,000 of them (or `-- --integrations N`) in
+//! one `dropfolder run`:
 //!
 //! 1. Local folders (an empty `current/` each), the state on SQLite: wall time of the whole
 //!    process, and its fsyncs (`strace -f -c`, when strace is installed).
@@ -33,15 +34,25 @@ use std::time::{Duration, Instant};
 
 use support::{bench_dir, dropfolder, measure};
 
-const INTEGRATIONS: usize = 1_000;
+/// Integrations per run: 1,000, or `-- --integrations N`.
+fn integrations() -> usize {
+    static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *COUNT.get_or_init(|| {
+        let args: Vec<String> = std::env::args().collect();
+        args.iter()
+            .position(|a| a == "--integrations")
+            .and_then(|i| args.get(i + 1)?.parse().ok())
+            .unwrap_or(1_000)
+    })
+}
 const CONCURRENCY: usize = 16;
 
-/// `INTEGRATIONS` local integrations with an empty `current/` under `dir`, on `state`.
+/// [`integrations()`] local integrations with an empty `current/` under `dir`, on `state`.
 fn local_config(dir: &Path, state: &str) -> PathBuf {
     std::fs::create_dir_all(dir).expect("bench dir");
     let mut config =
         format!("{state}\n[schedule]\nconcurrency = {CONCURRENCY}\n[schemas.s]\nid = \"string\"\n");
-    for i in 0..INTEGRATIONS {
+    for i in 0..integrations() {
         let bucket = dir.join(format!("bucket-{i}"));
         std::fs::create_dir_all(bucket.join("current")).expect("bucket");
         let _ = write!(
@@ -135,11 +146,12 @@ fn sqlite(runs: usize) {
     let fsyncs = fsyncs(&config).map_or("n/a (no strace)".to_string(), |n| {
         format!(
             "{n} ({:.3} per integration)",
-            n as f64 / INTEGRATIONS as f64
+            n as f64 / integrations() as f64
         )
     });
     println!(
-        "sqlite state, {INTEGRATIONS} idle integrations: {}, peak RSS {:.1} MiB; fsyncs in one run: {fsyncs}",
+        "sqlite state, {} idle integrations: {}, peak RSS {:.1} MiB; fsyncs in one run: {fsyncs}",
+        integrations(),
         spread(&times),
         support::mib(rss)
     );
@@ -218,7 +230,8 @@ async fn postgres(runs: usize) {
     // The warm-up run's writes are the first entry: the status rows, created once.
     let per_run = &written[1..];
     println!(
-        "postgres state, {INTEGRATIONS} idle integrations: {}; state rows written per run: {:?}, by {:?} transactions",
+        "postgres state, {} idle integrations: {}; state rows written per run: {:?}, by {:?} transactions",
+        integrations(),
         spread(&times),
         per_run.iter().map(|w| w.0).collect::<Vec<_>>(),
         per_run.iter().map(|w| w.1).collect::<Vec<_>>(),
@@ -257,7 +270,7 @@ async fn s3(runs: usize) {
         "[state]\nurl = \"sqlite://{}\"\n[schedule]\nconcurrency = {CONCURRENCY}\n[schemas.s]\nid = \"string\"\n",
         dir.join("dropfolder.db").display()
     );
-    for i in 0..INTEGRATIONS {
+    for i in 0..integrations() {
         // Each its own role; LocalStack grants any AssumeRole, and a customer's empty prefix
         // lists as empty.
         let _ = write!(
@@ -285,7 +298,8 @@ async fn s3(runs: usize) {
         }
     });
     println!(
-        "localstack, {INTEGRATIONS} integrations with their own roles, one `dropfolder run`: {}, peak RSS {:.1} MiB; requests {:?}",
+        "localstack, {} integrations with their own roles, one `dropfolder run`: {}, peak RSS {:.1} MiB; requests {:?}",
+        integrations(),
         spread(&times),
         support::mib(rss),
         counts.last()

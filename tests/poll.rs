@@ -1,7 +1,8 @@
 //! The REST API poller against a real API on 127.0.0.1 (an axum server holding timestamped
 //! records and answering the ones of the asked window as CSV, gzipped or not): windows and
 //! their catch-up, a crash in the middle of a window (repeated, harmlessly), 429 then 200,
-//! 400 not retried; the records in the sink compared exactly each time.
+//! 400 not retried; the records in the sink compared exactly each time. `dropfolder run`
+//! polls into each sink: SQLite, PostgreSQL (with the services) and an HTTP API.
 //!
 //! Needs the `failpoints` feature: `cargo test --features failpoints --test poll`.
 #![cfg(feature = "failpoints")]
@@ -9,6 +10,10 @@
 mod common;
 #[path = "common/drops.rs"]
 mod drops;
+#[path = "common/http_server.rs"]
+mod http_server;
+#[path = "common/pg.rs"]
+mod pg;
 #[path = "common/workdir.rs"]
 mod workdir;
 
@@ -678,6 +683,129 @@ async fn dropfolder_run_polls_and_a_run_killed_mid_window_is_repeated_exactly_by
         status.stdout.contains("last result: SUCCESS poll/"),
         "{status:?}"
     );
+}
+
+/// Polling into PostgreSQL: a window is one transaction of that sink with its ledger entry
+/// beside the records, so a run killed before the commit leaves nothing and the next applies
+/// the window once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropfolder_run_polls_into_postgres_and_a_killed_window_is_applied_once() {
+    let Some(cluster) = pg::cluster() else {
+        return;
+    };
+    let url = cluster.fresh_database().await;
+    let h = Harness::start(false).await;
+    let now = Utc::now();
+    h.add_at(now - TimeDelta::minutes(2), 1);
+    h.add_at(now - TimeDelta::seconds(150), 4);
+    let work = std::sync::Arc::new(workdir::Workdir::new());
+    let sink = format!("\n[sink]\nurl = \"{url}\"\npassword_env = \"DATABASE_PASSWORD\"\n");
+    work.write("dropfolder.toml", poll_config(&h, &sink));
+    let killed = dropfolder(
+        &work,
+        &["run"],
+        &[("FAILPOINTS", "poll-before-window-commit=return")],
+    )
+    .await;
+    assert!(
+        killed
+            .stderr
+            .contains("crash point poll-before-window-commit reached"),
+        "{killed:?}"
+    );
+    let client = cluster.client(&url).await;
+    let records = || async {
+        let rows = client
+            .query("SELECT id, attributes::text FROM records ORDER BY id", &[])
+            .await
+            .expect("records");
+        as_json(
+            rows.iter()
+                .map(|r| format!("{} {}", r.get::<_, &str>(0), r.get::<_, &str>(1)))
+                .collect(),
+        )
+    };
+    assert_eq!(records().await, Vec::new());
+
+    let next = dropfolder(&work, &["run"], &[]).await;
+    assert_eq!(next.code, Some(0), "{next:?}");
+    assert!(
+        next.stdout.contains("-> the sink SUCCESS, 2 records"),
+        "{next:?}"
+    );
+    assert_eq!(records().await, as_json([1, 4].map(stored).to_vec()));
+    let ledger = client
+        .query(
+            "SELECT file_key, rows FROM file_ledger WHERE integration = 'vendor-users'",
+            &[],
+        )
+        .await
+        .expect("ledger");
+    let ledger: Vec<(String, i64)> = ledger.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert!(ledger[0].0.starts_with("poll/"), "{ledger:?}");
+    assert_eq!(ledger[0].1, 2);
+    let asked: Vec<Vec<(String, String)>> = h.requests().into_iter().map(|(_, q)| q).collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(
+        asked[0], asked[1],
+        "the killed window was asked again exactly"
+    );
+}
+
+/// Polling into an HTTP ingest API: the window's records reach it as the file's rows do,
+/// each once, with the integration's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropfolder_run_polls_into_an_http_sink() {
+    let api = http_server::Server::start().await;
+    let h = Harness::start(false).await;
+    let now = Utc::now();
+    h.add_at(now - TimeDelta::minutes(2), 1);
+    h.add_at(now - TimeDelta::seconds(150), 4);
+    let work = std::sync::Arc::new(workdir::Workdir::new());
+    let sink = format!("\n[sink]\nkind = \"http\"\nurl = \"{}/records\"\n", api.url);
+    work.write("dropfolder.toml", poll_config(&h, &sink));
+    let run = dropfolder(&work, &["run"], &[]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains("-> the sink SUCCESS, 2 records"),
+        "{run:?}"
+    );
+    let mut received = Vec::new();
+    for request in api.requests() {
+        assert_eq!(request.path, "/records");
+        let records = match request.json() {
+            serde_json::Value::Array(records) => records,
+            record => vec![record],
+        };
+        for mut record in records {
+            let fields = record.as_object_mut().expect("a record is an object");
+            let id = fields
+                .remove("id")
+                .and_then(|v| v.as_str().map(String::from));
+            assert_eq!(
+                fields.remove("_integration"),
+                Some(serde_json::json!("vendor-users"))
+            );
+            fields.retain(|k, _| !k.starts_with('_'));
+            received.push((id.unwrap_or_default(), record));
+        }
+    }
+    received.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(received, as_json([1, 4].map(stored).to_vec()));
+    // The next run finds no new complete window with records: nothing is sent twice.
+    let again = dropfolder(&work, &["run"], &[]).await;
+    assert_eq!(again.code, Some(0), "{again:?}");
+    let sent: usize = api
+        .requests()
+        .iter()
+        .map(|r| match r.json() {
+            serde_json::Value::Array(records) => records.len(),
+            _ => 1,
+        })
+        .sum();
+    assert_eq!(sent, 2, "each record sent once");
+    api.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
