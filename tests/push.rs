@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "push-token-5f1c2a";
+const OTHER_TOKEN: &str = "other-push-token-9d3e";
 const OPERATOR_TOKEN: &str = "operator-token-77";
 const MAX_BODY: usize = 2000;
 
@@ -57,6 +58,12 @@ product_key = "crm"
 push = {{ token_file = "push.token", max_body_bytes = {MAX_BODY} }}
 
 [[integrations]]
+name = "other-push"
+entity = "user"
+schema = "users"
+push = {{ token_file = "other.token", max_body_bytes = {MAX_BODY} }}
+
+[[integrations]]
 name = "acme-files"
 entity = "user"
 schema = "users"
@@ -74,6 +81,7 @@ async fn start(limits: PushLimits, state: Option<&str>, serve_gracefully: bool) 
     let db = dir.path().join("state.db");
     std::fs::create_dir_all(dir.path().join("drop")).expect("the drop folder");
     std::fs::write(dir.path().join("push.token"), format!("{TOKEN}\n")).expect("token file");
+    std::fs::write(dir.path().join("other.token"), OTHER_TOKEN).expect("token file");
     let state = state
         .map(str::to_string)
         .unwrap_or_else(|| format!("[state]\nurl = \"sqlite://{}\"", db.display()));
@@ -521,6 +529,80 @@ async fn a_full_queue_is_429_with_retry_after() {
         vec![("crm".to_string(), "u1".to_string(), json!({}))]
     );
     assert_eq!(server.push.queued(), 0);
+}
+
+/// A body still arriving holds its place: a client that declares a body and stalls cannot
+/// make the process hold more than `queued_bytes`, nor take more than its integration's
+/// share of it, so another integration's requests still get in.
+#[tokio::test]
+async fn a_body_still_arriving_holds_its_place_in_the_queues() {
+    let server = start(
+        PushLimits {
+            queued_bytes: 2100,
+            queued_bytes_per_integration: MAX_BODY,
+            ..limits()
+        },
+        None,
+        true,
+    )
+    .await;
+    let address = server.url.trim_start_matches("http://").to_string();
+    let mut stalled = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    stalled
+        .write_all(
+            format!(
+                "POST /stream/v0/data/acme-push HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: 1995\r\n\r\n[{{\"id\": \"u"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("send the start of a request");
+    for _ in 0..200 {
+        if server.push.queued() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(server.push.queued(), 1, "the stalled body holds a place");
+    let small = r#"{"id": "u2"}"#;
+    let same = post(&server, "acme-push", Some(TOKEN), None, small).await;
+    assert_eq!(
+        (same.status, same.retry_after.as_deref()),
+        (429, Some("1")),
+        "{}",
+        same.body
+    );
+    let other = post(
+        &server,
+        "other-push",
+        Some(OTHER_TOKEN),
+        None,
+        r#"{"id": "o1"}"#,
+    )
+    .await;
+    assert_eq!(other.status, 202, "{}", other.body);
+    let padded = format!(r#"{{"id": "o2", "email": "{}"}}"#, "x".repeat(200));
+    let over = post(&server, "other-push", Some(OTHER_TOKEN), None, &padded).await;
+    assert_eq!(over.status, 429, "the process holds at most 2100 bytes");
+    // The stalled client goes: its place is given back.
+    drop(stalled);
+    for _ in 0..200 {
+        if server.push.queued() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let after = post(&server, "acme-push", Some(TOKEN), None, small).await;
+    assert_eq!(after.status, 202, "{}", after.body);
+    assert_eq!(
+        records(&server.db),
+        vec![
+            ("".to_string(), "o1".to_string(), json!({})),
+            ("crm".to_string(), "u2".to_string(), json!({})),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -42,47 +42,86 @@ pub(super) struct Pending {
     pub _slot: Slot,
 }
 
-/// What the process's queue holds: requests, and the bytes of their bodies.
+/// What a queue holds: requests, and the bytes of their bodies (from the moment a body
+/// starts to arrive).
 #[derive(Debug, Default)]
 pub(super) struct Queued {
     pub requests: AtomicUsize,
     pub bytes: AtomicUsize,
 }
 
-/// One request's place in the process-wide queue.
+impl Queued {
+    /// Adds `amount` to `counter` if it stays within `limit`.
+    fn add(counter: &AtomicUsize, amount: usize, limit: usize) -> bool {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n + amount <= limit).then_some(n + amount)
+            })
+            .is_ok()
+    }
+}
+
+/// Why a request found no place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Full {
+    Process,
+    Integration,
+}
+
+/// One request's place in the process's queue and in its integration's share of its bytes,
+/// taken before its body is read and given back when the request is answered.
 pub(super) struct Slot {
-    queued: Arc<Queued>,
+    process: Arc<Queued>,
+    integration: Arc<Queued>,
     bytes: usize,
 }
 
 impl Slot {
-    /// A place for a request of `bytes` if the queue stays within `limits`.
-    pub fn take(queued: &Arc<Queued>, limits: &PushLimits, bytes: usize) -> Option<Slot> {
-        let add = |counter: &AtomicUsize, amount: usize, limit: usize| {
-            counter
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n + amount <= limit).then_some(n + amount)
-                })
-                .is_ok()
-        };
-        if !add(&queued.requests, 1, limits.queued_requests) {
-            return None;
+    /// A place for a request of up to `bytes`, if the process stays within `limits` and the
+    /// integration within its share (at least `max_body_bytes`, so that its largest body fits).
+    pub fn take(
+        process: &Arc<Queued>,
+        integration: &Arc<Queued>,
+        limits: &PushLimits,
+        max_body_bytes: usize,
+        bytes: usize,
+    ) -> Result<Slot, Full> {
+        let share = limits.queued_bytes_per_integration.max(max_body_bytes);
+        if !Queued::add(&integration.bytes, bytes, share) {
+            return Err(Full::Integration);
         }
-        if !add(&queued.bytes, bytes, limits.queued_bytes) {
-            queued.requests.fetch_sub(1, Ordering::AcqRel);
-            return None;
+        if !Queued::add(&process.requests, 1, limits.queued_requests) {
+            integration.bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(Full::Process);
         }
-        Some(Slot {
-            queued: queued.clone(),
+        if !Queued::add(&process.bytes, bytes, limits.queued_bytes) {
+            integration.bytes.fetch_sub(bytes, Ordering::AcqRel);
+            process.requests.fetch_sub(1, Ordering::AcqRel);
+            return Err(Full::Process);
+        }
+        Ok(Slot {
+            process: process.clone(),
+            integration: integration.clone(),
             bytes,
         })
+    }
+
+    /// Gives back what the body did not use (a chunked body reserved the most it could be).
+    pub fn shrink_to(&mut self, bytes: usize) {
+        let unused = self.bytes.saturating_sub(bytes);
+        self.process.bytes.fetch_sub(unused, Ordering::AcqRel);
+        self.integration.bytes.fetch_sub(unused, Ordering::AcqRel);
+        self.bytes -= unused;
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.queued.requests.fetch_sub(1, Ordering::AcqRel);
-        self.queued.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.process.requests.fetch_sub(1, Ordering::AcqRel);
+        self.process.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.integration
+            .bytes
+            .fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -290,26 +329,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_process_queue_is_bounded_by_requests_and_by_bytes() {
-        let queued = Arc::new(Queued::default());
+    fn the_queues_are_bounded_by_requests_by_bytes_and_by_each_integrations_share() {
+        let process = Arc::new(Queued::default());
+        let (acme, other) = (Arc::new(Queued::default()), Arc::new(Queued::default()));
         let limits = PushLimits {
-            queued_requests: 2,
+            queued_requests: 3,
             queued_bytes: 100,
+            queued_bytes_per_integration: 50,
             ..PushLimits::default()
         };
-        let first = Slot::take(&queued, &limits, 60);
-        assert!(first.is_some());
-        assert!(Slot::take(&queued, &limits, 50).is_none(), "over the bytes");
-        assert_eq!(queued.requests.load(Ordering::Acquire), 1, "given back");
-        let second = Slot::take(&queued, &limits, 40);
-        assert!(second.is_some());
-        assert!(
-            Slot::take(&queued, &limits, 0).is_none(),
+        let take = |integration: &Arc<Queued>, bytes| {
+            Slot::take(&process, integration, &limits, 10, bytes)
+        };
+        let first = take(&acme, 40);
+        assert!(first.is_ok());
+        assert_eq!(take(&acme, 20).err(), Some(Full::Integration));
+        assert_eq!(acme.bytes.load(Ordering::Acquire), 40, "given back");
+        let mut second = take(&other, 50).expect("the other integration's share");
+        assert_eq!(take(&other, 20).err(), Some(Full::Integration));
+        second.shrink_to(5);
+        assert_eq!(process.bytes.load(Ordering::Acquire), 45);
+        assert_eq!(other.bytes.load(Ordering::Acquire), 5);
+        let third = take(&other, 45).expect("room again");
+        assert_eq!(
+            take(&other, 0).err(),
+            Some(Full::Process),
             "over the requests"
         );
+        assert_eq!(other.bytes.load(Ordering::Acquire), 50, "given back");
         drop(first);
-        assert_eq!(queued.bytes.load(Ordering::Acquire), 40);
-        assert!(Slot::take(&queued, &limits, 50).is_some());
+        drop(third);
+        assert_eq!(process.bytes.load(Ordering::Acquire), 5);
+        assert_eq!(process.requests.load(Ordering::Acquire), 1);
+        let big = PushLimits {
+            queued_bytes: 1000,
+            ..limits
+        };
+        assert!(
+            Slot::take(&process, &acme, &big, 200, 200).is_ok(),
+            "the share is at least the integration's largest body"
+        );
         drop(second);
     }
 }

@@ -14,7 +14,7 @@
 //! | 400 | not JSON, not objects, or a record invalid (located errors, capped); nothing applied |
 //! | 401 | no token, a wrong one, or an integration that is not a push integration (same body) |
 //! | 413 | a body over `max_body_bytes` (read no further) |
-//! | 429 | the integration's queue or the process's is full (`Retry-After`) |
+//! | 429 | the integration's queue or its share of the bytes, or the process's queue, is full (`Retry-After`); a body counts from its first byte |
 //! | 500 | the sink failed (the records were not applied; retry) |
 //! | 503 | stopping, or the batch did not commit within the wait (`Retry-After`) |
 //!
@@ -23,8 +23,9 @@
 
 mod batch;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -63,6 +64,10 @@ pub struct PushLimits {
     /// Bytes of the bodies of those requests (their records are held until they are
     /// applied); past it, 429. At least the largest `max_body_bytes` (16 MiB).
     pub queued_bytes: usize,
+    /// Bytes one integration's requests may hold of that (reading or queued), so that one
+    /// tenant's stalled or large bodies cannot take every other's place; at least its
+    /// `max_body_bytes`. Past it, 429.
+    pub queued_bytes_per_integration: usize,
     /// How long the body of a request may take to arrive; past it, 400.
     pub body_within: Duration,
     /// Requests waiting for one integration's batch (its rate); past it, 429.
@@ -83,6 +88,7 @@ impl Default for PushLimits {
         PushLimits {
             queued_requests: 1024,
             queued_bytes: 64 * 1024 * 1024,
+            queued_bytes_per_integration: 16 * 1024 * 1024,
             body_within: Duration::from_secs(30),
             queued_per_integration: 128,
             batch_wait: Duration::from_millis(20),
@@ -109,7 +115,18 @@ struct Inner {
     limits: PushLimits,
     /// What every integration's queue holds.
     queued: Arc<batch::Queued>,
+    /// What each push integration holds of it, by name (configured names only).
+    shares: Mutex<HashMap<String, Arc<batch::Queued>>>,
     queues: batch::Queues,
+}
+
+impl Inner {
+    /// What `integration` holds of the queue (made at its first request).
+    fn share(&self, integration: &str) -> Arc<batch::Queued> {
+        // A panic elsewhere while holding the lock left the map whole: keep using it.
+        let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
+        shares.entry(integration.to_string()).or_default().clone()
+    }
 }
 
 impl Push {
@@ -128,6 +145,7 @@ impl Push {
                 stop,
                 limits,
                 queued: Arc::new(batch::Queued::default()),
+                shares: Mutex::default(),
                 queues: batch::Queues::default(),
             }),
         }
@@ -207,8 +225,38 @@ async fn answer(inner: &Inner, name: &str, request: Request) -> (Response, Optio
         Ok(key) => key,
         Err(message) => return (bad_request(&message), label),
     };
-    let (parts, body) = request.into_parts();
-    let read = read_body(&parts.headers, body, push.max_body_bytes);
+    // The place is taken before the body is read: a body still arriving counts, so stalled
+    // clients cannot make the process hold more than its bound, nor one integration take
+    // every other's place.
+    let declared = declared_length(request.headers());
+    if declared.is_some_and(|n| n > push.max_body_bytes as u64) {
+        return (too_large(push.max_body_bytes), label);
+    }
+    let reserved = declared.map_or(push.max_body_bytes, |n| n as usize);
+    let share = inner.share(&integration.name);
+    let mut slot = match batch::Slot::take(
+        &inner.queued,
+        &share,
+        &inner.limits,
+        push.max_body_bytes,
+        reserved,
+    ) {
+        Ok(slot) => slot,
+        Err(batch::Full::Process) => {
+            return (
+                throttled(&inner.limits, "the process's queue is full"),
+                label,
+            );
+        }
+        Err(batch::Full::Integration) => {
+            return (
+                throttled(&inner.limits, "this integration's queue is full"),
+                label,
+            );
+        }
+    };
+    let (_, body) = request.into_parts();
+    let read = read_body(body, push.max_body_bytes, reserved);
     let body = match tokio::time::timeout(inner.limits.body_within, read).await {
         Ok(Ok(body)) => body,
         Ok(Err(response)) => return (response, label),
@@ -219,7 +267,7 @@ async fn answer(inner: &Inner, name: &str, request: Request) -> (Response, Optio
             );
         }
     };
-    let body_bytes = body.len();
+    slot.shrink_to(body.len());
     let records = match parse_records(&body) {
         Ok(records) => records,
         Err(message) => return (bad_request(&message), label),
@@ -240,15 +288,7 @@ async fn answer(inner: &Inner, name: &str, request: Request) -> (Response, Optio
         key,
         records: valid,
         reply,
-        _slot: match batch::Slot::take(&inner.queued, &inner.limits, body_bytes) {
-            Some(slot) => slot,
-            None => {
-                return (
-                    throttled(&inner.limits, "the process's queue is full"),
-                    label,
-                );
-            }
-        },
+        _slot: slot,
     };
     let queued = inner.queues.send(
         integration,
@@ -315,17 +355,18 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, String> {
     Ok(Some(key.to_string()))
 }
 
-/// The body, at most `max` bytes: a declared length over it is refused before anything is
-/// read, and a body that grows past it (chunked) is refused at the chunk that crosses it.
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8>, Response> {
-    let declared = headers
+/// The `Content-Length` a request declares, if any.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large(max));
-    }
-    let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// The body, at most `max` bytes (a declared length over it was refused before anything was
+/// read); a body that grows past it (chunked) is refused at the chunk that crosses it.
+async fn read_body(body: Body, max: usize, expected: usize) -> Result<Vec<u8>, Response> {
+    let mut out = Vec::with_capacity(expected.min(max));
     let mut chunks = body.into_data_stream();
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|_| bad_request("the request body could not be read"))?;
