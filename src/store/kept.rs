@@ -32,6 +32,8 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 pub struct S3Connections {
     /// The base identity, loaded the first time a bucket needs it.
     base: tokio::sync::OnceCell<SdkConfig>,
+    /// One STS client per endpoint for every role assumed from `base`.
+    sts: aws::StsClients,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     limit: usize,
     clock: SharedTimeSource,
@@ -50,6 +52,7 @@ impl S3Connections {
     pub fn new(limit: usize) -> S3Connections {
         S3Connections {
             base: tokio::sync::OnceCell::new(),
+            sts: aws::StsClients::default(),
             entries: Mutex::new(HashMap::new()),
             limit: limit.max(1),
             clock: SharedTimeSource::new(SystemTimeSource::new()),
@@ -72,8 +75,10 @@ impl S3Connections {
         };
         let base = self.base.get_or_init(aws::base_config).await;
         let entry = self.entry(&settings.access, bucket);
-        let client = match entry.client(base, &self.clock).await {
-            Err(error) if entry.forget(&error).await => entry.client(base, &self.clock).await?,
+        let client = match entry.client(base, &self.sts, &self.clock).await {
+            Err(error) if entry.forget(&error).await => {
+                entry.client(base, &self.sts, &self.clock).await?
+            }
             other => other?,
         };
         Ok(Box::new(S3Store::new(
@@ -83,6 +88,7 @@ impl S3Connections {
             Some(s3::Reconnect {
                 entry,
                 base: base.clone(),
+                sts: self.sts.clone(),
                 clock: self.clock.clone(),
             }),
         )))
@@ -141,13 +147,14 @@ impl Entry {
     pub(crate) async fn client(
         &self,
         base: &SdkConfig,
+        sts: &aws::StsClients,
         clock: &SharedTimeSource,
     ) -> Result<aws_sdk_s3::Client, StoreError> {
         let identity = self
             .identity
             .get_or_try_init(|| async {
                 Ok::<_, StoreError>(
-                    match aws::credentials(base, &self.access, &self.bucket).await? {
+                    match aws::credentials(base, sts, &self.access, &self.bucket).await? {
                         Some(source) => Identity::Kept(Arc::new(KeptCredentials {
                             source,
                             kept: tokio::sync::Mutex::new(None),

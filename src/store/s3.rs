@@ -63,7 +63,8 @@ impl S3Store {
         bucket: &str,
         prefix: &str,
     ) -> Result<S3Store, StoreError> {
-        let credentials = aws::credentials(base, integration, bucket).await?;
+        let credentials =
+            aws::credentials(base, &aws::StsClients::default(), integration, bucket).await?;
         let client = match &integration.region {
             Some(region) => aws::client(base, integration, region, credentials),
             None => {
@@ -126,7 +127,7 @@ impl S3Store {
         }
         match reconnect
             .entry
-            .client(&reconnect.base, &reconnect.clock)
+            .client(&reconnect.base, &reconnect.sts, &reconnect.clock)
             .await
         {
             Ok(client) => {
@@ -281,6 +282,7 @@ where
 pub(crate) struct Reconnect {
     pub(crate) entry: Arc<Entry>,
     pub(crate) base: aws_config::SdkConfig,
+    pub(crate) sts: aws::StsClients,
     pub(crate) clock: SharedTimeSource,
 }
 
