@@ -187,11 +187,8 @@ impl<S: Sink> Poller<'_, S> {
             .collect();
         let last = self
             .state
-            .integrations()
+            .last_target(self.integration)
             .await?
-            .into_iter()
-            .find(|i| i.integration == self.integration)
-            .and_then(|i| i.last_target)
             .and_then(|target| Window::from_key(&target));
         let windows: Vec<Window> = open.iter().map(|(w, _)| *w).collect();
         let mut journal = open.into_iter();

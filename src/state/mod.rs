@@ -338,6 +338,10 @@ pub trait StateStore: Ledger + Send + Sync + std::fmt::Debug {
     /// Every integration the state has seen, by name.
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError>;
 
+    /// The folder (or poll window) `integration` last reported, if any: one row read, for
+    /// work that asks about one integration among thousands (the poller's next window).
+    async fn last_target(&self, integration: &str) -> Result<Option<String>, StateError>;
+
     /// The newest `per_integration` reported drops of every integration, by integration and
     /// newest first (the status page's history).
     async fn recent_drops(&self, per_integration: usize) -> Result<Vec<DropSummary>, StateError>;

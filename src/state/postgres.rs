@@ -426,6 +426,18 @@ impl StateStore for PgState {
             .map_err(|e| self.error(e))
     }
 
+    async fn last_target(&self, integration: &str) -> Result<Option<String>, StateError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT last_target FROM integration_status WHERE integration = $1",
+                &[&integration],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(row.and_then(|row| row.get(0)))
+    }
+
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError> {
         let client = self.client().await?;
         let rows = client

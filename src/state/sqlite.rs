@@ -522,6 +522,20 @@ impl StateStore for SqliteState {
         .collect()
     }
 
+    async fn last_target(&self, integration: &str) -> Result<Option<String>, StateError> {
+        let owned = integration.to_string();
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT last_target FROM integration_status WHERE integration = ?1",
+                [&owned],
+                |row| row.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })
+        .await
+    }
+
     async fn integrations(&self) -> Result<Vec<IntegrationState>, StateError> {
         let saved = self
             .with(|conn| {

@@ -157,6 +157,22 @@ async fn a_drop_goes_through_the_journal(harness: &Harness) {
         .find(|s| s.integration == integration)
         .expect("the integration is known");
     assert_eq!(state.last_target.as_deref(), Some(drop.target.as_str()));
+    assert_eq!(
+        harness
+            .state
+            .last_target(&integration)
+            .await
+            .expect("last target"),
+        Some(drop.target.clone())
+    );
+    assert_eq!(
+        harness
+            .state
+            .last_target(&common_name("never-seen"))
+            .await
+            .expect("last target"),
+        None
+    );
     assert_eq!(state.last_success, Some(true));
     assert_eq!(state.last_message.as_deref(), Some(result.message.as_str()));
 }
