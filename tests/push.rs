@@ -434,7 +434,77 @@ async fn a_repeated_idempotency_key_is_applied_once() {
             "push/batch/*",
             "push/batch/*",
             "push/key/req-1",
-            "push/key/req-2"
+            "push/key/req-2",
+            "push/used/req-1",
+            "push/used/req-2"
+        ]
+    );
+}
+
+/// A key used again with another body is refused with 422 and applies nothing: answering it
+/// as a replay would tell the client that records were stored that never were. Within one
+/// batch too.
+#[tokio::test]
+async fn an_idempotency_key_used_again_with_another_body_is_422_and_applies_nothing() {
+    let server = Arc::new(
+        start(
+            PushLimits {
+                batch_wait: Duration::from_millis(300),
+                ..PushLimits::default()
+            },
+            None,
+            true,
+        )
+        .await,
+    );
+    let first = r#"{"id": "u1", "score": 1}"#;
+    let applied = post(&server, "acme-push", Some(TOKEN), Some("k1"), first).await;
+    assert_eq!(applied.status, 202);
+    let other = post(
+        &server,
+        "acme-push",
+        Some(TOKEN),
+        Some("k1"),
+        r#"{"id": "u9", "score": 9}"#,
+    )
+    .await;
+    assert_eq!(
+        (other.status, other.body),
+        (
+            422,
+            json!({"status": 422, "error": "Idempotency-Key 'k1' was used with another body: nothing applied; use a new key for new records"})
+        )
+    );
+    let retry = post(&server, "acme-push", Some(TOKEN), Some("k1"), first).await;
+    assert_eq!(
+        (retry.status, retry.body),
+        (202, json!({"status": 202, "records": 1, "replay": true}))
+    );
+    // Two bodies with one new key in the same batch: the first applied, the other refused.
+    let mut requests = tokio::task::JoinSet::new();
+    for body in [r#"{"id": "u2"}"#, r#"{"id": "u3"}"#] {
+        let server = server.clone();
+        requests.spawn(async move {
+            let answer = post(&server, "acme-push", Some(TOKEN), Some("k2"), body).await;
+            (answer.status, body)
+        });
+    }
+    let mut answers = requests.join_all().await;
+    answers.sort();
+    assert_eq!(
+        answers.iter().map(|a| a.0).collect::<Vec<_>>(),
+        vec![202, 422]
+    );
+    let applied_id = if answers[0].1.contains("u2") {
+        "u2"
+    } else {
+        "u3"
+    };
+    assert_eq!(
+        records(&server.db),
+        vec![
+            ("crm".to_string(), "u1".to_string(), json!({"score": 1})),
+            ("crm".into(), applied_id.into(), json!({})),
         ]
     );
 }
@@ -469,7 +539,11 @@ async fn many_small_requests_share_a_transaction_and_each_waits_for_its_commit()
     let keys = ledger_keys(&server.db);
     let batches = keys.iter().filter(|k| *k == "push/batch/*").count();
     assert!((1..=2).contains(&batches), "{keys:?}");
-    assert_eq!(keys.len() - batches, 8, "one entry per key: {keys:?}");
+    assert_eq!(
+        keys.len() - batches,
+        16,
+        "two entries per key (with its body, and used): {keys:?}"
+    );
 }
 
 #[tokio::test]

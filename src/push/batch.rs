@@ -26,8 +26,11 @@ use crate::validate::ValidRecords;
 pub enum Applied {
     /// By this request's batch.
     Now,
-    /// Before: the ledger had the request's idempotency key (with its record count).
+    /// Before: the ledger had the request's idempotency key with this body (with its record
+    /// count).
     Before { records: u64 },
+    /// Not at all: the key was used before with another body.
+    KeyUsedForAnotherBody,
 }
 
 /// `Err(())`: the sink failed and nothing was applied (the cause is logged, not told).
@@ -36,6 +39,8 @@ pub(super) type Outcome = Result<Applied, ()>;
 /// A validated request waiting for its batch.
 pub(super) struct Pending {
     pub key: Option<String>,
+    /// The SHA-256 of the request's body, hex: a replay must match it.
+    pub body_digest: String,
     pub records: ValidRecords,
     pub reply: oneshot::Sender<Outcome>,
     /// Its place in the process's queue, given back when the request is dropped.
@@ -195,14 +200,58 @@ async fn run(target: Target, mut queue: mpsc::Receiver<Pending>, context: Contex
     }
 }
 
-/// The ledger entry of an idempotency key.
-fn key_entry(target: &Target, key: &str) -> FileRef {
+/// The ledger entry of an idempotency key with the body it was used with.
+fn key_entry(target: &Target, key: &str, body_digest: &str) -> FileRef {
+    FileRef {
+        integration: target.integration.clone(),
+        entity: target.entity,
+        key: format!("push/key/{key}"),
+        version: Version::ETag(format!("sha256:{body_digest}")),
+    }
+}
+
+/// The ledger entry that a key was used, whatever the body.
+fn used_entry(target: &Target, key: &str) -> FileRef {
+    FileRef {
+        integration: target.integration.clone(),
+        entity: target.entity,
+        key: format!("push/used/{key}"),
+        version: Version::ETag("idempotency-key".into()),
+    }
+}
+
+/// The entry of a key used before bodies were compared (its body is not known).
+fn unchecked_entry(target: &Target, key: &str) -> FileRef {
     FileRef {
         integration: target.integration.clone(),
         entity: target.entity,
         key: format!("push/key/{key}"),
         version: Version::ETag("idempotency-key".into()),
     }
+}
+
+/// What the ledger says of a keyed request: applied before with this body, used with
+/// another, or (`None`) new.
+async fn prior(
+    sink: &AnySink,
+    target: &Target,
+    key: &str,
+    body_digest: &str,
+) -> Result<Option<Applied>, crate::sink::SinkError> {
+    if let Some(prior) = sink.applied(&key_entry(target, key, body_digest)).await? {
+        return Ok(Some(Applied::Before {
+            records: prior.rows,
+        }));
+    }
+    if sink.applied(&used_entry(target, key)).await?.is_some() {
+        return Ok(Some(Applied::KeyUsedForAnotherBody));
+    }
+    Ok(sink
+        .applied(&unchecked_entry(target, key))
+        .await?
+        .map(|prior| Applied::Before {
+            records: prior.rows,
+        }))
 }
 
 /// Applies one batch and answers each of its requests.
@@ -225,12 +274,8 @@ async fn apply(target: &Target, batch: Vec<Pending>, context: &Context) {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; leaders.len()];
     for (i, pending) in leaders.iter().enumerate() {
         let Some(key) = &pending.key else { continue };
-        match context.sink.applied(&key_entry(target, key)).await {
-            Ok(Some(prior)) => {
-                outcomes[i] = Some(Ok(Applied::Before {
-                    records: prior.rows,
-                }))
-            }
+        match prior(&context.sink, target, key, &pending.body_digest).await {
+            Ok(Some(applied)) => outcomes[i] = Some(Ok(applied)),
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(integration = %target.integration, error = %e, "push: cannot read the ledger");
@@ -248,8 +293,13 @@ async fn apply(target: &Target, batch: Vec<Pending>, context: &Context) {
             .filter_map(|&i| {
                 let pending = &leaders[i];
                 let key = pending.key.as_ref()?;
-                Some((key_entry(target, key), pending.records.len() as u64))
+                let rows = pending.records.len() as u64;
+                Some([
+                    (key_entry(target, key, &pending.body_digest), rows),
+                    (used_entry(target, key), rows),
+                ])
             })
+            .flatten()
             .collect();
         let now = Utc::now();
         let file = FileRef {
@@ -287,10 +337,15 @@ async fn apply(target: &Target, batch: Vec<Pending>, context: &Context) {
         }
     }
     let counts: Vec<u64> = leaders.iter().map(|p| p.records.len() as u64).collect();
+    let digests: Vec<String> = leaders.iter().map(|p| p.body_digest.clone()).collect();
     for (i, pending) in leaders.into_iter().enumerate() {
         let _ = pending.reply.send(outcomes[i].unwrap_or(Err(())));
     }
     for (leader, pending) in repeats {
+        if pending.body_digest != digests[leader] {
+            let _ = pending.reply.send(Ok(Applied::KeyUsedForAnotherBody));
+            continue;
+        }
         let outcome = match outcomes[leader] {
             Some(Ok(Applied::Now)) => Ok(Applied::Before {
                 records: counts[leader],

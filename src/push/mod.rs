@@ -14,12 +14,15 @@
 //! | 400 | not JSON, not objects, or a record invalid (located errors, capped); nothing applied |
 //! | 401 | no token, a wrong one, or an integration that is not a push integration (same body) |
 //! | 413 | a body over `max_body_bytes` (read no further) |
+//! | 422 | an `Idempotency-Key` used before with another body; nothing applied |
 //! | 429 | the integration's queue or its share of the bytes, or the process's queue, is full (`Retry-After`); a body counts from its first byte |
 //! | 500 | the sink failed (the records were not applied; retry) |
 //! | 503 | stopping, or the batch did not commit within the wait (`Retry-After`) |
 //!
-//! `Idempotency-Key: <key>` names a request: its ledger entry is committed with its batch, and
-//! a request with a key the ledger has is answered 202 and not applied again.
+//! `Idempotency-Key: <key>` names a request: its ledger entries (the key with its body's
+//! SHA-256, and that the key was used) are committed with its batch; a request with a key
+//! the ledger has with the same body is answered 202 and not applied again, with another
+//! body 422 and not applied.
 
 mod batch;
 
@@ -272,6 +275,10 @@ async fn answer(inner: &Inner, name: &str, request: Request) -> (Response, Optio
         Ok(records) => records,
         Err(message) => return (bad_request(&message), label),
     };
+    let body_digest: String = Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     drop(body);
     let valid = match validate_records(&integration.rules, &records) {
         Ok(valid) => valid,
@@ -281,11 +288,12 @@ async fn answer(inner: &Inner, name: &str, request: Request) -> (Response, Optio
     let count = valid.len() as u64;
     if count == 0 && key.is_none() {
         // `[]`: nothing to apply, nothing to remember.
-        return (accepted(0, Applied::Now), label);
+        return (reply_for(0, Applied::Now, None), label);
     }
     let (reply, answered) = oneshot::channel();
     let pending = batch::Pending {
-        key,
+        key: key.clone(),
+        body_digest,
         records: valid,
         reply,
         _slot: slot,
@@ -307,7 +315,7 @@ async fn answer(inner: &Inner, name: &str, request: Request) -> (Response, Optio
         );
     }
     let response = match tokio::time::timeout(inner.limits.answer_within, answered).await {
-        Ok(Ok(Ok(applied))) => accepted(count, applied),
+        Ok(Ok(Ok(applied))) => reply_for(count, applied, key.as_deref()),
         Ok(Ok(Err(()))) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             axum::Json(json!({
@@ -397,16 +405,30 @@ fn parse_records(body: &[u8]) -> Result<Vec<JsonRecord>, String> {
     }
 }
 
-fn accepted(count: u64, applied: Applied) -> Response {
+/// 202 for records applied now or before, 422 for a key used with another body.
+fn reply_for(count: u64, applied: Applied, key: Option<&str>) -> Response {
     let body = match applied {
         Applied::Now => json!({ "status": 202, "records": count }),
         Applied::Before { records } => {
             json!({ "status": 202, "records": records, "replay": true })
         }
+        Applied::KeyUsedForAnotherBody => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(json!({
+                    "status": 422,
+                    "error": format!(
+                        "Idempotency-Key '{}' was used with another body: nothing applied; use a new key for new records",
+                        key.unwrap_or_default()
+                    ),
+                })),
+            )
+                .into_response();
+        }
     };
     let applied_now = match applied {
         Applied::Now => count,
-        Applied::Before { .. } => 0,
+        Applied::Before { .. } | Applied::KeyUsedForAnotherBody => 0,
     };
     let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
     response.extensions_mut().insert(AppliedCount(applied_now));
