@@ -52,6 +52,8 @@ struct Api {
     gzip: bool,
     /// `http://127.0.0.1:PORT`, for the links of paged answers.
     base: Mutex<String>,
+    /// How long each JSON page takes to be answered (a slow API).
+    page_delay: Mutex<std::time::Duration>,
 }
 
 async fn users(
@@ -116,6 +118,8 @@ async fn json_users(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push((Instant::now(), query.clone()));
+    let delay = *api.page_delay.lock().unwrap_or_else(|p| p.into_inner());
+    tokio::time::sleep(delay).await;
     let param = |name: &str| {
         query
             .iter()
@@ -237,6 +241,7 @@ impl Harness {
             attempts: 3,
             timeout: std::time::Duration::from_secs(5),
             max_windows_per_run: 288,
+            max_run: std::time::Duration::from_secs(60),
             paging: PagingConfig::default().compile().expect("paging"),
             response: toml::from_str::<ResponseConfig>(&format!("format = \"csv\"\ngzip = {gzip}"))
                 .expect("response table")
@@ -491,7 +496,7 @@ async fn a_400_is_not_asked_again_and_its_window_is_not_skipped() {
     assert_eq!(h.requests().len(), 1, "a 400 is not retried");
     assert_eq!(h.records(), Vec::<String>::new());
     // The next run asks the same window first: nothing is skipped.
-    let next = h.poll(at(10)).await;
+    let next = h.poll(at(5)).await;
     assert!(next.error.is_none(), "{:?}", next.error);
     assert_eq!(
         windows(&next),
@@ -907,6 +912,47 @@ async fn a_paged_json_api_is_imported_whole_for_each_paging_type() {
     )
     .await;
     paged_json_window("none", "type = \"none\"").await;
+}
+
+/// A slow API holds its worker for `max_run_seconds` at most: the window still paging then
+/// stops, uncommitted and located, and the next run asks it first and applies it whole.
+#[tokio::test]
+async fn a_window_still_paging_at_the_runs_time_limit_stops_uncommitted_and_comes_first_next_run() {
+    let mut h = Harness::start(false).await;
+    h.settings.endpoint = format!("{}/v2/link_header/users", h.url);
+    h.settings.paging = toml::from_str::<PagingConfig>("type = \"link_header\"")
+        .expect("paging table")
+        .compile()
+        .expect("paging");
+    h.settings.response = toml::from_str::<ResponseConfig>("events_json_paths = [\"$.value\"]")
+        .expect("response table")
+        .compile()
+        .expect("response");
+    for minute in [0, 1, 2, 3, 4] {
+        h.add(minute);
+    }
+    // Three pages of 300 ms against a run of 500 ms: the third is never asked.
+    *h.api.page_delay.lock().unwrap_or_else(|p| p.into_inner()) =
+        std::time::Duration::from_millis(300);
+    h.settings.max_run = std::time::Duration::from_millis(500);
+    let run = h.poll(at(5)).await;
+    let error = run.error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        error.starts_with("window poll/") && error.contains(
+            "not finished within the run's 500ms (poll.max_run_seconds) after 2 page(s); nothing of it committed, it is asked first next run"
+        ),
+        "{error}"
+    );
+    assert!(run.windows.is_empty());
+    assert_eq!(h.records(), Vec::<String>::new());
+    assert_eq!(h.requests().len(), 2);
+
+    *h.api.page_delay.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Duration::ZERO;
+    h.settings.max_run = std::time::Duration::from_secs(60);
+    let next = h.poll(at(10)).await;
+    assert!(next.error.is_none(), "{:?}", next.error);
+    assert_eq!(windows(&next)[0].1, 5, "the stopped window, whole");
+    assert_eq!(as_json(h.records()), as_json((0..5).map(stored).collect()));
 }
 
 #[tokio::test]

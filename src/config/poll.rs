@@ -58,6 +58,11 @@ pub struct PollConfig {
     /// 5-minute windows).
     #[serde(default = "default_max_windows_per_run")]
     pub max_windows_per_run: usize,
+    /// How long one run may work at this integration, 1..=86,400 seconds. Default 600: no
+    /// window starts after it, and a window still paging then stops, uncommitted, to be
+    /// asked first next run. A slow or endless API holds a worker for this long at most.
+    #[serde(default = "default_max_run_seconds")]
+    pub max_run_seconds: u64,
     /// How the API pages: `none` (default), `link_header`, `next_page_url`,
     /// `next_page_token` or `offset`.
     #[serde(default)]
@@ -89,6 +94,10 @@ const fn default_timeout_seconds() -> u64 {
 
 const fn default_max_windows_per_run() -> usize {
     288
+}
+
+const fn default_max_run_seconds() -> u64 {
+    600
 }
 
 impl PollConfig {
@@ -205,6 +214,9 @@ impl PollConfig {
         if self.max_windows_per_run == 0 {
             report("max_windows_per_run", "must be at least 1".into());
         }
+        if !(1..=86_400).contains(&self.max_run_seconds) {
+            report("max_run_seconds", "must be 1 to 86400".into());
+        }
         check_attempts(self.retry_count, self.timeout_seconds, "", &mut report);
         if let Some(auth) = &self.auth {
             auth.check(secrets, base, &mut |key: &str, message| {
@@ -254,6 +266,7 @@ impl PollConfig {
             attempts: self.retry_count,
             timeout: Duration::from_secs(self.timeout_seconds),
             max_windows_per_run: self.max_windows_per_run,
+            max_run: Duration::from_secs(self.max_run_seconds),
             paging: paging?,
             response: response?,
         })

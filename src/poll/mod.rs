@@ -51,6 +51,9 @@ pub struct PollSettings {
     pub timeout: Duration,
     /// Windows asked at most in one run: a long downtime is caught up over several runs.
     pub max_windows_per_run: usize,
+    /// How long one run may work: no window starts after it, and a window still paging
+    /// then stops uncommitted.
+    pub max_run: Duration,
     pub paging: PagingSettings,
     pub response: ResponseSettings,
 }

@@ -72,6 +72,14 @@ pub enum PollError {
         #[source]
         source: PagingError,
     },
+    #[error(
+        "window {window}: not finished within the run's {limit:?} (poll.max_run_seconds) after {pages} page(s); nothing of it committed, it is asked first next run"
+    )]
+    OutOfTime {
+        window: String,
+        pages: usize,
+        limit: std::time::Duration,
+    },
     #[error("window {window}: {source}")]
     Load {
         window: String,
@@ -153,11 +161,14 @@ impl<S: Sink> Poller<'_, S> {
                 return run;
             }
         };
+        // A slow or endless API holds its worker this long at most: the windows left are the
+        // next run's.
+        let deadline = tokio::time::Instant::now() + self.settings.max_run;
         for (window, journaled) in planned {
-            if stop.is_cancelled() {
+            if stop.is_cancelled() || tokio::time::Instant::now() >= deadline {
                 break;
             }
-            match self.window(window, journaled).await {
+            match self.window(window, journaled, deadline).await {
                 Ok(report) => run.windows.push(report),
                 Err(e) => {
                     WindowPolled {
@@ -209,6 +220,7 @@ impl<S: Sink> Poller<'_, S> {
         &self,
         window: Window,
         journaled: Option<JournaledDrop>,
+        deadline: tokio::time::Instant,
     ) -> Result<WindowReport, PollError> {
         let key = window.key();
         let drop = match journaled {
@@ -249,7 +261,7 @@ impl<S: Sink> Poller<'_, S> {
                 already_applied: true,
             },
             None => {
-                let pages = self.fetch(window).await?;
+                let pages = self.fetch(window, deadline).await?;
                 let (records, committed) = self.apply(&file, &pages).await?;
                 WindowReport {
                     window,
@@ -285,8 +297,13 @@ impl<S: Sink> Poller<'_, S> {
     }
 
     /// Every page of `window`, the next one asked as the paging type says, within the page
-    /// cap and [`MAX_WINDOW_BYTES`].
-    async fn fetch(&self, window: Window) -> Result<Pages, PollError> {
+    /// cap, [`MAX_WINDOW_BYTES`] and the run's `deadline` (checked before each page; a page
+    /// asked is bounded by the request timeout and attempts).
+    async fn fetch(
+        &self,
+        window: Window,
+        deadline: tokio::time::Instant,
+    ) -> Result<Pages, PollError> {
         let key = window.key();
         let response = &self.settings.response;
         let mut pager = Pager::new(&self.settings.paging, request(self.settings, window)?);
@@ -294,6 +311,13 @@ impl<S: Sink> Poller<'_, S> {
         let mut next = Some(pager.first());
         let mut bytes = 0usize;
         while let Some(sent) = next.take() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(PollError::OutOfTime {
+                    window: key,
+                    pages: pages.count,
+                    limit: self.settings.max_run,
+                });
+            }
             let request = FetchRequest {
                 method: sent.method.clone(),
                 url: sent.url.to_string(),
