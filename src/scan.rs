@@ -4,15 +4,19 @@
 //! never deleted. Notices show keys escaped as `status.txt` does, so a key cannot forge a
 //! line of a log, of `run`'s output or of `dropfolder status`.
 //!
-//! Requests: one LIST of `current/`, then one LIST per date folder.
+//! Requests: one LIST of `current/`, then one LIST per date folder. A scan reads at most
+//! [`MAX_LISTED`] keys and folders in all (more is the integration's located error), and
+//! reports at most [`MAX_NOTICES`] of the things it leaves alone, with their count.
 
 use chrono::NaiveDate;
 
-use crate::store::{ObjectMeta, ObjectStore, StoreError, list_all};
+use crate::store::{MAX_LISTED, ObjectMeta, ObjectStore, StoreError, list_within};
 use crate::validate::escape;
 
 pub const CURRENT: &str = "current/";
 pub const MARKER: &str = "_SUCCESS";
+/// Things left alone told one by one; the rest are counted in one more notice.
+pub const MAX_NOTICES: usize = 20;
 
 /// A date folder and everything in it.
 #[derive(Debug, Clone)]
@@ -50,7 +54,8 @@ pub struct Scan {
 
 /// Lists `current/` and each date folder in it.
 pub async fn scan(store: &dyn ObjectStore) -> Result<Scan, StoreError> {
-    let top = list_all(store, CURRENT).await?;
+    let mut budget = MAX_LISTED;
+    let top = list_within(store, CURRENT, &mut budget).await?;
     let mut scan = Scan::default();
     for object in &top.objects {
         let name = &object.key[CURRENT.len().min(object.key.len())..];
@@ -72,7 +77,7 @@ pub async fn scan(store: &dyn ObjectStore) -> Result<Scan, StoreError> {
             continue;
         };
         let folder = Folder {
-            objects: list_recursive(store, &prefix).await?,
+            objects: list_recursive_within(store, &prefix, &mut budget).await?,
             prefix,
             date,
         };
@@ -84,6 +89,12 @@ pub async fn scan(store: &dyn ObjectStore) -> Result<Scan, StoreError> {
     }
     scan.ready
         .sort_by(|a, b| (a.date, &a.prefix).cmp(&(b.date, &b.prefix)));
+    if scan.notices.len() > MAX_NOTICES {
+        let more = scan.notices.len() - MAX_NOTICES;
+        scan.notices.truncate(MAX_NOTICES);
+        scan.notices
+            .push(format!("and {more} more entries of current/ left alone"));
+    }
     Ok(scan)
 }
 
@@ -101,10 +112,20 @@ pub async fn list_recursive(
     store: &dyn ObjectStore,
     prefix: &str,
 ) -> Result<Vec<ObjectMeta>, StoreError> {
+    let mut budget = MAX_LISTED;
+    list_recursive_within(store, prefix, &mut budget).await
+}
+
+/// [`list_recursive`], taking the entries read from `budget`.
+async fn list_recursive_within(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    budget: &mut usize,
+) -> Result<Vec<ObjectMeta>, StoreError> {
     let mut objects = Vec::new();
     let mut pending = vec![prefix.to_string()];
     while let Some(prefix) = pending.pop() {
-        let page = list_all(store, &prefix).await?;
+        let page = list_within(store, &prefix, budget).await?;
         objects.extend(page.objects);
         pending.extend(page.prefixes);
     }

@@ -265,7 +265,10 @@ impl ObjectStore for LocalStore {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ListPage::default()),
                 Err(e) => return Err(io_error(&prefix, e)),
             };
-            let mut keys: Vec<(String, Option<ObjectMeta>)> = Vec::new();
+            // Names and kinds (from the directory entry, no stat) for the whole directory;
+            // metadata only for the page's files, so a listing of n entries stats n files,
+            // not n per page.
+            let mut keys: Vec<(String, std::path::PathBuf, bool)> = Vec::new();
             for entry in entries {
                 let entry = entry.map_err(|e| io_error(&prefix, e))?;
                 let file_name = entry.file_name();
@@ -276,20 +279,20 @@ impl ObjectStore for LocalStore {
                 }
                 let key = format!("{prefix}{name}");
                 // Not following symlinks: a link is an object of its own, refused when read.
-                let m = match entry.metadata() {
-                    Ok(m) => m,
+                let folder = match entry.file_type() {
+                    Ok(kind) => kind.is_dir() && utf8,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // Just deleted.
                     Err(e) => return Err(io_error(&key, e)),
                 };
-                if m.is_dir() && utf8 {
-                    keys.push((format!("{key}/"), None));
+                if folder {
+                    keys.push((format!("{key}/"), entry.path(), true));
                 } else {
-                    keys.push((key.clone(), Some(meta(&key, &m))));
+                    keys.push((key, entry.path(), false));
                 }
             }
             keys.sort_by(|a, b| a.0.cmp(&b.0));
             let start = match &token {
-                Some(after) => keys.partition_point(|(k, _)| k <= after),
+                Some(after) => keys.partition_point(|(k, _, _)| k <= after),
                 None => 0,
             };
             let end = (start + page_size).min(keys.len());
@@ -297,10 +300,15 @@ impl ObjectStore for LocalStore {
                 next: (end < keys.len()).then(|| keys[end - 1].0.clone()),
                 ..ListPage::default()
             };
-            for (key, object) in keys.drain(start..end) {
-                match object {
-                    Some(object) => page.objects.push(object),
-                    None => page.prefixes.push(key),
+            for (key, path, folder) in keys.drain(start..end) {
+                if folder {
+                    page.prefixes.push(key);
+                    continue;
+                }
+                match std::fs::symlink_metadata(&path) {
+                    Ok(m) => page.objects.push(meta(&key, &m)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {} // Just deleted.
+                    Err(e) => return Err(io_error(&key, e)),
                 }
             }
             Ok(page)

@@ -74,6 +74,12 @@ pub enum StoreError {
     Changed { key: String, expected: String },
     #[error("{key}: the key is not allowed ({reason})")]
     BadKey { key: String, reason: &'static str },
+    /// A listing longer than [`MAX_LISTED`]: read no further, so that one bucket cannot make
+    /// the process hold millions of keys.
+    #[error(
+        "{key}: more than {limit} keys and folders under it; dropfolder reads at most that many in one scan: move what is not a dt=YYYYMMDD folder to import out of current/"
+    )]
+    TooMany { key: String, limit: usize },
     #[error(
         "{key}: access denied ({message}); check that the role's policy allows ListBucket, GetBucketLocation, GetObject, PutObject and DeleteObject on this bucket and prefix (deploy/iam/role-policy.json)"
     )]
@@ -130,6 +136,7 @@ impl StoreError {
             | StoreError::AlreadyExists { key }
             | StoreError::Changed { key, .. }
             | StoreError::BadKey { key, .. }
+            | StoreError::TooMany { key, .. }
             | StoreError::AccessDenied { key, .. }
             | StoreError::NoSuchBucket { key }
             | StoreError::Credentials { key, .. }
@@ -234,10 +241,32 @@ pub async fn open(
 
 /// Every object and prefix directly under `prefix`, all pages.
 pub async fn list_all(store: &dyn ObjectStore, prefix: &str) -> Result<ListPage, StoreError> {
+    let mut budget = MAX_LISTED;
+    list_within(store, prefix, &mut budget).await
+}
+
+/// Keys and folders one scan reads at most under a prefix (about 150 bytes each in memory):
+/// more is a located error, not memory the whole process pays for one bucket.
+pub const MAX_LISTED: usize = 50_000;
+
+/// [`list_all`], taking the entries read from `budget`: past it, [`StoreError::TooMany`].
+pub async fn list_within(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    budget: &mut usize,
+) -> Result<ListPage, StoreError> {
     let mut all = ListPage::default();
     let mut token = None;
     loop {
         let page = store.list_page(prefix, token).await?;
+        let entries = page.objects.len() + page.prefixes.len();
+        if entries > *budget {
+            return Err(StoreError::TooMany {
+                key: prefix.to_string(),
+                limit: MAX_LISTED,
+            });
+        }
+        *budget -= entries;
         all.objects.extend(page.objects);
         all.prefixes.extend(page.prefixes);
         match page.next {

@@ -47,7 +47,7 @@ pub enum StartError {
 /// Why an integration could not be worked on.
 #[derive(Debug, thiserror::Error)]
 pub enum IntegrationError {
-    #[error("cannot reach the bucket: {0}")]
+    #[error("{}", bucket_failure(.0))]
     Store(#[from] StoreError),
     #[error("state: {0}")]
     State(#[from] StateError),
@@ -61,6 +61,15 @@ pub enum IntegrationError {
     /// A bug, not the customer's doing: caught so it stays this integration's failure.
     #[error("panicked: {0}")]
     Panicked(String),
+}
+
+/// A bucket's error as the integration's failure: most say the bucket could not be reached;
+/// a listing too long to read was reached, and says so itself.
+fn bucket_failure(error: &StoreError) -> String {
+    match error {
+        StoreError::TooMany { .. } => error.to_string(),
+        _ => format!("cannot reach the bucket: {error}"),
+    }
 }
 
 /// What a run did for one integration.

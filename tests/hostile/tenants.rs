@@ -352,6 +352,52 @@ async fn a_callback_that_never_answers_holds_no_slot_and_no_folder() {
     );
 }
 
+/// A bucket whose `current/` holds more keys than a scan reads (a careless export, or an
+/// attack on the process's memory) is that tenant's located failure; another tenant's stray
+/// files are told in a bounded list; the others are imported. Failed on main, which listed
+/// every key into memory and kept a notice for each.
+#[test]
+fn a_bucket_with_more_keys_than_a_scan_reads_fails_only_that_tenant() {
+    let tenants = Tenants::new(3);
+    for i in 0..3 {
+        tenants.drop_rows(i, "20210301", 5);
+    }
+    let flood = tenants.bucket(0).join("current");
+    for n in 0..=MAX_LISTED {
+        std::fs::write(flood.join(format!("part-{n:06}.csv")), b"").expect("stray file");
+    }
+    let strays = tenants.bucket(1).join("current");
+    for n in 0..30 {
+        std::fs::write(strays.join(format!("notes-{n:02}.txt")), b"").expect("stray file");
+    }
+    let config = tenants.write_config("", |_| String::new());
+    let (code, stdout, stderr) = tenants.run_binary(&config, &[]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "t0: FAILED: current/: more than {MAX_LISTED} keys and folders under it"
+        )),
+        "{stdout}"
+    );
+    assert!(!tenants.processed(0, "20210301"));
+    assert!(tenants.processed(1, "20210301") && tenants.processed(2, "20210301"));
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_dropfolder"))
+        .arg("--config")
+        .arg(&config)
+        .args(["status", "--json"])
+        .output()
+        .expect("dropfolder status");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status is JSON");
+    let notices = find_integration(&status, "t1")
+        .and_then(|t| t["notices"].as_array().cloned())
+        .unwrap_or_default();
+    assert_eq!(notices.len(), 21, "{notices:?}");
+    assert_eq!(
+        notices[20],
+        serde_json::json!("and 10 more entries of current/ left alone")
+    );
+}
+
 /// A SQLite write that fails part-way through a file (here: a stored record the upsert
 /// cannot merge, as a damaged or full database would fail) fails that tenant's folder, with
 /// the reason, and nothing else: `run` finishes the other tenant and exits 1. Failed on main,
