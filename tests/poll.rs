@@ -261,6 +261,21 @@ impl Harness {
         }
     }
 
+    /// The JSON API paged as `paging` (its table), records under `value`.
+    async fn json_api(paging: &str, table: &str) -> Harness {
+        let mut h = Harness::start(false).await;
+        h.settings.endpoint = format!("{}/v2/{paging}/users", h.url);
+        h.settings.paging = toml::from_str::<PagingConfig>(table)
+            .expect("paging table")
+            .compile()
+            .expect("paging");
+        h.settings.response = toml::from_str::<ResponseConfig>("events_json_paths = [\"$.value\"]")
+            .expect("response table")
+            .compile()
+            .expect("response");
+        h
+    }
+
     /// A record updated at `minute`: `u<minute>`.
     fn add(&self, minute: i64) {
         self.add_at(at(minute), minute);
@@ -855,16 +870,7 @@ async fn a_window_the_api_refuses_marks_the_integration_failed_with_its_answer()
 /// A window of five records through the JSON API paged as `paging` (its table), into the
 /// sink: every page asked, every record applied once.
 async fn paged_json_window(paging: &str, table: &str) {
-    let mut h = Harness::start(false).await;
-    h.settings.endpoint = format!("{}/v2/{paging}/users", h.url);
-    h.settings.paging = toml::from_str::<PagingConfig>(table)
-        .expect("paging table")
-        .compile()
-        .expect("paging");
-    h.settings.response = toml::from_str::<ResponseConfig>("events_json_paths = [\"$.value\"]")
-        .expect("response table")
-        .compile()
-        .expect("response");
+    let h = Harness::json_api(paging, table).await;
     for minute in [0, 1, 2, 3, 4, 6] {
         h.add(minute);
     }
@@ -918,16 +924,7 @@ async fn a_paged_json_api_is_imported_whole_for_each_paging_type() {
 /// stops, uncommitted and located, and the next run asks it first and applies it whole.
 #[tokio::test]
 async fn a_window_still_paging_at_the_runs_time_limit_stops_uncommitted_and_comes_first_next_run() {
-    let mut h = Harness::start(false).await;
-    h.settings.endpoint = format!("{}/v2/link_header/users", h.url);
-    h.settings.paging = toml::from_str::<PagingConfig>("type = \"link_header\"")
-        .expect("paging table")
-        .compile()
-        .expect("paging");
-    h.settings.response = toml::from_str::<ResponseConfig>("events_json_paths = [\"$.value\"]")
-        .expect("response table")
-        .compile()
-        .expect("response");
+    let mut h = Harness::json_api("link_header", "type = \"link_header\"").await;
     for minute in [0, 1, 2, 3, 4] {
         h.add(minute);
     }
@@ -957,18 +954,11 @@ async fn a_window_still_paging_at_the_runs_time_limit_stops_uncommitted_and_come
 
 #[tokio::test]
 async fn an_invalid_json_record_applies_nothing_of_its_window_and_says_where_it_is() {
-    let mut h = Harness::start(false).await;
-    h.settings.endpoint = format!("{}/v2/next_page_token/users", h.url);
-    h.settings.paging = toml::from_str::<PagingConfig>(
+    let h = Harness::json_api(
+        "next_page_token",
         "type = \"next_page_token\"\ntoken_json_path = \"$.next\"\nparameter = \"cursor\"",
     )
-    .expect("paging table")
-    .compile()
-    .expect("paging");
-    h.settings.response = toml::from_str::<ResponseConfig>("events_json_paths = [\"$.value\"]")
-        .expect("response table")
-        .compile()
-        .expect("response");
+    .await;
     h.add(1);
     h.add(2);
     h.add_line(at(3), "u003,u3@example.com,not-a-date,3.5,false");
