@@ -15,10 +15,9 @@ async fn a_failing_version_leaves_the_database_as_it_was_and_the_next_start_appl
         (1, "CREATE TABLE a (x int)"),
         (2, "CREATE TABLE b (y no_such_type)"),
     ];
-    let error = dropfolder::postgres::connect(&url, Some(&password), 2, broken)
-        .await
-        .err()
-        .expect("version 2 fails");
+    let Err(error) = dropfolder::postgres::connect(&url, Some(&password), 2, broken).await else {
+        panic!("version 2 must fail");
+    };
     let text = error.to_string();
     assert!(text.contains("migration 2 failed"), "{text}");
     assert!(text.contains("no_such_type"), "{text}");
