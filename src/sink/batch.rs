@@ -45,9 +45,6 @@ pub struct BatchedLoad {
     /// The writer, named in errors ("the PostgreSQL writer").
     writer_name: &'static str,
     also: Vec<(FileRef, u64)>,
-    /// How a row becomes owned (its JSON written): [`OwnedRow::from_row`] unless the sink
-    /// wants its own form.
-    own: fn(&Row<'_>, usize) -> OwnedRow,
 }
 
 impl BatchedLoad {
@@ -63,14 +60,7 @@ impl BatchedLoad {
             json_size: 64,
             writer_name,
             also: Vec::new(),
-            own: OwnedRow::from_row,
         }
-    }
-
-    /// Rows owned by `own` instead of [`OwnedRow::from_row`].
-    pub(super) fn owning_rows_with(mut self, own: fn(&Row<'_>, usize) -> OwnedRow) -> Self {
-        self.own = own;
-        self
     }
 
     async fn send(&mut self, message: Message) -> Result<(), SinkError> {
@@ -117,7 +107,7 @@ impl RowConsumer for BatchedLoad {
     type Error = SinkError;
 
     async fn accept(&mut self, row: &Row<'_>) -> Result<(), SinkError> {
-        let owned = (self.own)(row, self.json_size);
+        let owned = OwnedRow::from_row(row, self.json_size);
         self.json_size = owned.attributes.len();
         self.batch.push(owned);
         if self.batch.len() >= BATCH_ROWS {

@@ -27,7 +27,6 @@ use super::batch::{BatchedLoad, Message, channel};
 use super::{OwnedRow, Sink, SinkError};
 use crate::ledger::{self, AppliedFile, Committed, FileRef, Table};
 use crate::postgres::describe;
-use crate::validate::{Row, Value, write_json_str};
 
 /// Key columns are `COLLATE "C"`: byte order, so comparisons are memcmp, whatever the
 /// database's locale. Migration 1 declared the key `id` first; migration 2 puts the
@@ -161,7 +160,7 @@ impl Sink for PgSink {
                 .await
                 .map_err(|e| db_error(&url, e))
         });
-        Ok(BatchedLoad::new(tx, writer, "PostgreSQL writer").owning_rows_with(jsonb_ordered_row))
+        Ok(BatchedLoad::new(tx, writer, "PostgreSQL writer"))
     }
 }
 
@@ -363,64 +362,6 @@ async fn write_file(
     Ok(())
 }
 
-/// The row with its attributes' JSON in jsonb's own key order (shorter names first, then
-/// bytewise): the server sorts an object's keys as it parses it, and keys that come sorted
-/// cost it one pass instead of a sort (a tenth of the backend's CPU for the bench's rows). The
-/// stored value is the same. The sort is stable, so of a name given twice the last still wins.
-fn jsonb_ordered_row(row: &Row<'_>, size_hint: usize) -> OwnedRow {
-    let mut members: Vec<(&str, Value<'_>)> = row.attributes().collect();
-    members.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
-    let mut json = Vec::with_capacity(size_hint + 16);
-    json.push(b'{');
-    for (n, (name, value)) in members.into_iter().enumerate() {
-        if n > 0 {
-            json.push(b',');
-        }
-        write_json_str(&mut json, name);
-        json.push(b':');
-        write_json_value(&mut json, value);
-    }
-    json.push(b'}');
-    OwnedRow {
-        id: row.id().to_string(),
-        product_key: row.product_key().to_string(),
-        // Only str contents and ASCII are written, so this never loses anything.
-        attributes: String::from_utf8(json)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    }
-}
-
-/// `value` as JSON, as [`Row::write_attributes_json`] writes it (the test
-/// `jsonb_ordered_rows_hold_what_the_row_writes` compares the two): numbers as numbers,
-/// booleans as booleans, dates as RFC 3339 UTC strings with a fraction only when there is one.
-fn write_json_value(out: &mut Vec<u8>, value: Value<'_>) {
-    use std::io::Write;
-    // Writes into a Vec cannot fail, so the io::Results below carry nothing.
-    match value {
-        Value::Str(s) => write_json_str(out, s),
-        Value::Int(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::Float(f) => {
-            // Shortest round-trip digits, always with a `.` or an exponent, no `+` in the
-            // exponent, and no sign on zero.
-            let f = if f == 0.0 { 0.0 } else { f };
-            let start = out.len();
-            let _ = serde_json::to_writer(&mut *out, &f);
-            if let Some(plus) = out[start..].iter().position(|&b| b == b'+') {
-                out.remove(start + plus);
-            }
-        }
-        Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-        Value::Date(d) => {
-            out.push(b'"');
-            let text = d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-            out.extend_from_slice(text.as_bytes());
-            out.push(b'"');
-        }
-    }
-}
-
 /// A JSON text sent as `jsonb` in binary: the format's version byte, then the text. The
 /// server parses it as it would the text, without a cast in SQL.
 #[derive(Debug)]
@@ -484,80 +425,6 @@ impl SeenIds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::{
-        AttributeType, CsvDialect, DatePattern, FileRules, Limits, ProductKey, RowConsumer, Schema,
-        validate,
-    };
-
-    /// Each row's JSON as the row writes it and as the PostgreSQL sink sends it.
-    #[derive(Default)]
-    struct BothForms(Vec<(String, String)>);
-
-    impl RowConsumer for BothForms {
-        type Error = std::convert::Infallible;
-
-        async fn accept(&mut self, row: &Row<'_>) -> Result<(), Self::Error> {
-            let mut written = Vec::new();
-            row.write_attributes_json(&mut written);
-            let written = String::from_utf8(written).unwrap_or_default();
-            self.0.push((written, jsonb_ordered_row(row, 0).attributes));
-            Ok(())
-        }
-    }
-
-    #[tokio::test]
-    async fn jsonb_ordered_rows_hold_what_the_row_writes_in_jsonb_key_order() {
-        let attributes = [
-            ("id", AttributeType::String),
-            ("zz", AttributeType::String),
-            ("amount", AttributeType::Number),
-            ("b", AttributeType::Boolean),
-            ("signUpDate", AttributeType::Date),
-            ("aa", AttributeType::Number),
-        ];
-        let rules = FileRules {
-            schema: Schema {
-                attributes: attributes
-                    .iter()
-                    .map(|(name, kind)| (name.to_string(), *kind))
-                    .collect(),
-            },
-            product_key: ProductKey::None,
-            dates: DatePattern::compile("yyyy-MM-dd'T'HH:mm:ss.SSSX").expect("date pattern"),
-            csv: CsvDialect::default(),
-            max_rows: 100,
-            limits: Limits::default(),
-        };
-        let csv = "signUpDate,id,zz,amount,b,aa\n\
-            2024-01-02T03:04:05.000Z,u1,\"a \"\"q\"\", \\ \u{e9}\",42,TRUE,-0.0\n\
-            2024-01-02T03:04:05.250Z,u2,,1e21,false,1.5e-7\n\
-            ,u3,x,,,12345678901234567890\n";
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, csv.as_bytes()).expect("gzip");
-        let source = std::io::Cursor::new(gz.finish().expect("gzip"));
-        let mut both = BothForms::default();
-        let report = validate(&rules, "f.csv.gz", source, &mut both, None).await;
-        assert!(report.is_ok(), "the file is valid");
-        assert_eq!(both.0.len(), 3);
-        for (written, ordered) in &both.0 {
-            let parse = |text: &str| -> serde_json::Map<String, serde_json::Value> {
-                serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"))
-            };
-            let written_map = parse(written);
-            // The same members with the same values, each written the same way (the same
-            // length: `42` is not `42.0`, `1e21` not `1e+21`).
-            assert_eq!(written_map, parse(ordered), "{written} vs {ordered}");
-            assert_eq!(written.len(), ordered.len(), "{written} vs {ordered}");
-            // jsonb's order: shorter names first, then bytewise.
-            let mut in_order: Vec<&String> = written_map.keys().collect();
-            in_order.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
-            let positions: Vec<usize> = in_order
-                .iter()
-                .map(|name| ordered.find(&format!("\"{name}\":")).unwrap_or(usize::MAX))
-                .collect();
-            assert!(positions.windows(2).all(|w| w[0] < w[1]), "{ordered}");
-        }
-    }
 
     #[test]
     fn seen_ids_never_miss_a_pair_and_rarely_claim_a_new_one() {
