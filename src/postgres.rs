@@ -132,44 +132,58 @@ pub fn describe(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Applies the versions of `migrations` the database has not had, all in one transaction under
+/// the migration lock: a fresh database costs one commit, and a failing version leaves the
+/// database as it was. The commit does not wait for its WAL to reach the disk
+/// (`synchronous_commit = off`): WAL is written in order, so the first commit that does wait
+/// (any load's) makes the migrations durable too, and a crash before that loses only
+/// migrations that nothing has committed against, to be applied again at the next start.
 async fn migrate(pool: &Pool, url: &str, migrations: &[(i64, &str)]) -> Result<(), PgError> {
     let connect = |e: &dyn std::error::Error| PgError::Connect {
         url: url.to_string(),
         message: describe(e),
     };
     let mut client = pool.get().await.map_err(|e| connect(&e))?;
-    for (version, sql) in migrations {
-        let failed = |e: tokio_postgres::Error| PgError::Migration {
+    // Failures outside one version's SQL are named by the first version.
+    let first = migrations.first().map_or(0, |(version, _)| *version);
+    let failed_at = |version: i64| {
+        move |e: tokio_postgres::Error| PgError::Migration {
             url: url.to_string(),
-            version: *version,
+            version,
             message: describe(&e),
-        };
-        let tx = client.transaction().await.map_err(failed)?;
-        // Replicas starting together wait here for each other instead of racing.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await
-            .map_err(failed)?;
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-            .await
-            .map_err(failed)?;
-        let done = tx
-            .query_opt(
-                "SELECT 1 FROM schema_migrations WHERE version = $1",
-                &[version],
-            )
-            .await
-            .map_err(failed)?
-            .is_some();
-        if !done {
-            tx.batch_execute(sql).await.map_err(failed)?;
-            tx.execute(
-                "INSERT INTO schema_migrations (version) VALUES ($1)",
-                &[version],
-            )
-            .await
-            .map_err(failed)?;
         }
-        tx.commit().await.map_err(failed)?;
+    };
+    let tx = client.transaction().await.map_err(failed_at(first))?;
+    // Replicas starting together wait here for each other instead of racing.
+    tx.batch_execute(&format!(
+        "SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
+        CREATE TABLE IF NOT EXISTS schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+    ))
+    .await
+    .map_err(failed_at(first))?;
+    let versions: Vec<i64> = migrations.iter().map(|(version, _)| *version).collect();
+    let done: Vec<i64> = tx
+        .query(
+            "SELECT version FROM schema_migrations WHERE version = ANY($1)",
+            &[&versions],
+        )
+        .await
+        .map_err(failed_at(first))?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(failed_at(first))?;
+    for (version, sql) in migrations {
+        if done.contains(version) {
+            continue;
+        }
+        tx.batch_execute(sql).await.map_err(failed_at(*version))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(failed_at(*version))?;
     }
-    Ok(())
+    tx.commit().await.map_err(failed_at(first))
 }
