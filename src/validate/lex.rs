@@ -1,0 +1,471 @@
+//! The record splitter: one pass over the inflated bytes that cuts records and fields, writes
+//! field text straight into a batch, counts lines and quotes, and notes what the dialect lets
+//! pass in silence.
+//!
+//! It follows csv-core's reader state for state (`flexible`, `\r`, `\n` or `\r\n` ending a
+//! record, blank lines skipped, a doubled quote or the escape byte inside quotes, text after a
+//! closing quote kept unquoted, an unclosed quote running to the end), so a file reads as
+//! csv-async read it before; a differential test in `split` holds the two side by side. It is
+//! faster because it does not go byte by byte: outside quotes one `memchr3` finds the next
+//! quote or line end and the delimiters before it are cut with `memchr_iter`; inside quotes
+//! one `memchr` finds the closing quote. Text is copied once, into the batch, and checked for
+//! UTF-8 once per record (all-ASCII records, nearly all, by one word-wide test).
+//!
+//! Everything the checker's messages need is decided here: each record's physical line (of
+//! its first byte), text after a closing quote, a bare carriage return, a record longer than
+//! `max_record_bytes` (memory stays bounded: at most that much of one record is held), and
+//! whether the quote characters pair up (an unclosed quote runs to the end of the file).
+
+use std::collections::VecDeque;
+
+use super::report::FileError;
+use super::split::{Event, Quirks};
+
+/// The dialect, as far as splitting goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Dialect {
+    pub delimiter: u8,
+    pub quote: u8,
+    /// The escape byte inside quoted fields; `None` for RFC 4180 (a quote is doubled).
+    pub escape: Option<u8>,
+}
+
+/// Records being written: field text one after the other, each field's end relative to its
+/// record's start, and the events in file order.
+#[derive(Debug, Default)]
+pub(super) struct Filling {
+    pub text: Vec<u8>,
+    pub ends: Vec<usize>,
+    pub events: VecDeque<Event>,
+}
+
+/// Where the splitter is, named after csv-core's states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Between records: line ends are skipped.
+    StartRecord,
+    /// A carriage return between records: a bare one if no line feed follows.
+    StartRecordCr,
+    StartField,
+    /// In an unquoted field.
+    InField,
+    InQuoted,
+    /// After the escape byte inside quotes: the next byte is taken as it is.
+    Escaped,
+    /// After a quote inside a quoted field: a doubled quote, or the closing one.
+    AfterQuote,
+    /// A record ended at a carriage return; the next byte says whether it was a bare one.
+    RecordCr,
+}
+
+/// The record being read.
+#[derive(Debug, Default, Clone, Copy)]
+struct Open {
+    line: u64,
+    /// Where its text starts in the batch's text, and its first field end in `ends`.
+    text_start: usize,
+    ends_start: usize,
+    /// Stream offset of its first byte.
+    offset: u64,
+    after_quote: Option<usize>,
+}
+
+pub(super) struct Lexer {
+    delimiter: u8,
+    quote: u8,
+    escape: Option<u8>,
+    record_limit: usize,
+    state: State,
+    open: Open,
+    /// Stream offset of the byte the next `feed` starts with.
+    offset: u64,
+    /// Line feeds consumed so far.
+    newlines: u64,
+    /// Quote bytes seen so far.
+    quotes: u64,
+    /// A bare carriage return between the last record and the next one.
+    blank_bare_cr: bool,
+    /// The last record ended at a bare carriage return.
+    last_ended_by_bare_cr: bool,
+    stopped: bool,
+    /// Bytes of a byte order mark seen at the start, until it is known whether there is one.
+    bom_matched: Option<usize>,
+}
+
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+impl Lexer {
+    pub fn new(dialect: Dialect, record_limit: usize) -> Lexer {
+        Lexer {
+            delimiter: dialect.delimiter,
+            quote: dialect.quote,
+            escape: dialect.escape,
+            record_limit,
+            state: State::StartRecord,
+            open: Open::default(),
+            offset: 0,
+            newlines: 0,
+            quotes: 0,
+            blank_bare_cr: false,
+            last_ended_by_bare_cr: false,
+            stopped: false,
+            bom_matched: Some(0),
+        }
+    }
+
+    /// Whether a fatal error ended the splitting (its event is the last in the batch).
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Whether no record is open: a batch can be handed over only then.
+    pub fn between_records(&self) -> bool {
+        matches!(self.state, State::StartRecord | State::StartRecordCr)
+    }
+
+    /// Whether the quote characters seen pair up. Counted only for RFC 4180 quoting (without
+    /// an escape byte), where an odd count means a quoted field was never closed: csv-core
+    /// runs it to the end of the file in silence.
+    pub fn quotes_balanced(&self) -> bool {
+        self.escape.is_some() || self.quotes % 2 == 0
+    }
+
+    /// Splits `bytes`, the next of the stream, into `out`. Returns how many bytes were taken:
+    /// all of them, or fewer right after a record that filled `out` (`full` says when), or
+    /// after a fatal error (then [`stopped`](Self::stopped)).
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        out: &mut Filling,
+        full: impl Fn(&Filling) -> bool,
+    ) -> usize {
+        let mut skipped = 0;
+        if let Some(matched) = self.bom_matched {
+            // csv-core drops a UTF-8 byte order mark at the start of the file.
+            let mut matched = matched;
+            while matched < BOM.len() && bytes.get(skipped) == Some(&BOM[matched]) {
+                matched += 1;
+                skipped += 1;
+            }
+            if matched < BOM.len() && skipped == bytes.len() {
+                self.bom_matched = Some(matched);
+                self.offset += skipped as u64;
+                return skipped;
+            }
+            self.bom_matched = None;
+            if matched < BOM.len() {
+                // Not a byte order mark: what matched of it is text.
+                self.offset -= (matched - skipped) as u64;
+                self.split(&BOM[..matched], out, |_| false);
+                self.offset += matched as u64;
+            } else {
+                self.offset += skipped as u64;
+            }
+        }
+        let taken = self.split(&bytes[skipped..], out, full);
+        self.offset += taken as u64;
+        skipped + taken
+    }
+
+    fn split(&mut self, bytes: &[u8], out: &mut Filling, full: impl Fn(&Filling) -> bool) -> usize {
+        let mut i = 0;
+        while i < bytes.len() && !self.stopped {
+            match self.state {
+                State::StartRecord => match bytes[i] {
+                    b'\n' => {
+                        self.newlines += 1;
+                        i += 1;
+                    }
+                    b'\r' => {
+                        self.state = State::StartRecordCr;
+                        i += 1;
+                    }
+                    _ => {
+                        self.open = Open {
+                            line: self.newlines + 1,
+                            text_start: out.text.len(),
+                            ends_start: out.ends.len(),
+                            offset: self.offset + i as u64,
+                            after_quote: None,
+                        };
+                        self.state = State::StartField;
+                    }
+                },
+                State::StartRecordCr => {
+                    if bytes[i] == b'\n' {
+                        self.newlines += 1;
+                        i += 1;
+                    } else {
+                        // csv-core skips it as a line end; the next record is told.
+                        self.blank_bare_cr = true;
+                    }
+                    self.state = State::StartRecord;
+                }
+                State::StartField => {
+                    let b = bytes[i];
+                    if b == self.quote {
+                        self.quotes += 1;
+                        self.state = State::InQuoted;
+                        i += 1;
+                    } else if b == self.delimiter {
+                        // Empty fields cost memory too (their ends).
+                        if !self.fits(i + 1, out) {
+                            break;
+                        }
+                        self.end_field(out);
+                        i += 1;
+                    } else if b == b'\n' || b == b'\r' {
+                        i += 1;
+                        if self.end_record(b, out) && full(out) {
+                            return i;
+                        }
+                    } else {
+                        self.state = State::InField;
+                    }
+                }
+                State::InField => {
+                    // Up to the next quote or line end; the delimiters before it cut fields.
+                    let rest = &bytes[i..];
+                    let n = memchr::memchr3(self.quote, b'\n', b'\r', rest).unwrap_or(rest.len());
+                    if !self.fits(i + n, out) {
+                        break;
+                    }
+                    let span = &rest[..n];
+                    let mut from = 0;
+                    for at in memchr::memchr_iter(self.delimiter, span) {
+                        out.text.extend_from_slice(&span[from..at]);
+                        self.end_field(out);
+                        from = at + 1;
+                    }
+                    out.text.extend_from_slice(&span[from..]);
+                    if n > 0 && from == n {
+                        self.state = State::StartField;
+                    }
+                    i += n;
+                    let Some(&b) = bytes.get(i) else { break };
+                    if self.state == State::StartField {
+                        continue; // A quote opening the field after a delimiter.
+                    }
+                    i += 1;
+                    if b == self.quote {
+                        // Inside an unquoted field a quote is a character of it (csv-core).
+                        self.quotes += 1;
+                        out.text.push(b);
+                    } else if self.end_record(b, out) && full(out) {
+                        return i;
+                    }
+                }
+                State::InQuoted => {
+                    let rest = &bytes[i..];
+                    let next = match self.escape {
+                        Some(escape) => memchr::memchr2(self.quote, escape, rest),
+                        None => memchr::memchr(self.quote, rest),
+                    };
+                    let n = next.unwrap_or(rest.len());
+                    if !self.fits(i + n, out) {
+                        break;
+                    }
+                    let span = &rest[..n];
+                    self.newlines += memchr::memchr_iter(b'\n', span).count() as u64;
+                    out.text.extend_from_slice(span);
+                    i += n;
+                    let Some(&b) = bytes.get(i) else { break };
+                    i += 1;
+                    if b == self.quote {
+                        self.quotes += 1;
+                        self.state = State::AfterQuote;
+                    } else {
+                        self.state = State::Escaped;
+                    }
+                }
+                State::Escaped => {
+                    if !self.fits(i + 1, out) {
+                        break;
+                    }
+                    let b = bytes[i];
+                    self.count(b);
+                    out.text.push(b);
+                    self.state = State::InQuoted;
+                    i += 1;
+                }
+                State::AfterQuote => {
+                    let b = bytes[i];
+                    if b == self.quote && self.escape.is_none() {
+                        if !self.fits(i + 1, out) {
+                            break;
+                        }
+                        self.quotes += 1;
+                        out.text.push(b);
+                        self.state = State::InQuoted;
+                        i += 1;
+                    } else if b == self.delimiter {
+                        self.end_field(out);
+                        self.state = State::StartField;
+                        i += 1;
+                    } else if b == b'\n' || b == b'\r' {
+                        i += 1;
+                        if self.end_record(b, out) && full(out) {
+                            return i;
+                        }
+                    } else {
+                        // csv-core goes on with the field unquoted, the text appended.
+                        let field = out.ends.len() - self.open.ends_start;
+                        self.open.after_quote = self.open.after_quote.or(Some(field));
+                        if b == self.quote {
+                            // Only with an escape byte: a quote is then a character here.
+                            if !self.fits(i + 1, out) {
+                                break;
+                            }
+                            self.quotes += 1;
+                            out.text.push(b);
+                            i += 1;
+                        }
+                        self.state = State::InField;
+                    }
+                }
+                State::RecordCr => {
+                    let bare = bytes[i] != b'\n';
+                    if !bare {
+                        self.newlines += 1;
+                        i += 1;
+                    }
+                    self.state = State::StartRecord;
+                    self.emit(bare, out);
+                    if full(out) {
+                        return i;
+                    }
+                }
+            }
+        }
+        i
+    }
+
+    /// The end of the stream: the record being read, if any, ends here.
+    pub fn finish(&mut self, out: &mut Filling) {
+        if let Some(matched) = self.bom_matched.take() {
+            // A file shorter than a byte order mark, starting as one.
+            self.offset -= matched as u64;
+            self.split(&BOM[..matched], out, |_| false);
+            self.offset += matched as u64;
+        }
+        if self.stopped {
+            return;
+        }
+        match self.state {
+            State::StartRecord | State::StartRecordCr => {}
+            State::RecordCr => self.emit(false, out),
+            State::StartField
+            | State::InField
+            | State::InQuoted
+            | State::Escaped
+            | State::AfterQuote => {
+                self.end_field(out);
+                self.emit(false, out);
+            }
+        }
+        self.state = State::StartRecord;
+    }
+
+    /// Drops the text of a record left unfinished (the source failed under it), so that a
+    /// batch holds only whole records.
+    pub fn abandon(&mut self, out: &mut Filling) {
+        if !matches!(self.state, State::StartRecord | State::StartRecordCr) {
+            out.text.truncate(self.open.text_start);
+            out.ends.truncate(self.open.ends_start);
+        }
+    }
+
+    fn count(&mut self, b: u8) {
+        if b == b'\n' {
+            self.newlines += 1;
+        }
+        if b == self.quote {
+            self.quotes += 1;
+        }
+    }
+
+    /// Whether the record still fits `max_record_bytes` up to `end` of the current bytes;
+    /// if not, the fatal error is written and splitting stops.
+    fn fits(&mut self, end: usize, out: &mut Filling) -> bool {
+        let length = self.offset + end as u64 - self.open.offset;
+        if length <= self.record_limit as u64 {
+            return true;
+        }
+        self.abandon(out);
+        out.events.push_back(Event::Fatal(Box::new(FileError::line(
+            self.open.line,
+            format!(
+                "a record longer than {} bytes (limits.max_record_bytes); the file was not read further",
+                self.record_limit
+            ),
+        ))));
+        self.stopped = true;
+        false
+    }
+
+    fn end_field(&mut self, out: &mut Filling) {
+        out.ends.push(out.text.len() - self.open.text_start);
+    }
+
+    /// Ends the record at line end `b`; true if it was written (a carriage return waits for
+    /// the next byte, to tell a bare one).
+    fn end_record(&mut self, b: u8, out: &mut Filling) -> bool {
+        self.end_field(out);
+        if b == b'\r' {
+            self.state = State::RecordCr;
+            return false;
+        }
+        self.newlines += 1;
+        self.state = State::StartRecord;
+        self.emit(false, out);
+        true
+    }
+
+    /// Writes the event of the record just read: the record, or its UTF-8 error.
+    fn emit(&mut self, ended_by_bare_cr: bool, out: &mut Filling) {
+        let open = self.open;
+        let quirks = Quirks {
+            after_quote: open.after_quote,
+            // A bare carriage return skipped before the record counts as csv-async's reading
+            // had it: in the bytes the record was read from.
+            ended_by_bare_cr: ended_by_bare_cr || self.blank_bare_cr,
+            follows_bare_cr: self.last_ended_by_bare_cr,
+        };
+        self.blank_bare_cr = false;
+        self.last_ended_by_bare_cr = ended_by_bare_cr;
+        let text = &out.text[open.text_start..];
+        let ends = open.ends_start..out.ends.len();
+        if !text.is_ascii()
+            && let Some((field, valid_up_to)) = utf8_error(text, &out.ends[ends.clone()])
+        {
+            out.text.truncate(open.text_start);
+            out.ends.truncate(open.ends_start);
+            out.events.push_back(Event::Utf8 {
+                line: open.line,
+                field,
+                valid_up_to,
+            });
+            return;
+        }
+        out.events.push_back(Event::Record {
+            line: open.line,
+            quirks,
+            text_start: open.text_start,
+            ends,
+        });
+    }
+}
+
+/// The first field of a record that is not UTF-8, and how far into it the text is valid.
+/// Each field is checked on its own, as csv-async did: a character cut by a delimiter is not
+/// one.
+fn utf8_error(text: &[u8], ends: &[usize]) -> Option<(usize, usize)> {
+    let mut start = 0;
+    for (field, &end) in ends.iter().enumerate() {
+        if let Err(e) = std::str::from_utf8(&text[start..end]) {
+            return Some((field, e.valid_up_to()));
+        }
+        start = end;
+    }
+    None
+}
