@@ -7,9 +7,10 @@
 //! closing quote kept unquoted, an unclosed quote running to the end), so a file reads as
 //! csv-async read it before; a differential test in `split` holds the two side by side. It is
 //! faster because it does not go byte by byte: outside quotes one `memchr3` finds the next
-//! quote or line end and the delimiters before it are cut with `memchr_iter`; inside quotes
-//! one `memchr` finds the closing quote. Text is copied once, into the batch, and checked for
-//! UTF-8 once per record (all-ASCII records, nearly all, by one word-wide test).
+//! quote or line end, and the delimiters before it are found 16 bytes at a time (one SSE2
+//! compare, which also tells whether any byte is outside ASCII; a bytewise fallback on other
+//! targets); inside quotes one `memchr` finds the closing quote. Text is copied once, into
+//! the batch, and only a record with a byte outside ASCII is checked for UTF-8.
 //!
 //! Everything the checker's messages need is decided here: each record's physical line (of
 //! its first byte), text after a closing quote, a bare carriage return, a record longer than
@@ -68,6 +69,8 @@ struct Open {
     /// Stream offset of its first byte.
     offset: u64,
     after_quote: Option<usize>,
+    /// Whether its text has a byte outside ASCII: only then is it checked for UTF-8.
+    non_ascii: bool,
 }
 
 pub(super) struct Lexer {
@@ -187,6 +190,7 @@ impl Lexer {
                             ends_start: out.ends.len(),
                             offset: self.offset + i as u64,
                             after_quote: None,
+                            non_ascii: false,
                         };
                         self.state = State::StartField;
                     }
@@ -230,14 +234,7 @@ impl Lexer {
                     if !self.fits(i + n, out) {
                         break;
                     }
-                    let span = &rest[..n];
-                    let mut from = 0;
-                    for at in memchr::memchr_iter(self.delimiter, span) {
-                        out.text.extend_from_slice(&span[from..at]);
-                        self.end_field(out);
-                        from = at + 1;
-                    }
-                    out.text.extend_from_slice(&span[from..]);
+                    let from = self.cut_fields(&rest[..n], out);
                     if n > 0 && from == n {
                         self.state = State::StartField;
                     }
@@ -250,7 +247,7 @@ impl Lexer {
                     if b == self.quote {
                         // Inside an unquoted field a quote is a character of it (csv-core).
                         self.quotes += 1;
-                        out.text.push(b);
+                        self.push(b, out);
                     } else if self.end_record(b, out) && full(out) {
                         return i;
                     }
@@ -267,6 +264,7 @@ impl Lexer {
                     }
                     let span = &rest[..n];
                     self.newlines += memchr::memchr_iter(b'\n', span).count() as u64;
+                    self.open.non_ascii |= !span.is_ascii();
                     out.text.extend_from_slice(span);
                     i += n;
                     let Some(&b) = bytes.get(i) else { break };
@@ -284,7 +282,7 @@ impl Lexer {
                     }
                     let b = bytes[i];
                     self.count(b);
-                    out.text.push(b);
+                    self.push(b, out);
                     self.state = State::InQuoted;
                     i += 1;
                 }
@@ -295,7 +293,7 @@ impl Lexer {
                             break;
                         }
                         self.quotes += 1;
-                        out.text.push(b);
+                        self.push(b, out);
                         self.state = State::InQuoted;
                         i += 1;
                     } else if b == self.delimiter {
@@ -317,7 +315,7 @@ impl Lexer {
                                 break;
                             }
                             self.quotes += 1;
-                            out.text.push(b);
+                            self.push(b, out);
                             i += 1;
                         }
                         self.state = State::InField;
@@ -369,10 +367,53 @@ impl Lexer {
     /// Drops the text of a record left unfinished (the source failed under it), so that a
     /// batch holds only whole records.
     pub fn abandon(&mut self, out: &mut Filling) {
-        if !matches!(self.state, State::StartRecord | State::StartRecordCr) {
+        if self.state == State::RecordCr {
+            // Whole already: csv-core had returned it at its carriage return.
+            self.state = State::StartRecord;
+            self.emit(false, out);
+        } else if !self.between_records() {
             out.text.truncate(self.open.text_start);
             out.ends.truncate(self.open.ends_start);
         }
+    }
+
+    /// Writes the unquoted text `span` of the open record, cutting a field at each
+    /// delimiter; returns where the last field's text began in `span`.
+    fn cut_fields(&mut self, span: &[u8], out: &mut Filling) -> usize {
+        let mut from = 0;
+        let mut base = 0;
+        let mut blocks = span.chunks_exact(BLOCK);
+        for block in &mut blocks {
+            if let Ok(block) = <&[u8; BLOCK]>::try_from(block) {
+                let (mut delimiters, non_ascii) = classify(block, self.delimiter);
+                self.open.non_ascii |= non_ascii;
+                while delimiters != 0 {
+                    let at = base + delimiters.trailing_zeros() as usize;
+                    delimiters &= delimiters - 1;
+                    out.text.extend_from_slice(&span[from..at]);
+                    self.end_field(out);
+                    from = at + 1;
+                }
+            }
+            base += BLOCK;
+        }
+        let tail = blocks.remainder();
+        self.open.non_ascii |= !tail.is_ascii();
+        for (k, &b) in tail.iter().enumerate() {
+            if b == self.delimiter {
+                let at = base + k;
+                out.text.extend_from_slice(&span[from..at]);
+                self.end_field(out);
+                from = at + 1;
+            }
+        }
+        out.text.extend_from_slice(&span[from..]);
+        from
+    }
+
+    fn push(&mut self, b: u8, out: &mut Filling) {
+        self.open.non_ascii |= !b.is_ascii();
+        out.text.push(b);
     }
 
     fn count(&mut self, b: u8) {
@@ -435,7 +476,7 @@ impl Lexer {
         self.last_ended_by_bare_cr = ended_by_bare_cr;
         let text = &out.text[open.text_start..];
         let ends = open.ends_start..out.ends.len();
-        if !text.is_ascii()
+        if open.non_ascii
             && let Some((field, valid_up_to)) = utf8_error(text, &out.ends[ends.clone()])
         {
             out.text.truncate(open.text_start);
@@ -456,6 +497,44 @@ impl Lexer {
     }
 }
 
+/// Bytes per block of the delimiter search.
+const BLOCK: usize = 16;
+
+/// Where `delimiter` is in `block` (bit `i` for byte `i`), and whether any byte is outside
+/// ASCII: one compare of all 16 bytes at once.
+#[cfg(target_arch = "x86_64")]
+fn classify(block: &[u8; BLOCK], delimiter: u8) -> (u32, bool) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of every x86_64 target, and the unaligned load reads exactly the
+    // 16 bytes `block` borrows.
+    unsafe {
+        let bytes = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        let delimiters = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(delimiter as i8));
+        (
+            _mm_movemask_epi8(delimiters) as u32,
+            _mm_movemask_epi8(bytes) != 0,
+        )
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn classify(block: &[u8; BLOCK], delimiter: u8) -> (u32, bool) {
+    classify_bytewise(block, delimiter)
+}
+
+/// [`classify`] a byte at a time: the portable fallback, and its reference in a test.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn classify_bytewise(block: &[u8; BLOCK], delimiter: u8) -> (u32, bool) {
+    let delimiters = block
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == delimiter)
+        .fold(0, |mask, (i, _)| mask | 1 << i);
+    (delimiters, !block.is_ascii())
+}
+
 /// The first field of a record that is not UTF-8, and how far into it the text is valid.
 /// Each field is checked on its own, as csv-async did: a character cut by a delimiter is not
 /// one.
@@ -468,4 +547,25 @@ fn utf8_error(text: &[u8], ends: &[usize]) -> Option<(usize, usize)> {
         start = end;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_classified_as_byte_by_byte() {
+        let mut rng = fastrand::Rng::with_seed(16);
+        let alphabet = [b',', b'a', b'"', b'\n', 0x80, 0xff, b';', 0];
+        for _ in 0..10_000 {
+            let mut block = [0u8; BLOCK];
+            block.fill_with(|| alphabet[rng.usize(0..alphabet.len())]);
+            let delimiter = alphabet[rng.usize(0..alphabet.len())];
+            assert_eq!(
+                classify(&block, delimiter),
+                classify_bytewise(&block, delimiter),
+                "{block:?}"
+            );
+        }
+    }
 }
