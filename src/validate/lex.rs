@@ -10,7 +10,8 @@
 //! quote or line end, and the delimiters before it are found 16 bytes at a time (one SSE2
 //! compare, which also tells whether any byte is outside ASCII; a bytewise fallback on other
 //! targets); inside quotes one `memchr` finds the closing quote. Text is copied once, into
-//! the batch, and only a record with a byte outside ASCII is checked for UTF-8.
+//! the batch, an unquoted stretch with its delimiters in one copy (a field ends where its
+//! delimiter is), and only a record with a byte outside ASCII is checked for UTF-8.
 //!
 //! Everything the checker's messages need is decided here: each record's physical line (of
 //! its first byte), text after a closing quote, a bare carriage return, a record longer than
@@ -31,8 +32,9 @@ pub struct Dialect {
     pub escape: Option<u8>,
 }
 
-/// Records being written: field text one after the other, each field's end relative to its
-/// record's start, and the events in file order.
+/// Records being written: each record's fields with the delimiter between two (the text
+/// [`super::split::Fields`] reads), each field's end relative to its record's start, and the
+/// events in file order.
 #[derive(Debug, Default)]
 pub(super) struct Filling {
     pub text: Vec<u8>,
@@ -216,7 +218,7 @@ impl Lexer {
                         if !self.fits(i + 1, out) {
                             break;
                         }
-                        self.end_field(out);
+                        self.end_field_at_delimiter(out);
                         i += 1;
                     } else if b == b'\n' || b == b'\r' {
                         i += 1;
@@ -297,7 +299,7 @@ impl Lexer {
                         self.state = State::InQuoted;
                         i += 1;
                     } else if b == self.delimiter {
-                        self.end_field(out);
+                        self.end_field_at_delimiter(out);
                         self.state = State::StartField;
                         i += 1;
                     } else if b == b'\n' || b == b'\r' {
@@ -377,9 +379,12 @@ impl Lexer {
         }
     }
 
-    /// Writes the unquoted text `span` of the open record, cutting a field at each
-    /// delimiter; returns where the last field's text began in `span`.
+    /// Writes the unquoted text `span` of the open record, in one copy with its delimiters
+    /// (each the byte between two fields), and ends a field at each delimiter; returns where
+    /// the last field's text began in `span`.
     fn cut_fields(&mut self, span: &[u8], out: &mut Filling) -> usize {
+        let before = out.text.len() - self.open.text_start;
+        out.text.extend_from_slice(span);
         let mut from = 0;
         let mut base = 0;
         let mut blocks = span.chunks_exact(BLOCK);
@@ -390,8 +395,7 @@ impl Lexer {
                 while delimiters != 0 {
                     let at = base + delimiters.trailing_zeros() as usize;
                     delimiters &= delimiters - 1;
-                    out.text.extend_from_slice(&span[from..at]);
-                    self.end_field(out);
+                    out.ends.push(before + at);
                     from = at + 1;
                 }
             }
@@ -401,13 +405,10 @@ impl Lexer {
         self.open.non_ascii |= !tail.is_ascii();
         for (k, &b) in tail.iter().enumerate() {
             if b == self.delimiter {
-                let at = base + k;
-                out.text.extend_from_slice(&span[from..at]);
-                self.end_field(out);
-                from = at + 1;
+                out.ends.push(before + base + k);
+                from = base + k + 1;
             }
         }
-        out.text.extend_from_slice(&span[from..]);
         from
     }
 
@@ -444,8 +445,15 @@ impl Lexer {
         false
     }
 
+    /// Ends the record's last field.
     fn end_field(&mut self, out: &mut Filling) {
         out.ends.push(out.text.len() - self.open.text_start);
+    }
+
+    /// Ends a field at a delimiter, which is kept as the byte between it and the next.
+    fn end_field_at_delimiter(&mut self, out: &mut Filling) {
+        self.end_field(out);
+        out.text.push(self.delimiter);
     }
 
     /// Ends the record at line end `b`; true if it was written (a carriage return waits for
@@ -544,7 +552,7 @@ fn utf8_error(text: &[u8], ends: &[usize]) -> Option<(usize, usize)> {
         if let Err(e) = std::str::from_utf8(&text[start..end]) {
             return Some((field, e.valid_up_to()));
         }
-        start = end;
+        start = end + 1; // past the delimiter between fields
     }
     None
 }

@@ -123,13 +123,22 @@ fn is_full(filling: &Filling) -> bool {
 pub struct Fields<'a> {
     text: &'a str,
     ends: &'a [usize],
+    /// Bytes between one field's end and the next one's start: 1 in a batch (the delimiter,
+    /// copied with the text around it), 0 for JSON records.
+    gap: usize,
 }
 
 impl<'a> Fields<'a> {
-    /// Fields laid out as a batch holds them: `text` is every field one after the other,
-    /// `ends[i]` where field `i` ends in it. JSON records ([`super::record`]) use this too.
+    /// Fields one after the other in `text`, `ends[i]` where field `i` ends in it. JSON
+    /// records ([`super::record`]) use this.
     pub(super) fn from_parts(text: &'a str, ends: &'a [usize]) -> Fields<'a> {
-        Fields { text, ends }
+        Fields { text, ends, gap: 0 }
+    }
+
+    /// Fields as a batch holds them: as [`from_parts`](Self::from_parts), with one byte
+    /// between two fields.
+    pub(super) fn separated(text: &'a str, ends: &'a [usize]) -> Fields<'a> {
+        Fields { text, ends, gap: 1 }
     }
 
     pub fn len(&self) -> usize {
@@ -139,20 +148,25 @@ impl<'a> Fields<'a> {
     /// The field `i` (from 0), if the record has it.
     pub fn get(&self, i: usize) -> Option<&'a str> {
         let end = *self.ends.get(i)?;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends[i - 1] + self.gap
+        };
         self.text.get(start..end)
     }
 
-    /// All fields' text, one after the other.
+    /// The record's text: every field, with what separates them (nothing, or the
+    /// delimiter).
     pub fn as_str(&self) -> &'a str {
         self.text
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
-        let (text, ends) = (self.text, self.ends);
+        let (text, ends, gap) = (self.text, self.ends, self.gap);
         ends.iter().scan(0, move |start, &end| {
             let field = text.get(*start..end).unwrap_or_default();
-            *start = end;
+            *start = end + gap;
             Some(field)
         })
     }
@@ -207,14 +221,13 @@ impl Records {
                 Item::Record {
                     line,
                     quirks,
-                    fields: Fields {
-                        text: self
-                            .batch
+                    fields: Fields::separated(
+                        self.batch
                             .text
                             .get(text_start..text_end)
                             .unwrap_or_default(),
                         ends,
-                    },
+                    ),
                 }
             }
             Some(other) => Item::Other(other),
@@ -333,14 +346,14 @@ mod tests {
             panic!("the second event is a record");
         };
         let ends = &batch.ends[ends.clone()];
-        let fields = Fields {
-            text: &batch.text[*text_start..*text_start + ends.last().copied().unwrap_or(0)],
+        let fields = Fields::separated(
+            &batch.text[*text_start..*text_start + ends.last().copied().unwrap_or(0)],
             ends,
-        };
+        );
         assert_eq!(fields.len(), 4);
         assert_eq!(fields.iter().collect::<Vec<_>>(), ["a", "", "ünï", "x,y"]);
         assert_eq!(fields.get(2), Some("ünï"));
         assert_eq!(fields.get(4), None);
-        assert_eq!(fields.as_str(), "aünïx,y");
+        assert_eq!(fields.as_str(), "a,,ünï,x,y");
     }
 }

@@ -134,7 +134,7 @@ fn drain(filling: Filling, seen: &mut Vec<Seen>) {
             } => {
                 let ends = &batch.ends[ends.clone()];
                 let text_end = text_start + ends.last().copied().unwrap_or(0);
-                let fields = Fields::from_parts(&batch.text[*text_start..text_end], ends);
+                let fields = Fields::separated(&batch.text[*text_start..text_end], ends);
                 Seen::Record {
                     line: *line,
                     quirks: *quirks,
