@@ -677,3 +677,17 @@ async fn a_numeric_id_is_one_canonical_text() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_record_after_blank_lines_is_named_at_its_physical_line() {
+    // Blank lines (LF and CRLF) are skipped; the lines named are still the file's own.
+    let text = "id,email,signUpDate\n\n\nu1,a,2021-13-01\r\n\r\nu2,b,2021-14-01\n";
+    let (report, _) = check_csv(&rules(), text).await;
+    assert_eq!(
+        messages(&report),
+        [
+            "line 4, column 'signUpDate': '2021-13-01' is not a date in format yyyy-MM-dd",
+            "line 6, column 'signUpDate': '2021-14-01' is not a date in format yyyy-MM-dd",
+        ]
+    );
+}

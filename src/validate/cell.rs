@@ -36,7 +36,7 @@ pub fn parse(field: &str, ty: AttributeType, dates: &DatePattern) -> Result<Cell
     if let AttributeType::String = ty {
         return Ok(Cell::Text);
     }
-    let field = field.trim_matches([' ', '\t']);
+    let field = trim_padding(field);
     if field.is_empty() {
         return Ok(Cell::Absent);
     }
@@ -47,6 +47,19 @@ pub fn parse(field: &str, ty: AttributeType, dates: &DatePattern) -> Result<Cell
             .map(Cell::Bool)
             .ok_or(Expected::Boolean),
         AttributeType::Date => dates.parse(field).map(Cell::Date).ok_or(Expected::Date),
+    }
+}
+
+/// `field` without the spaces and tabs around it. Most fields have none: two byte compares
+/// decide that, where `trim_matches` walks a char pattern from both ends.
+#[inline]
+fn trim_padding(field: &str) -> &str {
+    let padding = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+    let bytes = field.as_bytes();
+    if padding(bytes.first()) || padding(bytes.last()) {
+        field.trim_matches([' ', '\t'])
+    } else {
+        field
     }
 }
 

@@ -1,20 +1,12 @@
-//! The decompressed bytes on their way into the CSV parser, metered.
+//! The reading the record splitter ([`super::lex`]) replaced, kept as the oracle of its
+//! differential test: the decompressed bytes on their way into csv-async, metered.
 //!
-//! csv-async grows its record buffer until a record ends, so a 64 MiB field would take
-//! 64 MiB. This reader counts the bytes the parser pulls between two records and fails the
-//! read once a record cannot fit `max_record_bytes`: memory stays bounded, and the error says
-//! where. It also counts quote characters: in RFC 4180 they come in pairs, so an odd count at
-//! the end means a quoted field was never closed (which csv-core silently runs to EOF).
-//!
-//! It also follows the dialect's quoting, byte by byte, to see what csv-core lets pass in
-//! silence: text after a closing quote (csv-core appends it to the value, so Spark's `\"`
-//! would be stored altered), and a bare carriage return outside quotes (csv-core ends the
-//! record there, which shows only as a ragged row). Each is noted with its byte offset, for
-//! the pipeline to name in the record that holds it.
-//!
-//! Line numbers come from here too. csv-core counts `\n` as it consumes them, but with CRLF
-//! endings it stops a record at `\r` and leaves the `\n` to the next one, so its count is one
-//! short. Knowing where each `\n` passed, a record's line follows from its byte offset.
+//! csv-async grows its record buffer until a record ends; this reader counted the bytes the
+//! parser pulled between two records and failed the read once a record could not fit
+//! `max_record_bytes`. It also counts quote characters (an odd count at the end means a quoted
+//! field was never closed, which csv-core silently runs to EOF), and follows the dialect's
+//! quoting, byte by byte, to see what csv-core lets pass in silence: text after a closing
+//! quote, and a bare carriage return outside quotes. Each is noted with its byte offset.
 
 use std::collections::VecDeque;
 use std::io;
@@ -93,10 +85,6 @@ pub struct MeteredInput<R> {
     quotes: u64,
     /// Bytes handed to the parser so far.
     offset: u64,
-    /// Offsets of the `\n`s handed over but not yet behind a record start.
-    newlines: VecDeque<u64>,
-    /// `\n`s behind the last record start asked about.
-    lines_before: u64,
 }
 
 impl<R> MeteredInput<R> {
@@ -121,20 +109,7 @@ impl<R> MeteredInput<R> {
             quote,
             quotes: 0,
             offset: 0,
-            newlines: VecDeque::new(),
-            lines_before: 0,
         }
-    }
-
-    /// The physical line (from 1) of the record starting at byte `offset`. Offsets must be
-    /// asked in increasing order, as records come. The `\n` at `offset` itself is the end of
-    /// the previous line when a CRLF record left it behind, so it counts as before.
-    pub fn line_at(&mut self, offset: u64) -> u64 {
-        while self.newlines.front().is_some_and(|&n| n <= offset) {
-            self.newlines.pop_front();
-            self.lines_before += 1;
-        }
-        self.lines_before + 1
     }
 
     /// The parser returned a record: what it read ahead is all it holds now.
@@ -293,8 +268,6 @@ impl<R: AsyncRead + Unpin> AsyncRead for MeteredInput<R> {
         let fresh = &buf.filled()[before..];
         let start = self.offset;
         self.scan(fresh, start);
-        self.newlines
-            .extend(memchr::memchr_iter(b'\n', fresh).map(|i| start + i as u64));
         self.offset += fresh.len() as u64;
         self.since_record += fresh.len();
         if self.since_record > self.allowed {

@@ -1,13 +1,13 @@
 //! The hot path: one gzipped CSV file judged against an integration's schema, streaming.
 //!
 //! ```text
-//! source ─▶ decode (own thread: gzip, byte cap) ─▶ input (record cap, quote pairs)
-//!        ─▶ split (own thread: csv-async records, in batches) ─▶ header plan ─▶ typed cells
-//!        ─▶ Row ─▶ RowConsumer
+//! source ─▶ decode (own thread: gzip, byte cap)
+//!        ─▶ split (own thread: lex cuts records into batches: record cap, quirks, UTF-8)
+//!        ─▶ header plan ─▶ typed cells ─▶ Row ─▶ RowConsumer
 //! ```
-//! Memory is bounded whatever the file: chunks in flight, one record buffer (at most
-//! `max_record_bytes`), a few batches of records in flight, one cell buffer, and the first `max_status_errors` messages. A file
-//! with any error is rejected whole, so the consumer gets rows only while there is none.
+//! Memory is bounded whatever the file: chunks in flight, a few batches of records in flight
+//! (one record at most `max_record_bytes`), one cell buffer, and the first
+//! `max_status_errors` messages. A file with any error is rejected whole, so the consumer gets rows only while there is none.
 //!
 //! JSON records (pushed or polled) take a shorter way to the same checks: [`validate_records`]
 //! judges a batch of them cell by cell as CSV rows are judged, and gives [`ValidRecords`],
@@ -18,7 +18,9 @@ mod date;
 mod decode;
 mod escape;
 mod header;
+#[cfg(test)]
 mod input;
+mod lex;
 mod pipeline;
 mod record;
 mod report;

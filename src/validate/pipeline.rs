@@ -5,22 +5,18 @@
 use std::io;
 use std::time::Instant;
 
-use csv_async::AsyncReaderBuilder;
 use tokio::io::AsyncRead;
 
 use super::AttributeType;
 use super::cell::{self, Cell};
 use super::decode;
 use super::header::{ColumnPlan, Role, parsing_errors};
-use super::input::{MeteredInput, Quoting};
+use super::lex::{Dialect, Lexer};
 use super::report::{ErrorList, ErrorListener, FileError, FileReport, expected_message};
 use super::row::{Row, RowConsumer};
 use super::rules::FileRules;
 use super::sniff::DateHints;
-use super::split::{self, Csv, Event, Fields, Item, Quirks};
-
-/// The CSV parser's read buffer.
-const PARSER_BUFFER_BYTES: usize = 64 * 1024;
+use super::split::{self, Event, Fields, Item, Quirks};
 
 /// Why a file has no verdict: nothing about its content, so it is retried later.
 #[derive(Debug, thiserror::Error)]
@@ -46,31 +42,19 @@ where
     let started = Instant::now();
     let limits = &rules.limits;
     let (decoded, progress) = decode::spawn(source, limits.max_decompressed_bytes);
-    let paired_quotes = rules.csv.escape.is_none().then_some(rules.csv.quote as u8);
-    let input = MeteredInput::new(
-        decoded,
-        limits.max_record_bytes,
-        PARSER_BUFFER_BYTES,
-        paired_quotes,
-        Quoting {
+    let lexer = Lexer::new(
+        Dialect {
             delimiter: rules.csv.delimiter as u8,
             quote: rules.csv.quote as u8,
             escape: rules.csv.escape.map(|c| c as u8),
         },
+        limits.max_record_bytes,
     );
-    let csv = AsyncReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(rules.csv.delimiter as u8)
-        .quote(rules.csv.quote as u8)
-        .escape(rules.csv.escape.map(|c| c as u8))
-        .double_quote(rules.csv.escape.is_none())
-        .buffer_capacity(PARSER_BUFFER_BYTES)
-        .create_reader(input);
     let mut errors = ErrorList::new(limits.max_status_errors, listener);
     let mut rows = 0;
     let mut hints = DateHints::default();
-    let result = read_file(rules, csv, consumer, &mut errors, &mut hints, &mut rows).await;
+    let records = split::spawn(decoded, lexer);
+    let result = read_file(rules, records, consumer, &mut errors, &mut hints, &mut rows).await;
     hints.annotate(&mut errors);
     let report = FileReport {
         name: name.to_string(),
@@ -85,13 +69,12 @@ where
 
 async fn read_file<C: RowConsumer>(
     rules: &FileRules,
-    csv: Csv,
+    mut records: split::Records,
     consumer: &mut C,
     errors: &mut ErrorList,
     hints: &mut DateHints,
     rows: &mut u64,
 ) -> Result<(), FileFailure<C::Error>> {
-    let mut records = split::spawn(csv);
     let plan = if rules.csv.header {
         match records.next().await {
             Item::Record {

@@ -1,23 +1,22 @@
 //! Records split from the decoded bytes on a thread of their own, handed to the checker in
 //! batches: the second core of the hot path.
 //!
-//! Inflating takes about a fifth of a file's CPU, splitting records (csv-core, the quirk scan,
-//! line numbers, UTF-8) about half of the rest. With the split here, the checker's core only
-//! checks cells, and the three stages share both cores. Batches are about
+//! The splitter ([`super::lex`]) reads the decoder's chunks where they lie and writes field
+//! text straight into a batch; the checker's core only checks cells. Batches are about
 //! [`BATCH_TEXT_BYTES`] of field text (more only for one record longer than that, itself
 //! capped at `max_record_bytes`), at most [`BATCHES_IN_FLIGHT`] of them queued: memory stays
-//! bounded whatever the file. Everything a record's messages need (its line, its quirks, the
-//! errors of csv-core and of the metered input) is decided here, as it was in one loop.
+//! bounded whatever the file. A batch is handed over only between records. Everything a
+//! record's messages need (its line, its quirks, UTF-8 and read errors) is decided here.
 
 use std::collections::VecDeque;
 use std::io;
 use std::ops::Range;
 
-use csv_async::{AsyncReader, ErrorKind, StringRecord};
+use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 use super::decode::{self, DecodedReader};
-use super::input::{MeteredInput, Quirk, RecordTooLong};
+use super::lex::{Filling, Lexer};
 use super::report::FileError;
 
 /// Field text per batch before it is handed over.
@@ -29,14 +28,12 @@ const BATCHES_IN_FLIGHT: usize = 2;
 /// Fields per record a batch has room for before it grows.
 const FIELDS_PER_RECORD: usize = 8;
 
-pub(super) type Csv = AsyncReader<MeteredInput<DecodedReader>>;
-
-/// What csv-core let pass in silence in a record, from the raw bytes.
-#[derive(Debug, Clone, Copy, Default)]
+/// What the dialect let pass in silence in a record, from the raw bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Quirks {
     /// The field (from 0) with text after its closing quote.
     pub after_quote: Option<usize>,
-    /// The record ended at a bare carriage return.
+    /// The record ended at a bare carriage return (or one was skipped just before it).
     pub ended_by_bare_cr: bool,
     /// The record starts right after a bare carriage return.
     pub follows_bare_cr: bool,
@@ -78,50 +75,47 @@ struct Batch {
 }
 
 impl Batch {
-    fn new() -> Batch {
-        Batch {
-            // A little over the mark, so that the record that crosses it rarely grows it.
-            text: String::with_capacity(BATCH_TEXT_BYTES + BATCH_TEXT_BYTES / 4),
-            ends: Vec::with_capacity(BATCH_RECORDS * FIELDS_PER_RECORD),
-            events: VecDeque::with_capacity(BATCH_RECORDS + 1),
-        }
+    /// A batch of the records written into `filling`, whose text is UTF-8 record by record.
+    fn sealed(filling: Filling) -> Batch {
+        let Filling { text, ends, events } = filling;
+        let text = String::from_utf8(text)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        Batch { text, ends, events }
     }
 
     /// Empties a batch for reuse, keeping its buffers unless a long record grew them (or it
     /// has none: the checker's first, empty one).
-    fn recycle(mut self) -> Option<Batch> {
+    fn recycle(self) -> Option<Filling> {
         if self.text.capacity() == 0
             || self.text.capacity() > 2 * BATCH_TEXT_BYTES
             || self.ends.capacity() > 2 * BATCH_RECORDS * FIELDS_PER_RECORD
         {
             return None;
         }
-        self.text.clear();
-        self.ends.clear();
-        self.events.clear();
-        Some(self)
+        let Batch {
+            text,
+            mut ends,
+            mut events,
+        } = self;
+        let mut text = text.into_bytes();
+        text.clear();
+        ends.clear();
+        events.clear();
+        Some(Filling { text, ends, events })
     }
+}
 
-    fn is_full(&self) -> bool {
-        self.text.len() >= BATCH_TEXT_BYTES || self.events.len() >= BATCH_RECORDS
+fn new_filling() -> Filling {
+    Filling {
+        // A little over the mark, so that the record that crosses it rarely grows it.
+        text: Vec::with_capacity(BATCH_TEXT_BYTES + BATCH_TEXT_BYTES / 4),
+        ends: Vec::with_capacity(BATCH_RECORDS * FIELDS_PER_RECORD),
+        events: VecDeque::with_capacity(BATCH_RECORDS + 1),
     }
+}
 
-    fn push_record(&mut self, record: &StringRecord, line: u64, quirks: Quirks) {
-        let text_start = self.text.len();
-        let first = self.ends.len();
-        self.text.push_str(record.as_slice());
-        let mut end = 0;
-        for field in record.iter() {
-            end += field.len();
-            self.ends.push(end);
-        }
-        self.events.push_back(Event::Record {
-            line,
-            quirks,
-            text_start,
-            ends: first..self.ends.len(),
-        });
-    }
+fn is_full(filling: &Filling) -> bool {
+    filling.text.len() >= BATCH_TEXT_BYTES || filling.events.len() >= BATCH_RECORDS
 }
 
 /// The fields of one record, borrowed from its batch.
@@ -129,13 +123,22 @@ impl Batch {
 pub struct Fields<'a> {
     text: &'a str,
     ends: &'a [usize],
+    /// Bytes between one field's end and the next one's start: 1 in a batch (the delimiter,
+    /// copied with the text around it), 0 for JSON records.
+    gap: usize,
 }
 
 impl<'a> Fields<'a> {
-    /// Fields laid out as a batch holds them: `text` is every field one after the other,
-    /// `ends[i]` where field `i` ends in it. JSON records ([`super::record`]) use this too.
+    /// Fields one after the other in `text`, `ends[i]` where field `i` ends in it. JSON
+    /// records ([`super::record`]) use this.
     pub(super) fn from_parts(text: &'a str, ends: &'a [usize]) -> Fields<'a> {
-        Fields { text, ends }
+        Fields { text, ends, gap: 0 }
+    }
+
+    /// Fields as a batch holds them: as [`from_parts`](Self::from_parts), with one byte
+    /// between two fields.
+    pub(super) fn separated(text: &'a str, ends: &'a [usize]) -> Fields<'a> {
+        Fields { text, ends, gap: 1 }
     }
 
     pub fn len(&self) -> usize {
@@ -145,20 +148,25 @@ impl<'a> Fields<'a> {
     /// The field `i` (from 0), if the record has it.
     pub fn get(&self, i: usize) -> Option<&'a str> {
         let end = *self.ends.get(i)?;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends[i - 1] + self.gap
+        };
         self.text.get(start..end)
     }
 
-    /// All fields' text, one after the other.
+    /// The record's text: every field, with what separates them (nothing, or the
+    /// delimiter).
     pub fn as_str(&self) -> &'a str {
         self.text
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
-        let (text, ends) = (self.text, self.ends);
+        let (text, ends, gap) = (self.text, self.ends, self.gap);
         ends.iter().scan(0, move |start, &end| {
             let field = text.get(*start..end).unwrap_or_default();
-            *start = end;
+            *start = end + gap;
             Some(field)
         })
     }
@@ -178,7 +186,7 @@ pub(super) enum Item<'a> {
 pub(super) struct Records {
     rx: mpsc::Receiver<Batch>,
     /// Read batches go back to the splitter, so that the same few buffers serve the file.
-    recycled: mpsc::Sender<Batch>,
+    recycled: mpsc::Sender<Filling>,
     batch: Batch,
 }
 
@@ -213,14 +221,13 @@ impl Records {
                 Item::Record {
                     line,
                     quirks,
-                    fields: Fields {
-                        text: self
-                            .batch
+                    fields: Fields::separated(
+                        self.batch
                             .text
                             .get(text_start..text_end)
                             .unwrap_or_default(),
                         ends,
-                    },
+                    ),
                 }
             }
             Some(other) => Item::Other(other),
@@ -229,14 +236,14 @@ impl Records {
     }
 }
 
-/// Starts splitting `csv` on a thread of its own. Dropping the returned [`Records`] stops it
-/// (and with it the decoder) at its next hand-over.
-pub(super) fn spawn(csv: Csv) -> Records {
+/// Starts splitting the decoded bytes on a thread of its own. Dropping the returned
+/// [`Records`] stops it (and with it the decoder) at its next hand-over.
+pub(super) fn spawn(decoded: DecodedReader, lexer: Lexer) -> Records {
     let (tx, rx) = mpsc::channel(BATCHES_IN_FLIGHT);
     let (recycled, recycled_rx) = mpsc::channel(BATCHES_IN_FLIGHT);
     let runtime = tokio::runtime::Handle::current();
     // A thread, not a task, for the reason `decode::spawn` gives.
-    tokio::task::spawn_blocking(move || runtime.block_on(split(csv, tx, recycled_rx)));
+    tokio::task::spawn_blocking(move || runtime.block_on(split(decoded, lexer, tx, recycled_rx)));
     Records {
         rx,
         recycled,
@@ -244,115 +251,70 @@ pub(super) fn spawn(csv: Csv) -> Records {
     }
 }
 
-async fn split(mut csv: Csv, tx: mpsc::Sender<Batch>, mut recycled: mpsc::Receiver<Batch>) {
-    let mut record = StringRecord::new();
-    let mut batch = Batch::new();
+async fn split(
+    mut decoded: DecodedReader,
+    mut lexer: Lexer,
+    tx: mpsc::Sender<Batch>,
+    mut recycled: mpsc::Receiver<Filling>,
+) {
+    let mut filling = new_filling();
     loop {
-        let last = match next(&mut csv, &mut record).await {
-            Ok(Some(Step::Record { line, quirks })) => {
-                batch.push_record(&record, line, quirks);
-                false
-            }
-            Ok(Some(Step::Event(event))) => {
-                let last = !matches!(event, Event::Utf8 { .. });
-                batch.events.push_back(event);
-                last
-            }
-            Ok(None) => {
-                batch.events.push_back(Event::End {
-                    quotes_balanced: csv.get_ref().quotes_balanced(),
-                });
-                true
-            }
+        let chunk = match decoded.fill_buf().await {
+            Ok(chunk) => chunk,
             Err(e) => {
-                batch.events.push_back(Event::Failed(e));
-                true
+                lexer.abandon(&mut filling);
+                filling.events.push_back(read_error(e));
+                let _ = tx.send(Batch::sealed(filling)).await;
+                return;
             }
         };
-        if last || batch.is_full() {
-            let next = recycled.try_recv().unwrap_or_else(|_| Batch::new());
-            if tx.send(std::mem::replace(&mut batch, next)).await.is_err() || last {
-                return; // The checker has stopped (an error, the row cap), or the file ended.
+        if chunk.is_empty() {
+            lexer.finish(&mut filling);
+            filling.events.push_back(Event::End {
+                quotes_balanced: lexer.quotes_balanced(),
+            });
+            let _ = tx.send(Batch::sealed(filling)).await;
+            return;
+        }
+        let length = chunk.len();
+        let mut taken = 0;
+        while taken < length {
+            taken += lexer.feed(&chunk[taken..], &mut filling, is_full);
+            if lexer.stopped() {
+                let _ = tx.send(Batch::sealed(filling)).await;
+                return;
+            }
+            // A record still open stays with its batch, however long (up to the record limit).
+            if is_full(&filling) && lexer.between_records() {
+                let next = recycled.try_recv().unwrap_or_else(|_| new_filling());
+                let full = std::mem::replace(&mut filling, next);
+                if tx.send(Batch::sealed(full)).await.is_err() {
+                    return; // The checker has stopped (an error, the row cap).
+                }
             }
         }
+        decoded.consume(length);
     }
 }
 
-/// What reading one record gave, before it goes into a batch.
-enum Step {
-    Record { line: u64, quirks: Quirks },
-    Event(Event),
+/// The event for a failed read of the decoded bytes: the file's fault (not gzip, truncated,
+/// too large) or the source's.
+fn read_error(error: io::Error) -> Event {
+    match decode::decode_error(&error) {
+        Some(decode_error) if decode_error.is_content() => {
+            Event::Fatal(Box::new(FileError::file(decode_error.to_string())))
+        }
+        _ => Event::Failed(io::Error::new(error.kind(), error.to_string())),
+    }
 }
 
-/// Reads the next record and says what it was: `None` at the end, `Err` only for a source
-/// that failed to read.
-async fn next(csv: &mut Csv, record: &mut StringRecord) -> Result<Option<Step>, io::Error> {
-    let start = csv.position().byte();
-    let start_line = csv.get_mut().line_at(start);
-    // Quirks of a record that failed to read went with its error.
-    csv.get_mut().quirks_before(start).for_each(drop);
-    let follows_bare_cr = csv.get_ref().follows_bare_cr(start);
-    let result = csv.read_record(record).await;
-    csv.get_mut().record_done();
-    let error = match result {
-        Ok(true) => {
-            let end = csv.position().byte();
-            let mut quirks = Quirks {
-                follows_bare_cr,
-                ..Quirks::default()
-            };
-            for quirk in csv.get_mut().quirks_before(end) {
-                match quirk {
-                    Quirk::AfterClosingQuote { field, .. } => {
-                        quirks.after_quote = quirks.after_quote.or(Some(field));
-                    }
-                    Quirk::BareCr { .. } => quirks.ended_by_bare_cr = true,
-                }
-            }
-            let start = record.position().map_or(0, |p| p.byte());
-            let line = csv.get_mut().line_at(start);
-            return Ok(Some(Step::Record { line, quirks }));
-        }
-        Ok(false) => return Ok(None),
-        Err(error) => error,
-    };
-    let event = match error.kind() {
-        ErrorKind::Utf8 { pos, err } => Event::Utf8 {
-            line: match pos {
-                Some(pos) => csv.get_mut().line_at(pos.byte()),
-                None => start_line,
-            },
-            field: err.field(),
-            valid_up_to: err.valid_up_to(),
-        },
-        ErrorKind::Io(io_error) => {
-            if let Some(too_long) = io_error
-                .get_ref()
-                .and_then(|e| e.downcast_ref::<RecordTooLong>())
-            {
-                Event::Fatal(Box::new(FileError::line(
-                    start_line,
-                    format!(
-                        "a record longer than {} bytes (limits.max_record_bytes); the file was not read further",
-                        too_long.limit
-                    ),
-                )))
-            } else if let Some(decode_error) = decode::decode_error(io_error)
-                && decode_error.is_content()
-            {
-                Event::Fatal(Box::new(FileError::file(decode_error.to_string())))
-            } else {
-                return Err(io::Error::new(io_error.kind(), io_error.to_string()));
-            }
-        }
-        _ => Event::Fatal(Box::new(FileError::line(start_line, error.to_string()))),
-    };
-    Ok(Some(Step::Event(event)))
-}
+#[cfg(test)]
+mod differential;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::lex::Dialect;
 
     #[test]
     fn an_event_stays_small() {
@@ -366,10 +328,17 @@ mod tests {
 
     #[test]
     fn fields_are_read_back_as_written() {
-        let mut batch = Batch::new();
-        let record = StringRecord::from(vec!["a", "", "ünï", "x,y"]);
-        batch.push_record(&StringRecord::from(vec!["before"]), 1, Quirks::default());
-        batch.push_record(&record, 2, Quirks::default());
+        let mut lexer = Lexer::new(
+            Dialect {
+                delimiter: b',',
+                quote: b'"',
+                escape: None,
+            },
+            1 << 20,
+        );
+        let mut filling = new_filling();
+        lexer.feed("before\na,,ünï,\"x,y\"\n".as_bytes(), &mut filling, is_full);
+        let batch = Batch::sealed(filling);
         let Some(Event::Record {
             text_start, ends, ..
         }) = batch.events.get(1)
@@ -377,14 +346,14 @@ mod tests {
             panic!("the second event is a record");
         };
         let ends = &batch.ends[ends.clone()];
-        let fields = Fields {
-            text: &batch.text[*text_start..*text_start + ends.last().copied().unwrap_or(0)],
+        let fields = Fields::separated(
+            &batch.text[*text_start..*text_start + ends.last().copied().unwrap_or(0)],
             ends,
-        };
+        );
         assert_eq!(fields.len(), 4);
         assert_eq!(fields.iter().collect::<Vec<_>>(), ["a", "", "ünï", "x,y"]);
         assert_eq!(fields.get(2), Some("ünï"));
         assert_eq!(fields.get(4), None);
-        assert_eq!(fields.as_str(), "aünïx,y");
+        assert_eq!(fields.as_str(), "a,,ünï,x,y");
     }
 }
