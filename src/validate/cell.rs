@@ -80,15 +80,15 @@ fn parse_boolean(field: &str) -> Option<bool> {
 pub fn parse_number(field: &str) -> Option<Cell> {
     let bytes = field.as_bytes();
     let mut i = usize::from(matches!(bytes.first(), Some(b'+' | b'-')));
-    let int_digits = count_digits(&bytes[i..]);
-    i += int_digits;
+    // The digits' value is gathered on the way; it is used only when there are at most 15.
+    let mut mantissa = 0u64;
+    let int_digits = read_digits(bytes, &mut i, &mut mantissa);
     let mut frac_digits = 0;
     let mut integer = true;
     if bytes.get(i) == Some(&b'.') {
         integer = false;
         i += 1;
-        frac_digits = count_digits(&bytes[i..]);
-        i += frac_digits;
+        frac_digits = read_digits(bytes, &mut i, &mut mantissa);
     }
     if int_digits + frac_digits == 0 {
         return None;
@@ -107,10 +107,13 @@ pub fn parse_number(field: &str) -> Option<Cell> {
     if i != bytes.len() {
         return None;
     }
-    if mantissa_end == bytes.len()
-        && let Some(cell) = small_decimal(bytes, int_digits + frac_digits, frac_digits, integer)
-    {
-        return Some(cell);
+    if mantissa_end == bytes.len() && int_digits + frac_digits <= 15 {
+        return Some(small_decimal(
+            bytes.first() == Some(&b'-'),
+            mantissa,
+            frac_digits,
+            integer,
+        ));
     }
     if integer && let Ok(n) = field.parse::<i64>() {
         return Some(Cell::Int(n));
@@ -119,31 +122,38 @@ pub fn parse_number(field: &str) -> Option<Cell> {
     f.is_finite().then_some(Cell::Float(f))
 }
 
+/// Reads the digits at `*i`, moving past them and adding them to `mantissa` (wrapping: the
+/// value counts only for 15 digits or fewer); how many there were.
+#[inline]
+fn read_digits(bytes: &[u8], i: &mut usize, mantissa: &mut u64) -> usize {
+    let start = *i;
+    while let Some(&b) = bytes.get(*i) {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        *mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(digit));
+        *i += 1;
+    }
+    *i - start
+}
+
 /// Powers of ten that are exact in an `f64`.
 const EXACT_POWERS_OF_TEN: [f64; 16] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
 
-/// The value of a number of at most 15 digits without exponent (`-1505.68`; `bytes` holds
-/// nothing else), read from the digits already checked: most numbers in a file, and `str::parse` costs several times more.
-/// `m / 10^k` with both exact is one correctly rounded division, so it is the same `f64` the
-/// full parser gives (Clinger's fast path); integers are exact.
-fn small_decimal(bytes: &[u8], digits: usize, frac_digits: usize, integer: bool) -> Option<Cell> {
-    if digits > 15 {
-        return None;
-    }
-    let negative = bytes.first() == Some(&b'-');
-    let sign_len = usize::from(matches!(bytes.first(), Some(b'+' | b'-')));
-    let mantissa = bytes[sign_len..]
-        .iter()
-        .filter(|b| b.is_ascii_digit())
-        .fold(0u64, |m, b| m * 10 + u64::from(b - b'0'));
+/// The value of a number of at most 15 digits without exponent (`-1505.68`), from the value
+/// of its digits read once: most numbers in a file, and `str::parse` costs several times
+/// more. `m / 10^k` with both exact is one correctly rounded division, so it is the same
+/// `f64` the full parser gives (Clinger's fast path); integers are exact.
+fn small_decimal(negative: bool, mantissa: u64, frac_digits: usize, integer: bool) -> Cell {
     if integer {
         let n = mantissa as i64; // below 10^15
-        return Some(Cell::Int(if negative { -n } else { n }));
+        return Cell::Int(if negative { -n } else { n });
     }
     let f = mantissa as f64 / EXACT_POWERS_OF_TEN[frac_digits];
-    Some(Cell::Float(if negative { -f } else { f }))
+    Cell::Float(if negative { -f } else { f })
 }
 
 /// Plain notation up to this many characters; past it, `d.ddde±N`.

@@ -551,6 +551,8 @@ fn the_fixed_width_fast_path_reads_every_value_as_the_general_reader() {
         ("yyyyMMddHHmmss", "20211225235959"),
         ("dd/MM/yyyy HH:mm:ss.SSS", "29/02/2024 00:00:00.999"),
         ("yyyy-MM-dd", "2000-02-29"),
+        ("yyyy-MM-dd HH:mm:ss", "1999-12-31 23:59:59"),
+        ("yyyy-MM-dd HH:mm:ssXXX", "2024-02-29 00:00:00+01:00"),
         ("yyyy-MM-ddTHH:mm", "1999-12-31T23:59"),
     ];
     // Every value one edit away from a good one: each byte replaced by each of these, one
@@ -561,6 +563,13 @@ fn the_fixed_width_fast_path_reads_every_value_as_the_general_reader() {
     for (pattern, good) in fast {
         let compiled = DatePattern::compile_on(pattern, today()).expect("pattern compiles");
         assert!(compiled.fixed.is_some(), "{pattern} has the fast path");
+        let by_layout = pattern.starts_with("yyyy-MM-dd")
+            && [10, 19].contains(&pattern.replace("'T'", "T").trim_end_matches('X').len());
+        assert_eq!(
+            compiled.fixed.as_ref().is_some_and(|f| f.reads_by_layout()),
+            by_layout,
+            "{pattern}: read by layout"
+        );
         assert!(compiled.parse(good).is_some(), "{pattern} on {good}");
         let chars: Vec<char> = good.chars().collect();
         let mut values = Vec::new();
