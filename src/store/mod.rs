@@ -77,7 +77,7 @@ pub enum StoreError {
     /// A listing longer than [`MAX_LISTED`]: read no further, so that one bucket cannot make
     /// the process hold millions of keys.
     #[error(
-        "{key}: more than {limit} keys and folders under it; dropfolder reads at most that many in one scan: move what is not a dt=YYYYMMDD folder to import out of current/"
+        "{key}: the scan passed {limit} keys and folders here, the most one scan reads; move what is not a dt=YYYYMMDD folder to import out of current/"
     )]
     TooMany { key: String, limit: usize },
     #[error(

@@ -375,7 +375,7 @@ fn a_bucket_with_more_keys_than_a_scan_reads_fails_only_that_tenant() {
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert!(
         stdout.contains(&format!(
-            "t0: FAILED: current/: more than {MAX_LISTED} keys and folders under it"
+            "t0: FAILED: current/: the scan passed {MAX_LISTED} keys and folders here, the most one scan reads"
         )),
         "{stdout}"
     );
