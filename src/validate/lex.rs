@@ -7,11 +7,12 @@
 //! closing quote kept unquoted, an unclosed quote running to the end), so a file reads as
 //! csv-async read it before; a differential test in `split` holds the two side by side. It is
 //! faster because it does not go byte by byte: outside quotes one `memchr3` finds the next
-//! quote or line end, and the delimiters before it are found 16 bytes at a time (one SSE2
-//! compare, which also tells whether any byte is outside ASCII; a bytewise fallback on other
-//! targets); inside quotes one `memchr` finds the closing quote. Text is copied once, into
-//! the batch, an unquoted stretch with its delimiters in one copy (a field ends where its
-//! delimiter is), and only a record with a byte outside ASCII is checked for UTF-8.
+//! quote or line end, and the delimiters before it are found 16 bytes at a time (SSE2
+//! compares, which also tell whether any byte is outside ASCII or a NUL; a bytewise fallback
+//! on other targets); inside quotes one `memchr` finds the closing quote. Text is copied once,
+//! into the batch, an unquoted stretch with its delimiters in one copy (a field ends where its
+//! delimiter is). Only a record with a byte outside ASCII or a NUL is checked for UTF-8 here
+//! and searched for NUL by the checker.
 //!
 //! Everything the checker's messages need is decided here: each record's physical line (of
 //! its first byte), text after a closing quote, a bare carriage return, a record longer than
@@ -71,8 +72,9 @@ struct Open {
     /// Stream offset of its first byte.
     offset: u64,
     after_quote: Option<usize>,
-    /// Whether its text has a byte outside ASCII: only then is it checked for UTF-8.
-    non_ascii: bool,
+    /// Whether its text has a byte outside ASCII or a NUL: only then is it checked for UTF-8,
+    /// and only then does the checker search it for NUL.
+    unusual: bool,
 }
 
 pub(super) struct Lexer {
@@ -192,7 +194,7 @@ impl Lexer {
                             ends_start: out.ends.len(),
                             offset: self.offset + i as u64,
                             after_quote: None,
-                            non_ascii: false,
+                            unusual: false,
                         };
                         self.state = State::StartField;
                     }
@@ -266,7 +268,7 @@ impl Lexer {
                     }
                     let span = &rest[..n];
                     self.newlines += memchr::memchr_iter(b'\n', span).count() as u64;
-                    self.open.non_ascii |= !span.is_ascii();
+                    self.open.unusual |= has_unusual(span);
                     out.text.extend_from_slice(span);
                     i += n;
                     let Some(&b) = bytes.get(i) else { break };
@@ -390,30 +392,25 @@ impl Lexer {
         let mut blocks = span.chunks_exact(BLOCK);
         for block in &mut blocks {
             if let Ok(block) = <&[u8; BLOCK]>::try_from(block) {
-                let (mut delimiters, non_ascii) = classify(block, self.delimiter);
-                self.open.non_ascii |= non_ascii;
-                while delimiters != 0 {
-                    let at = base + delimiters.trailing_zeros() as usize;
-                    delimiters &= delimiters - 1;
-                    out.ends.push(before + at);
-                    from = at + 1;
-                }
+                let (delimiters, unusual) = classify(block, self.delimiter);
+                self.open.unusual |= unusual;
+                cut_at(delimiters, base, before, &mut from, out);
             }
             base += BLOCK;
         }
         let tail = blocks.remainder();
-        self.open.non_ascii |= !tail.is_ascii();
-        for (k, &b) in tail.iter().enumerate() {
-            if b == self.delimiter {
-                out.ends.push(before + base + k);
-                from = base + k + 1;
-            }
+        if !tail.is_empty() {
+            // The tail as a block of its own: one compare instead of a loop over its bytes.
+            let (delimiters, unusual) = classify(&padded(tail), self.delimiter);
+            self.open.unusual |= unusual;
+            let in_tail = (1u32 << tail.len()) - 1;
+            cut_at(delimiters & in_tail, base, before, &mut from, out);
         }
         from
     }
 
     fn push(&mut self, b: u8, out: &mut Filling) {
-        self.open.non_ascii |= !b.is_ascii();
+        self.open.unusual |= is_unusual(b);
         out.text.push(b);
     }
 
@@ -484,7 +481,7 @@ impl Lexer {
         self.last_ended_by_bare_cr = ended_by_bare_cr;
         let text = &out.text[open.text_start..];
         let ends = open.ends_start..out.ends.len();
-        if open.non_ascii
+        if open.unusual
             && let Some((field, valid_up_to)) = utf8_error(text, &out.ends[ends.clone()])
         {
             out.text.truncate(open.text_start);
@@ -501,6 +498,7 @@ impl Lexer {
             quirks,
             text_start: open.text_start,
             ends,
+            unusual: open.unusual,
         });
     }
 }
@@ -508,21 +506,44 @@ impl Lexer {
 /// Bytes per block of the delimiter search.
 const BLOCK: usize = 16;
 
-/// Where `delimiter` is in `block` (bit `i` for byte `i`), and whether any byte is outside
-/// ASCII: one compare of all 16 bytes at once.
+/// Ends a field at each delimiter of a block's `mask` (bit `i` for byte `base + i` of the
+/// span, whose text starts `before` bytes into the record); `from` moves past the last.
+fn cut_at(mut mask: u32, base: usize, before: usize, from: &mut usize, out: &mut Filling) {
+    while mask != 0 {
+        let at = base + mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        out.ends.push(before + at);
+        *from = at + 1;
+    }
+}
+
+/// Fewer than [`BLOCK`] bytes as a block, padded with spaces (never [unusual](is_unusual);
+/// a space delimiter's matches in the padding are masked off by the caller).
+fn padded(tail: &[u8]) -> [u8; BLOCK] {
+    let mut block = [b' '; BLOCK];
+    let n = tail.len().min(BLOCK);
+    block[..n].copy_from_slice(&tail[..n]);
+    block
+}
+
+/// Where `delimiter` is in `block` (bit `i` for byte `i`), and whether any byte is
+/// [unusual](is_unusual): one compare of all 16 bytes at once for each.
 #[cfg(target_arch = "x86_64")]
 fn classify(block: &[u8; BLOCK], delimiter: u8) -> (u32, bool) {
     use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        __m128i, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_set1_epi8,
     };
     // SAFETY: SSE2 is part of every x86_64 target, and the unaligned load reads exactly the
     // 16 bytes `block` borrows.
     unsafe {
         let bytes = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
         let delimiters = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(delimiter as i8));
+        // Signed, 1 > b holds for 0 and for 0x80-0xff (negative): NUL or outside ASCII.
+        let unusual = _mm_cmpgt_epi8(_mm_set1_epi8(1), bytes);
         (
             _mm_movemask_epi8(delimiters) as u32,
-            _mm_movemask_epi8(bytes) != 0,
+            _mm_movemask_epi8(unusual) != 0,
         )
     }
 }
@@ -540,7 +561,26 @@ fn classify_bytewise(block: &[u8; BLOCK], delimiter: u8) -> (u32, bool) {
         .enumerate()
         .filter(|(_, b)| **b == delimiter)
         .fold(0, |mask, (i, _)| mask | 1 << i);
-    (delimiters, !block.is_ascii())
+    (delimiters, block.iter().any(|&b| is_unusual(b)))
+}
+
+/// A NUL (which no sink can store, so the checker looks for it) or a byte outside ASCII
+/// (which may not be UTF-8): what makes a record worth a second look.
+fn is_unusual(b: u8) -> bool {
+    b.wrapping_sub(1) >= 0x7f
+}
+
+/// Whether any byte of `bytes` [is unusual](is_unusual), a block at a time.
+fn has_unusual(bytes: &[u8]) -> bool {
+    let mut blocks = bytes.chunks_exact(BLOCK);
+    let mut seen = false;
+    for block in &mut blocks {
+        if let Ok(block) = <&[u8; BLOCK]>::try_from(block) {
+            seen |= classify(block, 0).1;
+        }
+    }
+    let tail = blocks.remainder();
+    seen || (!tail.is_empty() && classify(&padded(tail), 0).1)
 }
 
 /// The first field of a record that is not UTF-8, and how far into it the text is valid.
@@ -564,7 +604,7 @@ mod tests {
     #[test]
     fn blocks_are_classified_as_byte_by_byte() {
         let mut rng = fastrand::Rng::with_seed(16);
-        let alphabet = [b',', b'a', b'"', b'\n', 0x80, 0xff, b';', 0];
+        let alphabet = [b',', b'a', b'"', b'\n', 0x80, 0xff, b';', 0, 1, 0x7f];
         for _ in 0..10_000 {
             let mut block = [0u8; BLOCK];
             block.fill_with(|| alphabet[rng.usize(0..alphabet.len())]);
@@ -574,6 +614,32 @@ mod tests {
                 classify_bytewise(&block, delimiter),
                 "{block:?}"
             );
+        }
+    }
+
+    #[test]
+    fn spans_of_any_length_are_searched_for_unusual_bytes() {
+        let mut rng = fastrand::Rng::with_seed(17);
+        for _ in 0..10_000 {
+            // Mostly ASCII, so that about half the spans have no unusual byte.
+            let span: Vec<u8> = (0..rng.usize(0..50))
+                .map(|_| match rng.usize(0..60) {
+                    0 => 0,
+                    1 => 0x80,
+                    2 => 0xff,
+                    3 => 0x7f,
+                    _ => b'a',
+                })
+                .collect();
+            let expected = span.iter().any(|&b| b == 0 || b >= 0x80);
+            assert_eq!(has_unusual(&span), expected, "{span:?}");
+        }
+    }
+
+    #[test]
+    fn unusual_bytes_are_nul_and_those_outside_ascii() {
+        for b in 0..=u8::MAX {
+            assert_eq!(is_unusual(b), b == 0 || !b.is_ascii(), "{b:#04x}");
         }
     }
 }

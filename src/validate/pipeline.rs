@@ -285,8 +285,8 @@ fn check_row(
         return false;
     }
     let mut ok = true;
-    // One scan of the whole record; the fields are searched only when it holds a NUL.
-    let has_nul = memchr::memchr(0, record.as_str().as_bytes()).is_some();
+    // The fields are searched only when the record holds a NUL.
+    let has_nul = record.has_nul();
     for (i, (column, field)) in plan.columns.iter().zip(record.iter()).enumerate() {
         if field.len() > rules.limits.max_field_bytes {
             errors.push(FileError::cell(

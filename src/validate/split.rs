@@ -48,6 +48,8 @@ pub(super) enum Event {
         quirks: Quirks,
         text_start: usize,
         ends: Range<usize>,
+        /// Whether its text may hold a NUL (it has a NUL or a byte outside ASCII).
+        unusual: bool,
     },
     /// A field is not UTF-8: a bad cell for a data row, the end for the header. Reading goes
     /// on after it.
@@ -126,19 +128,37 @@ pub struct Fields<'a> {
     /// Bytes between one field's end and the next one's start: 1 in a batch (the delimiter,
     /// copied with the text around it), 0 for JSON records.
     gap: usize,
+    /// False only when the splitter saw that the text holds no NUL.
+    may_hold_nul: bool,
 }
 
 impl<'a> Fields<'a> {
     /// Fields one after the other in `text`, `ends[i]` where field `i` ends in it. JSON
     /// records ([`super::record`]) use this.
     pub(super) fn from_parts(text: &'a str, ends: &'a [usize]) -> Fields<'a> {
-        Fields { text, ends, gap: 0 }
+        Fields {
+            text,
+            ends,
+            gap: 0,
+            may_hold_nul: true,
+        }
     }
 
     /// Fields as a batch holds them: as [`from_parts`](Self::from_parts), with one byte
-    /// between two fields.
-    pub(super) fn separated(text: &'a str, ends: &'a [usize]) -> Fields<'a> {
-        Fields { text, ends, gap: 1 }
+    /// between two fields; `unusual` as the splitter saw the record.
+    pub(super) fn separated(text: &'a str, ends: &'a [usize], unusual: bool) -> Fields<'a> {
+        Fields {
+            text,
+            ends,
+            gap: 1,
+            may_hold_nul: unusual,
+        }
+    }
+
+    /// Whether any field holds a NUL: searched only when the splitter saw a byte that may be
+    /// one.
+    pub fn has_nul(&self) -> bool {
+        self.may_hold_nul && memchr::memchr(0, self.text.as_bytes()).is_some()
     }
 
     pub fn len(&self) -> usize {
@@ -215,6 +235,7 @@ impl Records {
                 quirks,
                 text_start,
                 ends,
+                unusual,
             }) => {
                 let ends = self.batch.ends.get(ends).unwrap_or_default();
                 let text_end = text_start + ends.last().copied().unwrap_or(0);
@@ -227,6 +248,7 @@ impl Records {
                             .get(text_start..text_end)
                             .unwrap_or_default(),
                         ends,
+                        unusual,
                     ),
                 }
             }
@@ -340,7 +362,10 @@ mod tests {
         lexer.feed("before\na,,ünï,\"x,y\"\n".as_bytes(), &mut filling, is_full);
         let batch = Batch::sealed(filling);
         let Some(Event::Record {
-            text_start, ends, ..
+            text_start,
+            ends,
+            unusual,
+            ..
         }) = batch.events.get(1)
         else {
             panic!("the second event is a record");
@@ -349,6 +374,7 @@ mod tests {
         let fields = Fields::separated(
             &batch.text[*text_start..*text_start + ends.last().copied().unwrap_or(0)],
             ends,
+            *unusual,
         );
         assert_eq!(fields.len(), 4);
         assert_eq!(fields.iter().collect::<Vec<_>>(), ["a", "", "ünï", "x,y"]);

@@ -21,6 +21,8 @@ enum Seen {
         line: u64,
         quirks: Quirks,
         fields: Vec<String>,
+        /// Whether the checker finds a NUL in it (so the splitter's hint must not hide one).
+        has_nul: bool,
     },
     Utf8 {
         line: u64,
@@ -98,6 +100,7 @@ async fn oracle(input: &[u8], dialect: Dialect) -> Vec<Seen> {
                     line: line_of(input, &newlines, start),
                     quirks,
                     fields: record.iter().map(String::from).collect(),
+                    has_nul: record.iter().any(|field| field.contains('\0')),
                 });
             }
             Ok(false) => {
@@ -131,14 +134,16 @@ fn drain(filling: Filling, seen: &mut Vec<Seen>) {
                 quirks,
                 text_start,
                 ends,
+                unusual,
             } => {
                 let ends = &batch.ends[ends.clone()];
                 let text_end = text_start + ends.last().copied().unwrap_or(0);
-                let fields = Fields::separated(&batch.text[*text_start..text_end], ends);
+                let fields = Fields::separated(&batch.text[*text_start..text_end], ends, *unusual);
                 Seen::Record {
                     line: *line,
                     quirks: *quirks,
                     fields: fields.iter().map(String::from).collect(),
+                    has_nul: fields.has_nul(),
                 }
             }
             Event::Utf8 {
