@@ -531,8 +531,7 @@ fn padded(tail: &[u8]) -> [u8; BLOCK] {
 #[cfg(target_arch = "x86_64")]
 fn classify(block: &[u8; BLOCK], delimiter: u8) -> (u32, bool) {
     use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
-        _mm_set1_epi8,
+        __m128i, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
     };
     // SAFETY: SSE2 is part of every x86_64 target, and the unaligned load reads exactly the
     // 16 bytes `block` borrows.

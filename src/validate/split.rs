@@ -176,12 +176,6 @@ impl<'a> Fields<'a> {
         self.text.get(start..end)
     }
 
-    /// The record's text: every field, with what separates them (nothing, or the
-    /// delimiter).
-    pub fn as_str(&self) -> &'a str {
-        self.text
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
         let (text, ends, gap) = (self.text, self.ends, self.gap);
         ends.iter().scan(0, move |start, &end| {
@@ -380,6 +374,6 @@ mod tests {
         assert_eq!(fields.iter().collect::<Vec<_>>(), ["a", "", "ünï", "x,y"]);
         assert_eq!(fields.get(2), Some("ünï"));
         assert_eq!(fields.get(4), None);
-        assert_eq!(fields.as_str(), "a,,ünï,x,y");
+        assert_eq!(fields.text, "a,,ünï,x,y");
     }
 }
