@@ -9,8 +9,7 @@
 //! temporary staging table, and after the ledger row one `MERGE` brings them into `records`
 //! (present keys overwrite, others stay: jsonb `||`). The JSON is built by the client, so the
 //! SQL step only copies it. A file that names an id twice is merged in file order with an
-//! aggregate. A first file takes a second connection when one is free, so that the server
-//! parses its jsonb on one backend while the file's backend stores rows ([`stage`]).
+//! aggregate.
 
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
@@ -19,17 +18,15 @@ use std::sync::Arc;
 use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use deadpool_postgres::Transaction;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+use tokio_postgres::Transaction;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::batch::{BatchedLoad, Message, channel};
 use super::{OwnedRow, Sink, SinkError};
-use crate::ledger::{self, AppliedFile, Committed, FileRef, Table, Version};
+use crate::ledger::{self, AppliedFile, Committed, FileRef, Table};
 use crate::postgres::describe;
-
-mod stage;
 
 /// Key columns are `COLLATE "C"`: byte order, so comparisons are memcmp, whatever the
 /// database's locale. Migration 1 declared the key `id` first; migration 2 puts the
@@ -60,7 +57,6 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         "ALTER TABLE records DROP CONSTRAINT records_pkey,
             ADD CONSTRAINT records_pkey PRIMARY KEY (integration, entity, product_key, id);",
     ),
-    (3, stage::MIGRATION),
 ];
 
 /// Loads into one (integration, entity) wait here for each other until commit, so that what
@@ -158,11 +154,12 @@ impl Sink for PgSink {
     ) -> Result<BatchedLoad, SinkError> {
         let client = self.pool.get().await.map_err(|e| db_error(&self.url, e))?;
         let (tx, rx) = channel();
-        let (file, url, pool) = (file.clone(), self.url.clone(), self.pool.clone());
-        let writer =
-            tokio::spawn(
-                async move { write_file(&pool, client, &file, updated_at, rx, &url).await },
-            );
+        let (file, url) = (file.clone(), self.url.clone());
+        let writer = tokio::spawn(async move {
+            write_file(client, &file, updated_at, rx)
+                .await
+                .map_err(|e| db_error(&url, e))
+        });
         Ok(BatchedLoad::new(tx, writer, "PostgreSQL writer"))
     }
 }
@@ -215,48 +212,20 @@ async fn stage(
 }
 
 /// The load task: one transaction, committed only on `Commit`; if the channel closes
-/// without one, dropping the transaction rolls it back. A file into an (integration, entity)
-/// with no records takes a second connection when one is free at once, for the jsonb parse
-/// ([`stage`]); otherwise everything happens on this one.
+/// without one, dropping the transaction rolls it back.
 async fn write_file(
-    pool: &Pool,
     mut client: deadpool_postgres::Object,
-    file: &FileRef,
-    updated_at: DateTime<Utc>,
-    rx: mpsc::Receiver<Message>,
-    url: &str,
-) -> Result<(), SinkError> {
-    let db = |e| db_error(url, e);
-    let tx = client.transaction().await.map_err(db)?;
-    let entity = file.entity.as_str();
-    tx.execute(LOCK_SET, &[&file.integration, &entity])
-        .await
-        .map_err(db)?;
-    let has_records: bool = tx
-        .query_one(HAS_RECORDS, &[&file.integration, &entity])
-        .await
-        .map_err(db)?
-        .try_get(0)
-        .map_err(db)?;
-    stage::remove_abandoned(&tx).await.map_err(db)?;
-    if !has_records && let Some(parse) = stage::second_connection(pool).await {
-        return stage::write_first_file(tx, parse, file, updated_at, rx, url).await;
-    }
-    write_on_one_connection(tx, has_records, file, updated_at, rx)
-        .await
-        .map_err(db)
-}
-
-/// A file's rows over the file's own connection: straight into `records` (`has_records`
-/// false) or into the temporary staging table for the `MERGE`.
-async fn write_on_one_connection(
-    tx: Transaction<'_>,
-    has_records: bool,
     file: &FileRef,
     updated_at: DateTime<Utc>,
     mut rx: mpsc::Receiver<Message>,
 ) -> Result<(), tokio_postgres::Error> {
+    let mut tx = client.transaction().await?;
     let entity = file.entity.as_str();
+    tx.execute(LOCK_SET, &[&file.integration, &entity]).await?;
+    let has_records: bool = tx
+        .query_one(HAS_RECORDS, &[&file.integration, &entity])
+        .await?
+        .get(0);
     let mut route = if has_records {
         Route::Staging {
             writer: start_staging(&tx).await?,
@@ -338,91 +307,58 @@ async fn write_on_one_connection(
                         }
                     }
                 };
-                let ending = Ending {
-                    rows,
+                let file = FileRef {
                     version,
-                    also,
-                    reply,
+                    ..file.clone()
                 };
-                return finish(tx, file, updated_at, merge, ending, &[]).await;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// What the writer is told when the file's rows are all in.
-struct Ending {
-    rows: u64,
-    version: Version,
-    also: Vec<(FileRef, u64)>,
-    reply: oneshot::Sender<Committed>,
-}
-
-/// The end of a load whose rows are in: the ledger row, the merge of what was staged, the
-/// staging tables of the load (`chunks`) dropped, and the commit.
-async fn finish(
-    mut tx: Transaction<'_>,
-    file: &FileRef,
-    updated_at: DateTime<Utc>,
-    merge: Merge,
-    ending: Ending,
-    chunks: &[String],
-) -> Result<(), tokio_postgres::Error> {
-    let Ending {
-        rows,
-        version,
-        also,
-        reply,
-    } = ending;
-    let entity = file.entity.as_str();
-    let file = FileRef {
-        version,
-        ..file.clone()
-    };
-    // The ledger row first: a file applied meanwhile (or before a crash) makes
-    // this insert a no-op, and then nothing of this load is kept.
-    if let Committed::AlreadyApplied(prior) =
-        ledger::postgres::record(&tx, Table::Sink, &file, rows).await?
-    {
-        tx.rollback().await?;
-        let _ = reply.send(Committed::AlreadyApplied(prior));
-        return Ok(());
-    }
-    for (entry, rows) in &also {
-        ledger::postgres::record(&tx, Table::Sink, entry, *rows).await?;
-    }
-    let params: [&(dyn ToSql + Sync); 3] = [&file.integration, &entity, &updated_at];
-    match merge {
-        Merge::Nothing => {}
-        Merge::Held => {
-            tx.execute(UPSERT_HELD, &params).await?;
-        }
-        Merge::Staged => {
-            let savepoint = tx.savepoint("upsert").await?;
-            match savepoint.execute(UPSERT, &params).await {
-                Ok(_) => savepoint.commit().await?,
-                // An id twice in the file: "MERGE command cannot affect row a
-                // second time" when it exists, a unique violation when it is new.
-                Err(e)
-                    if e.code()
-                        == Some(&tokio_postgres::error::SqlState::CARDINALITY_VIOLATION)
-                        || e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+                // The ledger row first: a file applied meanwhile (or before a crash) makes
+                // this insert a no-op, and then nothing of this load is kept.
+                if let Committed::AlreadyApplied(prior) =
+                    ledger::postgres::record(&tx, Table::Sink, &file, rows).await?
                 {
-                    savepoint.rollback().await?;
-                    tx.execute(UPSERT_MERGED, &params).await?;
+                    tx.rollback().await?;
+                    let _ = reply.send(Committed::AlreadyApplied(prior));
+                    return Ok(());
                 }
-                Err(e) => return Err(e),
+                for (entry, rows) in &also {
+                    ledger::postgres::record(&tx, Table::Sink, entry, *rows).await?;
+                }
+                let params: [&(dyn ToSql + Sync); 3] = [&file.integration, &entity, &updated_at];
+                match merge {
+                    Merge::Nothing => {}
+                    Merge::Held => {
+                        tx.execute(UPSERT_HELD, &params).await?;
+                    }
+                    Merge::Staged => {
+                        let savepoint = tx.savepoint("upsert").await?;
+                        match savepoint.execute(UPSERT, &params).await {
+                            Ok(_) => savepoint.commit().await?,
+                            // An id twice in the file: "MERGE command cannot affect row a
+                            // second time" when it exists, a unique violation when it is new.
+                            Err(e)
+                                if e.code()
+                                    == Some(
+                                        &tokio_postgres::error::SqlState::CARDINALITY_VIOLATION,
+                                    )
+                                    || e.code()
+                                        == Some(
+                                            &tokio_postgres::error::SqlState::UNIQUE_VIOLATION,
+                                        ) =>
+                            {
+                                savepoint.rollback().await?;
+                                tx.execute(UPSERT_MERGED, &params).await?;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                crate::crash_point!("postgres-before-commit");
+                tx.commit().await?;
+                let _ = reply.send(Committed::Applied);
+                return Ok(());
             }
         }
     }
-    if !chunks.is_empty() {
-        tx.batch_execute(&format!("DROP TABLE {}", chunks.join(", ")))
-            .await?;
-    }
-    crate::crash_point!("postgres-before-commit");
-    tx.commit().await?;
-    let _ = reply.send(Committed::Applied);
     Ok(())
 }
 
