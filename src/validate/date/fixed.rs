@@ -183,9 +183,13 @@ impl Fixed {
         } = parts;
         let rest = &value[self.len..];
         let offset_seconds = if self.offset {
-            match parse_offset(rest)? {
-                (seconds, len) if len == rest.len() => seconds,
-                _ => return None,
+            match rest.as_bytes() {
+                // UTC, what most writers put there: no call to read it.
+                [b'Z' | b'z'] => 0,
+                _ => match parse_offset(rest)? {
+                    (seconds, len) if len == rest.len() => seconds,
+                    _ => return None,
+                },
             }
         } else if rest.is_empty() {
             0
