@@ -389,11 +389,14 @@ impl Lexer {
         out.text.extend_from_slice(span);
         let mut from = 0;
         let mut base = 0;
+        // Gathered here and stored once: a store to `self` per block costs more than the
+        // compare.
+        let mut unusual = false;
         let mut blocks = span.chunks_exact(BLOCK);
         for block in &mut blocks {
             if let Ok(block) = <&[u8; BLOCK]>::try_from(block) {
-                let (delimiters, unusual) = classify(block, self.delimiter);
-                self.open.unusual |= unusual;
+                let (delimiters, block_unusual) = classify(block, self.delimiter);
+                unusual |= block_unusual;
                 cut_at(delimiters, base, before, &mut from, out);
             }
             base += BLOCK;
@@ -401,11 +404,12 @@ impl Lexer {
         let tail = blocks.remainder();
         if !tail.is_empty() {
             // The tail as a block of its own: one compare instead of a loop over its bytes.
-            let (delimiters, unusual) = classify(&padded(tail), self.delimiter);
-            self.open.unusual |= unusual;
+            let (delimiters, tail_unusual) = classify(&padded(tail), self.delimiter);
+            unusual |= tail_unusual;
             let in_tail = (1u32 << tail.len()) - 1;
             cut_at(delimiters & in_tail, base, before, &mut from, out);
         }
+        self.open.unusual |= unusual;
         from
     }
 
@@ -424,12 +428,18 @@ impl Lexer {
     }
 
     /// Whether the record still fits `max_record_bytes` up to `end` of the current bytes;
-    /// if not, the fatal error is written and splitting stops.
+    /// if not, the fatal error is written and splitting stops. Inlined: it runs a few times
+    /// per record, and the error is out of line.
+    #[inline(always)]
     fn fits(&mut self, end: usize, out: &mut Filling) -> bool {
         let length = self.offset + end as u64 - self.open.offset;
-        if length <= self.record_limit as u64 {
-            return true;
-        }
+        length <= self.record_limit as u64 || self.too_long(out)
+    }
+
+    /// Ends splitting at a record longer than `max_record_bytes`; false.
+    #[cold]
+    #[inline(never)]
+    fn too_long(&mut self, out: &mut Filling) -> bool {
         self.abandon(out);
         out.events.push_back(Event::Fatal(Box::new(FileError::line(
             self.open.line,
