@@ -137,7 +137,12 @@ async fn read_file<C: RowConsumer>(
         plan.columns.get(plan.id_index).map(|c| c.role) == Some(Role::Id(AttributeType::Number));
     let mut last_line = 1;
     let quotes_balanced = loop {
-        let (line, quirks, fields) = match records.next().await {
+        let item = if records.ready() {
+            records.take()
+        } else {
+            records.next().await
+        };
+        let (line, quirks, fields) = match item {
             Item::Record {
                 line,
                 quirks,

@@ -223,6 +223,18 @@ impl Records {
                 }
             }
         }
+        self.take()
+    }
+
+    /// Whether the next event is already here, so that [`take`](Self::take) gives it
+    /// without a wait: most calls, and a future made and polled for each costs more than the
+    /// hand-over of a whole batch.
+    pub fn ready(&self) -> bool {
+        !self.batch.events.is_empty()
+    }
+
+    /// The next event of the batch at hand ([`ready`](Self::ready)); a `Failed` if none.
+    pub fn take(&mut self) -> Item<'_> {
         match self.batch.events.pop_front() {
             Some(Event::Record {
                 line,
