@@ -141,8 +141,9 @@ fn read_digits(bytes: &[u8], i: &mut usize, mantissa: &mut u64) -> usize {
     *i - start
 }
 
-/// Powers of ten that are exact in an `f64`.
-const EXACT_POWERS_OF_TEN: [f64; 16] = [
+/// Powers of ten that are exact in an `f64`. A `static`: as a `const` the table was copied
+/// onto the stack at every call.
+static EXACT_POWERS_OF_TEN: [f64; 16] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
 
