@@ -36,7 +36,7 @@ pub fn parse(field: &str, ty: AttributeType, dates: &DatePattern) -> Result<Cell
         return Ok(Cell::Absent);
     }
     if let AttributeType::String = ty {
-        return Ok(Cell::Text);
+        return Ok(string(field.len()));
     }
     let field = trim_padding(field);
     if field.is_empty() {
@@ -49,6 +49,16 @@ pub fn parse(field: &str, ty: AttributeType, dates: &DatePattern) -> Result<Cell
             .map(Cell::Bool)
             .ok_or(Expected::Boolean),
         AttributeType::Date => dates.parse(field).map(Cell::Date).ok_or(Expected::Date),
+    }
+}
+
+/// A string of `length` bytes: kept as written, or absent when empty.
+#[inline(always)]
+pub fn string(length: usize) -> Cell {
+    if length == 0 {
+        Cell::Absent
+    } else {
+        Cell::Text
     }
 }
 

@@ -176,6 +176,22 @@ impl<'a> Fields<'a> {
         self.text.get(start..end)
     }
 
+    /// Where each field starts and ends in the record's text: a field's length, without
+    /// slicing its text (which checks both ends for a character boundary).
+    pub fn spans(&self) -> impl Iterator<Item = (usize, usize)> + 'a {
+        let (ends, gap) = (self.ends, self.gap);
+        ends.iter().scan(0, move |start, &end| {
+            let span = (*start, end);
+            *start = end + gap;
+            Some(span)
+        })
+    }
+
+    /// The text of the field at `span` (one of [`spans`](Self::spans)).
+    pub fn text_at(&self, (start, end): (usize, usize)) -> &'a str {
+        self.text.get(start..end).unwrap_or_default()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
         let (text, ends, gap) = (self.text, self.ends, self.gap);
         ends.iter().scan(0, move |start, &end| {
