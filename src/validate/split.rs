@@ -193,12 +193,8 @@ impl<'a> Fields<'a> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
-        let (text, ends, gap) = (self.text, self.ends, self.gap);
-        ends.iter().scan(0, move |start, &end| {
-            let field = text.get(*start..end).unwrap_or_default();
-            *start = end + gap;
-            Some(field)
-        })
+        let fields = *self;
+        self.spans().map(move |span| fields.text_at(span))
     }
 }
 
